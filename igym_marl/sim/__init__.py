@@ -1,0 +1,14 @@
+"""igym_marl.sim: a steppable simulator of one vLLM-class LLM serving replica.
+
+Imports no RL library. Public API: :class:`Simulator` (``reset``/``advance``/``snapshot``),
+:class:`Knobs`, :class:`SimConfig`, :class:`Workload`, :class:`Tenant`, the metrics dataclasses,
+and :func:`igym_marl.sim.cost_model.predict_ms`.
+"""
+
+from .metrics import EpisodeMetrics, LatencyStats, TenantEpisode, TenantWindow, WindowMetrics
+from .simulator import Simulator, Snapshot
+from .toy import TOY_TENANTS, toy_workload
+from .types import Knobs, SimConfig, Tenant, Workload
+
+__all__ = ["Simulator", "Snapshot", "Knobs", "SimConfig", "Tenant", "Workload", "WindowMetrics",
+           "TenantWindow", "EpisodeMetrics", "TenantEpisode", "LatencyStats", "toy_workload", "TOY_TENANTS"]

@@ -15,8 +15,9 @@ An iteration's time is the sum of
 Everything is derived from ``profiles.py`` (datasheets, model shapes, fitted efficiencies);
 docs/fidelity.md reports predicted against measured times.
 
-The function :func:`iteration_s` takes the constants as a flat float array so that the numba
-kernel of the simulator can call the very same code.
+The function :func:`iteration_s` takes the constants as a flat float array and is compiled with
+numba, so the simulator's fast kernel, its reference implementation and the calibration all call
+the very same code.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from .profiles import ENGINE, EngineConstants, Replica, get_tier, make_replica
 
@@ -67,6 +69,7 @@ def cost_constants(replica: Replica, tier: str = "FP16", engine: EngineConstants
     return c
 
 
+@njit(cache=True)
 def smooth_max(a: float, b: float, p: float) -> float:
     """(a^p + b^p)^(1/p) for p in {2, 4}, computed with sqrt only (bit-identical everywhere)."""
     if p == 4.0:
@@ -76,11 +79,13 @@ def smooth_max(a: float, b: float, p: float) -> float:
     return math.sqrt(a * a + b * b)
 
 
+@njit(cache=True)
 def linear_layers_s(c: np.ndarray, tokens: float) -> float:
     """Time of the transformer layers' matmuls for `tokens` tokens (no attention, LM head, comm)."""
     return smooth_max(c[C_LIN_FLOP_S_PER_TOKEN] * tokens, c[C_LIN_MEM_S], c[C_KNEE_POWER]) + c[C_LAYER_OVERHEAD_S]
 
 
+@njit(cache=True)
 def iteration_s(c: np.ndarray, lin_tokens: float, sampled_tokens: float, prefill_pairs: float,
                 decode_kv_tokens: float, decode_q_pairs: float, n_seqs: float) -> float:
     """Seconds of one forward iteration.
@@ -106,6 +111,7 @@ def iteration_s(c: np.ndarray, lin_tokens: float, sampled_tokens: float, prefill
     return t
 
 
+@njit(cache=True)
 def prefill_pairs(chunk_tokens: float, prefix_tokens: float) -> float:
     """Causal query/key pairs of a chunk of `chunk_tokens` after `prefix_tokens` cached tokens."""
     return chunk_tokens * (prefix_tokens + (chunk_tokens + 1.0) / 2.0)

@@ -1,0 +1,38 @@
+"""Index constants shared by the fast kernel, the reference implementation and the metrics.
+
+The fast path keeps the request table as arrays (hot path: arrays, not objects):
+``ri: int64[N_RI, n]`` and ``rf: float64[N_RF, n]``, one column per request.
+"""
+
+# request status
+FUTURE, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
+# SLO outcome, decided once per request
+SLO_OPEN, SLO_MET, SLO_MISSED = 0, 1, 2
+
+# rows of ri (int64)
+PROMPT, OUT, TEN, STATUS, TARGET, DONE, GEN, BLOCKS, ADMIT, NPRE, SLO, KEY, DRAWS = range(13)
+N_RI = 13
+# rows of rf (float64)
+ARR, FIRST, FINISH, LAST = range(4)
+N_RF = 4
+
+# scalars (int64)
+S_NRUN, S_NEXT, S_FREE, S_CAP, S_ADMIT_CTR, S_PRE_CTR, S_WATERMARK = range(7)
+N_SI = 7
+
+# per-window counters (float64)
+(W_ITERS, W_BUSY_S, W_PREFILL_TOK, W_DECODE_TOK, W_EVICT, W_SPEC_PROPOSED, W_SPEC_ACCEPTED,
+ W_REJECTED, W_ARRIVED, W_KV_BLOCK_S, W_PREFILL_ITERS, W_MAX_ITER_S) = range(12)
+N_W = 12
+
+# event lists (int64[N_EV, n]) with counts in ev_n
+EV_DECIDED, EV_FIRST, EV_FINISHED = range(3)
+N_EV = 3
+
+# tenant table (float64[N_TF, T])
+TF_PRIO, TF_TTFT_S, TF_TPOT_S, TF_ACC0 = range(4)
+N_TF = 4
+
+# engine parameters (float64[N_P])
+P_CHUNK_BUDGET, P_PREFILL_BUDGET, P_BLOCK_TOKENS, P_DRAFT_RATIO, P_HALF_CTX = range(5)
+N_P = 5

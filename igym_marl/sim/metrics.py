@@ -1,0 +1,271 @@
+"""Window and episode metrics: pure functions of the request table and the window's events.
+
+Definitions follow vLLM's benchmark: TTFT = first token - arrival; TPOT = (end-to-end - TTFT) /
+(output tokens - 1); ITL = gaps between successive token deliveries of a request (a
+speculative pass delivers several tokens at once: one gap); end-to-end = finish - arrival.
+Latencies are reported in ms, percentiles with linear interpolation (numpy's default).
+
+SLOs: every request is judged once. It *misses* as soon as it is known to: its first token came
+later than the tenant's TTFT SLO, or it is still without a first token at a window's end past
+that SLO, or it was rejected (prompt larger than the KV pool). It *meets* when it finishes
+within both its TTFT and TPOT SLOs. Goodput counts requests (and their output tokens) that met.
+
+Percentiles of TTFT/TPOT/end-to-end in a window are over the requests that reached that event in
+the window; ITL percentiles come from a log-spaced histogram (bins 9 % wide, 0.1 ms to 100 s)
+and are the bin's geometric centre.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .layout import (ARR, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, GEN, OUT,
+                     REJECTED, RUNNING, SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TEN, W_ARRIVED,
+                     W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS, W_KV_BLOCK_S, W_MAX_ITER_S,
+                     W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED, W_SPEC_ACCEPTED, W_SPEC_PROPOSED,
+                     WAITING, PROMPT)
+
+NAN = float("nan")
+
+
+def itl_edges_ms(n_bins: int) -> np.ndarray:
+    """n_bins - 1 log-spaced edges from 0.1 ms to 100 s (bin b spans edges[b-1]..edges[b])."""
+    return np.geomspace(0.1, 1e5, n_bins - 1)
+
+
+def hist_percentile(counts: np.ndarray, edges: np.ndarray, q: float) -> float:
+    total = counts.sum()
+    if total == 0:
+        return NAN
+    b = int(np.searchsorted(np.cumsum(counts), q / 100.0 * total, side="left"))
+    if b == 0:
+        return float(edges[0])
+    if b >= edges.shape[0]:
+        return float(edges[-1])
+    return float(math.sqrt(edges[b - 1] * edges[b]))
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if x.size else NAN
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """p50/p99 in ms; NaN where no request reached the event."""
+
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    tpot_p50_ms: float
+    tpot_p99_ms: float
+    itl_p50_ms: float
+    itl_p99_ms: float
+    e2e_p50_ms: float
+    e2e_p99_ms: float
+
+
+def latency_stats(first_ids, fin_ids, ri, rf, itl_counts, edges) -> LatencyStats:
+    ttft = 1e3 * (rf[FIRST, first_ids] - rf[ARR, first_ids])
+    e2e = 1e3 * (rf[FINISH, fin_ids] - rf[ARR, fin_ids])
+    multi = fin_ids[ri[OUT, fin_ids] > 1]
+    tpot = 1e3 * (rf[FINISH, multi] - rf[FIRST, multi]) / (ri[OUT, multi] - 1)
+    return LatencyStats(_pct(ttft, 50), _pct(ttft, 99), _pct(tpot, 50), _pct(tpot, 99),
+                        hist_percentile(itl_counts, edges, 50), hist_percentile(itl_counts, edges, 99),
+                        _pct(e2e, 50), _pct(e2e, 99))
+
+
+@dataclass(frozen=True)
+class TenantWindow:
+    name: str
+    arrived: int  # requests that arrived in the window
+    first_tokens: int
+    finished: int
+    slo_met: int  # requests whose SLO outcome was decided in the window, as met
+    slo_missed: int
+    goodput_tokens: int  # output tokens of the requests that met their SLOs
+    slo_attainment: float  # met / (met + missed); NaN if nothing was decided
+    queue_depth: int  # waiting at the window's end
+    running: int
+    oldest_wait_ms: float  # age of the oldest waiting request at the window's end (0 if none)
+    latency: LatencyStats
+
+
+@dataclass(frozen=True)
+class WindowMetrics:
+    """What happened in one window of `seconds` (the nominal window; see clock_s)."""
+
+    t_start_s: float
+    seconds: float
+    clock_s: float  # where the engine clock stands (the last iteration may end past the window)
+    arrived: int
+    first_tokens: int
+    finished: int
+    rejected: int
+    slo_met: int
+    slo_missed: int
+    goodput_requests: int
+    goodput_tokens: int
+    slo_attainment: float
+    throughput_tps: float  # output tokens / s
+    prefill_tps: float  # prompt tokens computed / s (recompute included)
+    goodput_rps: float
+    goodput_tps: float
+    arrival_rate_rps: float
+    mean_prompt_tokens: float  # of the window's arrivals (NaN if none)
+    queue_depth: int
+    running: int
+    kv_blocks_used: int
+    kv_capacity_blocks: int
+    kv_occupancy: float  # used / capacity at the window's end
+    kv_occupancy_mean: float  # time-averaged over the window's busy iterations and idle time
+    gpu_memory_used_gb: float  # weights + activation reserve + KV pool at the budget, all GPUs
+    kv_used_gb: float
+    preemptions: int  # eviction events (recompute preemptions)
+    spec_proposed_tokens: int
+    spec_accepted_tokens: int
+    spec_acceptance_rate: float  # accepted / proposed draft tokens; NaN if none proposed
+    iterations: int
+    prefill_only_iterations: int
+    busy_fraction: float
+    max_iteration_ms: float
+    reload_s: float  # time lost to a quantization switch in this window
+    cost_per_1k_tokens: float  # $ per 1,000 output tokens; NaN if none
+    quality_tokens: float  # output tokens x the tier's quality factor
+    latency: LatencyStats
+    tenants: tuple[TenantWindow, ...]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges, tenants, si_state,
+                   gpu_memory_used_gb, kv_used_gb, reload_s, usd_per_hour, quality) -> WindowMetrics:
+    n_t = len(tenants)
+    first_ids = ev[EV_FIRST, : ev_n[EV_FIRST]]
+    fin_ids = ev[EV_FINISHED, : ev_n[EV_FINISHED]]
+    dec_ids = ev[EV_DECIDED, : ev_n[EV_DECIDED]]
+    arr_lo, arr_hi = si_state["arrived_range"]
+    arr_ids = np.arange(arr_lo, arr_hi)
+    met_mask = ri[SLO, dec_ids] == SLO_MET
+    met_ids = dec_ids[met_mask]
+    queue = si_state["queue_depth"]  # per tenant
+    running = si_state["running"]  # per tenant
+    oldest = si_state["oldest_wait_ms"]
+    per = []
+    for t in range(n_t):
+        f_t = first_ids[ri[TEN, first_ids] == t]
+        z_t = fin_ids[ri[TEN, fin_ids] == t]
+        d_t = dec_ids[ri[TEN, dec_ids] == t]
+        met = int(np.count_nonzero(ri[SLO, d_t] == SLO_MET))
+        miss = int(d_t.size - met)
+        m_t = met_ids[ri[TEN, met_ids] == t]
+        per.append(TenantWindow(
+            name=tenants[t].name,
+            arrived=int(np.count_nonzero(ri[TEN, arr_ids] == t)),
+            first_tokens=int(f_t.size), finished=int(z_t.size), slo_met=met, slo_missed=miss,
+            goodput_tokens=int(ri[OUT, m_t].sum()),
+            slo_attainment=met / (met + miss) if met + miss else NAN,
+            queue_depth=int(queue[t]), running=int(running[t]), oldest_wait_ms=float(oldest[t]),
+            latency=latency_stats(f_t, z_t, ri, rf, itl[t], edges)))
+    met = int(met_ids.size)
+    miss = int(dec_ids.size - met)
+    good_tok = int(ri[OUT, met_ids].sum())
+    cap = int(si_state["capacity"])
+    used = int(si_state["used"])
+    tokens = float(cnt[W_DECODE_TOK])
+    proposed = int(cnt[W_SPEC_PROPOSED])
+    span = max(clock - t_start, seconds)
+    return WindowMetrics(
+        t_start_s=t_start, seconds=seconds, clock_s=clock,
+        arrived=int(arr_ids.size), first_tokens=int(first_ids.size), finished=int(fin_ids.size),
+        rejected=int(cnt[W_REJECTED]), slo_met=met, slo_missed=miss, goodput_requests=met,
+        goodput_tokens=good_tok, slo_attainment=met / (met + miss) if met + miss else NAN,
+        throughput_tps=tokens / seconds, prefill_tps=float(cnt[W_PREFILL_TOK]) / seconds,
+        goodput_rps=met / seconds, goodput_tps=good_tok / seconds, arrival_rate_rps=arr_ids.size / seconds,
+        mean_prompt_tokens=float(ri[PROMPT, arr_ids].mean()) if arr_ids.size else NAN,
+        queue_depth=int(queue.sum()), running=int(running.sum()), kv_blocks_used=used, kv_capacity_blocks=cap,
+        kv_occupancy=used / cap if cap else 0.0,
+        kv_occupancy_mean=float(cnt[W_KV_BLOCK_S]) / span / cap if cap else 0.0,
+        gpu_memory_used_gb=gpu_memory_used_gb, kv_used_gb=kv_used_gb, preemptions=int(cnt[W_EVICT]),
+        spec_proposed_tokens=proposed, spec_accepted_tokens=int(cnt[W_SPEC_ACCEPTED]),
+        spec_acceptance_rate=cnt[W_SPEC_ACCEPTED] / proposed if proposed else NAN,
+        iterations=int(cnt[W_ITERS]), prefill_only_iterations=int(cnt[W_PREFILL_ITERS]),
+        busy_fraction=float(cnt[W_BUSY_S]) / span, max_iteration_ms=1e3 * float(cnt[W_MAX_ITER_S]),
+        reload_s=reload_s,
+        cost_per_1k_tokens=usd_per_hour * seconds / 3600.0 / (tokens / 1000.0) if tokens else NAN,
+        quality_tokens=tokens * quality,
+        latency=latency_stats(first_ids, fin_ids, ri, rf, itl.sum(axis=0), edges),
+        tenants=tuple(per))
+
+
+@dataclass(frozen=True)
+class TenantEpisode:
+    name: str
+    offered: int  # requests that arrived
+    finished: int
+    rejected: int
+    slo_met: int
+    slo_missed: int  # decided misses + requests still open but already late
+    unfinished: int  # waiting or running at the end
+    goodput_tokens: int
+    slo_attainment: float  # met / offered (a request never served has missed)
+    latency: LatencyStats
+
+
+@dataclass(frozen=True)
+class EpisodeMetrics:
+    duration_s: float
+    offered: int
+    finished: int
+    rejected: int
+    unfinished: int
+    slo_met: int
+    goodput_tokens: int
+    slo_attainment: float  # met / offered
+    throughput_tps: float
+    preemptions: int
+    spec_acceptance_rate: float
+    cost_per_1k_tokens: float
+    latency: LatencyStats
+    tenants: tuple[TenantEpisode, ...]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def episode_metrics(*, duration_s, ri, rf, n_arrived, totals, itl_total, edges, tenants, usd_per_hour):
+    ids = np.arange(n_arrived)
+    st = ri[STATUS, ids]
+    fin = ids[st == FINISHED]
+    first = ids[~np.isnan(rf[FIRST, ids])]
+    met_ids = ids[ri[SLO, ids] == SLO_MET]
+    per = []
+    for t, ten in enumerate(tenants):
+        sel = ri[TEN, ids] == t
+        off = int(sel.sum())
+        met = int(np.count_nonzero(sel & (ri[SLO, ids] == SLO_MET)))
+        per.append(TenantEpisode(
+            name=ten.name, offered=off, finished=int(np.count_nonzero(sel & (st == FINISHED))),
+            rejected=int(np.count_nonzero(sel & (st == REJECTED))), slo_met=met, slo_missed=off - met,
+            unfinished=int(np.count_nonzero(sel & ((st == WAITING) | (st == RUNNING)))),
+            goodput_tokens=int(ri[OUT, ids[sel & (ri[SLO, ids] == SLO_MET)]].sum()),
+            slo_attainment=met / off if off else NAN,
+            latency=latency_stats(first[ri[TEN, first] == t], fin[ri[TEN, fin] == t], ri, rf, itl_total[t], edges)))
+    tokens = float(totals[W_DECODE_TOK])
+    proposed = totals[W_SPEC_PROPOSED]
+    return EpisodeMetrics(
+        duration_s=duration_s, offered=int(n_arrived), finished=int(fin.size),
+        rejected=int(np.count_nonzero(st == REJECTED)),
+        unfinished=int(np.count_nonzero((st == WAITING) | (st == RUNNING))),
+        slo_met=int(met_ids.size), goodput_tokens=int(ri[OUT, met_ids].sum()),
+        slo_attainment=met_ids.size / n_arrived if n_arrived else NAN,
+        throughput_tps=tokens / duration_s if duration_s else NAN, preemptions=int(totals[W_EVICT]),
+        spec_acceptance_rate=float(totals[W_SPEC_ACCEPTED] / proposed) if proposed else NAN,
+        cost_per_1k_tokens=usd_per_hour * duration_s / 3600.0 / (tokens / 1000.0) if tokens else NAN,
+        latency=latency_stats(first, fin, ri, rf, itl_total.sum(axis=0), edges), tenants=tuple(per))
+
+
+__all__ = ["WindowMetrics", "TenantWindow", "EpisodeMetrics", "TenantEpisode", "LatencyStats",
+           "window_metrics", "episode_metrics", "itl_edges_ms", "hist_percentile"]

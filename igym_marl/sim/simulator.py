@@ -1,0 +1,255 @@
+"""The steppable simulator of one vLLM-class serving replica.
+
+>>> from igym_marl.sim import Simulator, SimConfig, Knobs, toy_workload
+>>> sim = Simulator(SimConfig())
+>>> sim.reset(toy_workload(), seed=0)
+>>> m = sim.advance(5.0, Knobs(batch_cap=8))
+>>> m.finished
+3
+
+``reset(workload, seed)`` loads a workload; ``advance(seconds, knobs)`` applies the knobs and
+runs the engine for one window, returning that window's :class:`WindowMetrics`;
+``snapshot()`` describes the current state; ``episode_metrics()`` summarises everything so far.
+
+Knob changes take effect at the window's start. A new quantization tier costs a reload pause
+(``SimConfig.reload_fixed_s`` plus the new weights over the host-to-device link) during which no
+iteration runs; a smaller KV budget preempts requests until the held blocks fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cost_model as cm
+from . import engine
+from .layout import (ARR, BLOCKS, FINISH, FIRST, LAST, N_EV, N_P, N_RF, N_RI, N_SI, N_TF, N_W, OUT,
+                     P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET,
+                     PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, S_NRUN, S_WATERMARK, STATUS, TARGET,
+                     TEN, TF_ACC0, TF_PRIO, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S, WAITING, FINISHED,
+                     REJECTED)
+from .metrics import EpisodeMetrics, WindowMetrics, episode_metrics, itl_edges_ms, window_metrics
+from .profiles import GB, get_tier
+from .types import Knobs, SimConfig, Workload, _float_in
+
+MAX_RUNNING = 512  # batch_cap's upper bound: running sequences never exceed it
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The engine's state between windows."""
+
+    clock_s: float
+    knobs: Knobs
+    arrived: int
+    waiting: tuple[int, ...]  # per tenant
+    running: tuple[int, ...]  # per tenant
+    finished: int
+    rejected: int
+    kv_blocks_used: int
+    kv_capacity_blocks: int
+    pending_prompt_tokens: int  # prompt tokens of waiting requests (recompute included)
+    max_waiting_prompt_tokens: int
+
+
+def _seed_from(seed) -> int:
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63 - 1))
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        return int(np.random.default_rng(seed).integers(0, 2**63 - 1))
+    raise ValueError(f"seed={seed!r} must be a non-negative integer, a numpy Generator or None")
+
+
+class Simulator:
+    """One serving replica, advanced window by window (fast numba kernel)."""
+
+    def __init__(self, config: SimConfig | None = None):
+        self.config = config if config is not None else SimConfig()
+        if not isinstance(self.config, SimConfig):
+            raise ValueError(f"config must be a SimConfig, got {type(self.config).__name__}")
+        self.replica = self.config.replica()
+        self._consts = {t: cm.cost_constants(self.replica, t) for t in ("FP16", "INT8", "INT4")}
+        self._edges = itl_edges_ms(self.config.itl_hist_bins)
+        self._prm = np.zeros(N_P)
+        self._prm[P_CHUNK_BUDGET] = self.config.chunk_token_budget
+        self._prm[P_PREFILL_BUDGET] = self.config.prefill_token_budget
+        self._prm[P_BLOCK_TOKENS] = self.config.block_tokens
+        self._prm[P_DRAFT_RATIO] = self.config.draft_cost_ratio
+        self._prm[P_HALF_CTX] = self.config.acceptance_half_context
+        self.workload: Workload | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def reset(self, workload: Workload, seed=None, knobs: Knobs | None = None) -> None:
+        """Load `workload` at clock 0 with the weights of `knobs.quantization_tier` (default FP16)."""
+        if not isinstance(workload, Workload):
+            raise ValueError(f"workload must be a Workload, got {type(workload).__name__}")
+        knobs = knobs if knobs is not None else Knobs()
+        if not isinstance(knobs, Knobs):
+            raise ValueError(f"knobs must be a Knobs, got {type(knobs).__name__}")
+        self.workload = workload
+        self.seed = _seed_from(seed)
+        n, n_t = len(workload), len(workload.tenants)
+        self.ri = np.zeros((N_RI, n), dtype=np.int64)
+        self.rf = np.full((N_RF, n), np.nan)
+        self.ri[PROMPT] = workload.prompt_tokens
+        self.ri[OUT] = workload.output_tokens
+        self.ri[TEN] = workload.tenant
+        self.ri[TARGET] = workload.prompt_tokens
+        self.rf[ARR] = workload.arrival_s
+        self.si = np.zeros(N_SI, dtype=np.int64)
+        self.sf = np.zeros(1)
+        self.run = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
+        self.q = np.zeros((n_t, max(n, 1)), dtype=np.int64)
+        self.qh = np.zeros(n_t, dtype=np.int64)
+        self.ql = np.zeros(n_t, dtype=np.int64)
+        self.tf = np.zeros((N_TF, n_t))
+        for t, ten in enumerate(workload.tenants):
+            self.tf[TF_PRIO, t] = ten.priority
+            self.tf[TF_TTFT_S, t] = ten.ttft_slo_ms / 1e3
+            self.tf[TF_TPOT_S, t] = ten.tpot_slo_ms / 1e3
+            self.tf[TF_ACC0, t] = ten.spec_acceptance
+        self.cnt = np.zeros(N_W)
+        self.totals = np.zeros(N_W)
+        self.ev = np.zeros((N_EV, max(n, 1)), dtype=np.int64)
+        self.ev_n = np.zeros(N_EV, dtype=np.int64)
+        self.itl = np.zeros((n_t, self.config.itl_hist_bins), dtype=np.int64)
+        self.itl_total = np.zeros_like(self.itl)
+        self._pf_ids = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
+        self._pf_chunk = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
+        self._scratch = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
+        self.knobs = knobs
+        self.t_nominal = 0.0
+        self.windows = 0
+        cap = self._capacity(knobs)
+        self.si[S_CAP] = cap
+        self.si[S_FREE] = cap
+        self.si[S_WATERMARK] = int(self.config.watermark_fraction * cap)
+
+    def _capacity(self, knobs: Knobs) -> int:
+        return self.replica.kv_capacity_blocks(knobs.quantization_tier, knobs.kv_budget_fraction,
+                                               self.config.block_tokens)
+
+    def _require_reset(self):
+        if self.workload is None:
+            raise RuntimeError("call reset(workload, seed) before advance()")
+
+    # ------------------------------------------------------------------ stepping
+    def advance(self, seconds: float, knobs: Knobs) -> WindowMetrics:
+        """Apply `knobs`, run the engine for `seconds` of simulated time, return the window's metrics."""
+        self._require_reset()
+        seconds = _float_in("seconds", seconds, 1e-6, 1e7)
+        if not isinstance(knobs, Knobs):
+            raise ValueError(f"knobs must be a Knobs (validated dataclass), got {type(knobs).__name__}")
+        t_start = self.t_nominal
+        t_end = t_start + seconds
+        reload_s = 0.0
+        if knobs.quantization_tier != self.knobs.quantization_tier:
+            reload_s = self.config.reload_fixed_s + (
+                self.replica.weights_gb(knobs.quantization_tier) / self.replica.tp / self.config.host_to_device_gb_per_s)
+            self.sf[0] += reload_s
+        cap = self._capacity(knobs)
+        self.si[S_FREE] += cap - self.si[S_CAP]
+        self.si[S_CAP] = cap
+        self.si[S_WATERMARK] = int(self.config.watermark_fraction * cap)
+        self.knobs = knobs
+        self.cnt[:] = 0.0
+        self.ev_n[:] = 0
+        self.itl[:] = 0
+        arrived_before = int(self.si[S_NEXT])
+        self._run_window(t_end, knobs)
+        max_iter = max(self.totals[W_MAX_ITER_S], self.cnt[W_MAX_ITER_S])
+        self.totals += self.cnt
+        self.totals[W_MAX_ITER_S] = max_iter
+        self.itl_total += self.itl
+        self.t_nominal = t_end
+        self.windows += 1
+        return self._window_metrics(t_start, seconds, arrived_before, reload_s, knobs)
+
+    def _run_window(self, t_end: float, knobs: Knobs) -> None:
+        engine.run_window(t_end, knobs.batch_cap, knobs.speculation_depth, knobs.prefill_decode_split,
+                          knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
+                          np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,
+                          self.qh, self.ql, self.cnt, self.ev, self.ev_n, self.itl, self._edges, self._pf_ids,
+                          self._pf_chunk, self._scratch)
+
+    # ------------------------------------------------------------------ observation
+    def _queue_ids(self, t: int) -> np.ndarray:
+        n = self.q.shape[1]
+        return self.q[t, (self.qh[t] + np.arange(self.ql[t])) % n]
+
+    def _state_summary(self, arrived_before: int) -> dict:
+        n_t = len(self.workload.tenants)
+        run_ids = self.run[: self.si[S_NRUN]]
+        running = np.bincount(self.ri[TEN, run_ids], minlength=n_t)
+        clock = self.sf[0]
+        oldest = np.zeros(n_t)
+        for t in range(n_t):
+            if self.ql[t]:
+                oldest[t] = 1e3 * (clock - self.rf[ARR, self._queue_ids(t)].min())
+        return {"arrived_range": (arrived_before, int(self.si[S_NEXT])), "queue_depth": self.ql.copy(),
+                "running": running, "oldest_wait_ms": oldest, "capacity": int(self.si[S_CAP]),
+                "used": int(self.si[S_CAP] - self.si[S_FREE])}
+
+    def _memory_gb(self, knobs: Knobs) -> tuple[float, float]:
+        r, used = self.replica, int(self.si[S_CAP] - self.si[S_FREE])
+        bb = r.block_bytes(self.config.block_tokens) / GB
+        reserved = r.weights_gb(knobs.quantization_tier) + r.activation_reserve_gb * r.tp + self.si[S_CAP] * bb
+        return float(reserved), float(used * bb)
+
+    def _window_metrics(self, t_start, seconds, arrived_before, reload_s, knobs) -> WindowMetrics:
+        mem, kv_used = self._memory_gb(knobs)
+        return window_metrics(
+            t_start=t_start, seconds=seconds, clock=float(self.sf[0]), ri=self.ri, rf=self.rf, cnt=self.cnt,
+            ev=self.ev, ev_n=self.ev_n, itl=self.itl, edges=self._edges, tenants=self.workload.tenants,
+            si_state=self._state_summary(arrived_before), gpu_memory_used_gb=mem, kv_used_gb=kv_used,
+            reload_s=reload_s, usd_per_hour=self.config.gpu_hour_usd * self.replica.tp,
+            quality=get_tier(knobs.quantization_tier).quality)
+
+    def snapshot(self) -> Snapshot:
+        self._require_reset()
+        n_t = len(self.workload.tenants)
+        n_arr = int(self.si[S_NEXT])
+        st = self.ri[STATUS, :n_arr]
+        waiting_ids = np.concatenate([self._queue_ids(t) for t in range(n_t)]) if n_t else np.zeros(0, np.int64)
+        pend = self.ri[TARGET, waiting_ids]
+        run_ids = self.run[: self.si[S_NRUN]]
+        return Snapshot(
+            clock_s=float(self.sf[0]), knobs=self.knobs, arrived=n_arr,
+            waiting=tuple(int(x) for x in self.ql),
+            running=tuple(int(x) for x in np.bincount(self.ri[TEN, run_ids], minlength=n_t)),
+            finished=int(np.count_nonzero(st == FINISHED)), rejected=int(np.count_nonzero(st == REJECTED)),
+            kv_blocks_used=int(self.si[S_CAP] - self.si[S_FREE]), kv_capacity_blocks=int(self.si[S_CAP]),
+            pending_prompt_tokens=int(pend.sum()), max_waiting_prompt_tokens=int(pend.max()) if pend.size else 0)
+
+    def episode_metrics(self) -> EpisodeMetrics:
+        """Everything since reset: every arrived request is accounted for (finished, rejected or open)."""
+        self._require_reset()
+        return episode_metrics(duration_s=self.t_nominal, ri=self.ri, rf=self.rf, n_arrived=int(self.si[S_NEXT]),
+                               totals=self.totals, itl_total=self.itl_total, edges=self._edges,
+                               tenants=self.workload.tenants,
+                               usd_per_hour=self.config.gpu_hour_usd * self.replica.tp)
+
+    @property
+    def clock_s(self) -> float:
+        return float(self.sf[0])
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the state is inconsistent (used by tests; cheap enough to call often)."""
+        n_arr = int(self.si[S_NEXT])
+        st = self.ri[STATUS, :n_arr]
+        n_wait = int(np.count_nonzero(st == WAITING))
+        n_run = int(np.count_nonzero(st == RUNNING))
+        assert n_wait == int(self.ql.sum()), "queue lengths disagree with waiting requests"
+        assert n_run == int(self.si[S_NRUN]), "running list disagrees with running requests"
+        assert n_wait + n_run + np.count_nonzero(st == FINISHED) + np.count_nonzero(st == REJECTED) == n_arr
+        held = int(self.ri[BLOCKS].sum())
+        assert held == self.si[S_CAP] - self.si[S_FREE], "blocks held != blocks in use"
+        assert 0 <= held <= self.si[S_CAP], "KV blocks in use exceed capacity"
+        assert np.all(self.ri[STATUS, n_arr:] == 0), "a future request changed state"
+        fin = self.ri[STATUS] == FINISHED
+        assert np.all(self.rf[FIRST, fin] <= self.rf[FINISH, fin]), "TTFT > end-to-end"
+        assert np.all(self.rf[FIRST, fin] >= self.rf[ARR, fin]), "first token before arrival"
+        assert np.all(self.ri[BLOCKS, ~(self.ri[STATUS] == RUNNING)] == 0), "a non-running request holds blocks"
+        assert np.all(self.rf[LAST, fin] == self.rf[FINISH, fin])

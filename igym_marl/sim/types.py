@@ -1,0 +1,229 @@
+"""The simulator's input types: knobs, tenants, workloads and the engine configuration.
+
+All are frozen, validated dataclasses; building one has no side effects. A bad value raises
+ValueError naming the field, the value and what is allowed. Nothing is clamped.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .profiles import QUANT_TIERS, Replica, make_replica
+
+BATCH_CAP_RANGE = (1, 512)
+KV_BUDGET_RANGE = (0.1, 1.0)
+SPEC_DEPTH_RANGE = (0, 8)
+
+
+def _int_in(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; allowed: an integer in {lo}..{hi}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name}={value!r} is out of range; allowed: an integer in {lo}..{hi}")
+    return int(value)
+
+
+def _float_in(name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; allowed: a number in {lo}..{hi}")
+    v = float(value)
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{name}={value!r} is out of range; allowed: a number in {lo}..{hi}")
+    return v
+
+
+def _bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} has type {type(value).__name__}; allowed: True or False")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The six InferenceGym control fields, with their original names and ranges.
+
+    batch_cap: max running sequences (vLLM max_num_seqs), integer 1..512.
+    kv_budget_fraction: share of the KV pool requests may use, 0.1..1.0.
+    speculation_depth: draft tokens per verification pass, integer 0..8 (0 = off).
+    quantization_tier: weight tier, "FP16", "INT8" or "INT4".
+    prefill_decode_split: True = chunked prefill (decodes first, prompt chunks fill the token
+      budget); False = prefill-first (new prompts run in their own iterations).
+    priority_routing: True = tenant priority orders admission and preemption; False = FCFS.
+    """
+
+    batch_cap: int = 256
+    kv_budget_fraction: float = 0.9
+    speculation_depth: int = 0
+    quantization_tier: str = "FP16"
+    prefill_decode_split: bool = True
+    priority_routing: bool = False
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "batch_cap", _int_in("batch_cap", self.batch_cap, *BATCH_CAP_RANGE))
+        set_(self, "kv_budget_fraction", _float_in("kv_budget_fraction", self.kv_budget_fraction, *KV_BUDGET_RANGE))
+        set_(self, "speculation_depth", _int_in("speculation_depth", self.speculation_depth, *SPEC_DEPTH_RANGE))
+        if not isinstance(self.quantization_tier, str) or self.quantization_tier not in QUANT_TIERS:
+            raise ValueError(f"quantization_tier={self.quantization_tier!r} is not allowed; "
+                             f"allowed: {', '.join(QUANT_TIERS)}")
+        set_(self, "prefill_decode_split", _bool("prefill_decode_split", self.prefill_decode_split))
+        set_(self, "priority_routing", _bool("priority_routing", self.priority_routing))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Knobs":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown knob field(s) {sorted(unknown)}; allowed: {sorted(names)}")
+        missing = names - set(d)
+        if missing:
+            raise ValueError(f"missing knob field(s) {sorted(missing)}")
+        return cls(**d)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A traffic class with its SLOs.
+
+    priority: larger is more important (used when priority_routing is on).
+    ttft_slo_ms / tpot_slo_ms: p99 targets; each request is judged against them.
+    spec_acceptance: draft-token acceptance rate at zero context (falls with context length).
+    weight: share of the score given to this tenant's goodput (used by the env's score).
+    """
+
+    name: str
+    ttft_slo_ms: float
+    tpot_slo_ms: float
+    priority: int = 0
+    spec_acceptance: float = 0.7
+    weight: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Tenant.name={self.name!r} must be a non-empty string")
+        _float_in("Tenant.ttft_slo_ms", self.ttft_slo_ms, 1e-3, 1e9)
+        _float_in("Tenant.tpot_slo_ms", self.tpot_slo_ms, 1e-3, 1e9)
+        _int_in("Tenant.priority", self.priority, -1000, 1000)
+        _float_in("Tenant.spec_acceptance", self.spec_acceptance, 0.0, 0.99)
+        _float_in("Tenant.weight", self.weight, 0.0, 1e6)
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """Requests as a structure of arrays, sorted by arrival time.
+
+    arrival_s: float64[n], seconds from the episode start, non-decreasing.
+    prompt_tokens: int64[n] >= 1; output_tokens: int64[n] >= 1.
+    tenant: int64[n], index into `tenants`.
+    """
+
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    tenant: np.ndarray
+    tenants: tuple[Tenant, ...]
+    name: str = "workload"
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        if not self.tenants or not all(isinstance(t, Tenant) for t in self.tenants):
+            raise ValueError("Workload.tenants must be a non-empty tuple of Tenant")
+        set_(self, "tenants", tuple(self.tenants))
+        arr = np.asarray(self.arrival_s, dtype=np.float64)
+        n = arr.shape[0]
+        cols = {}
+        for name in ("prompt_tokens", "output_tokens", "tenant"):
+            a = np.asarray(getattr(self, name))
+            if a.shape != (n,):
+                raise ValueError(f"Workload.{name} has shape {a.shape}; expected ({n},) like arrival_s")
+            if a.size and not np.issubdtype(a.dtype, np.integer):
+                if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+                    raise ValueError(f"Workload.{name} must hold integers")
+            cols[name] = a.astype(np.int64)
+        if arr.ndim != 1:
+            raise ValueError(f"Workload.arrival_s must be 1-D; got shape {arr.shape}")
+        if n and (not np.all(np.isfinite(arr)) or arr.min() < 0):
+            raise ValueError("Workload.arrival_s must be finite and >= 0")
+        if n > 1 and np.any(np.diff(arr) < 0):
+            i = int(np.argmax(np.diff(arr) < 0))
+            raise ValueError(f"Workload.arrival_s must be sorted; request {i + 1} arrives before request {i}")
+        for name in ("prompt_tokens", "output_tokens"):
+            if n and cols[name].min() < 1:
+                i = int(np.argmin(cols[name]))
+                raise ValueError(f"Workload.{name}[{i}]={cols[name][i]} must be >= 1")
+        if n and (cols["tenant"].min() < 0 or cols["tenant"].max() >= len(self.tenants)):
+            raise ValueError(f"Workload.tenant must index tenants 0..{len(self.tenants) - 1}")
+        for a in (arr, *cols.values()):
+            a.setflags(write=False)
+        set_(self, "arrival_s", arr)
+        for k, v in cols.items():
+            set_(self, k, v)
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.shape[0])
+
+    @classmethod
+    def from_requests(cls, requests, tenants, name: str = "workload") -> "Workload":
+        """From (arrival_s, prompt_tokens, output_tokens, tenant_index) tuples (sorted here, stably)."""
+        rows = sorted(requests, key=lambda r: r[0])
+        a = np.array([r[0] for r in rows], dtype=np.float64)
+        cols = [np.array([r[i] for r in rows], dtype=np.int64) for i in (1, 2, 3)]
+        return cls(a, *cols, tenants=tuple(tenants), name=name)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The replica and the engine settings that agents do not control.
+
+    chunk_token_budget: prefill+decode tokens per iteration with chunked prefill (Sarathi chunk).
+    prefill_token_budget: prompt tokens per prefill iteration without chunking (vLLM
+      max_num_batched_tokens); a single longer prompt still runs, alone.
+    watermark_fraction: share of KV blocks kept free at admission (vLLM: 1 %).
+    draft_cost_ratio: one draft step's cost as a fraction of a target decode step (c).
+    acceptance_half_context: context length (tokens) at which acceptance halves.
+    reload_fixed_s / host_to_device_gb_per_s: cost of switching quantization tier (new weights
+      copied from host memory, then graph re-capture).
+    """
+
+    model: str = "llama-3-8b"
+    gpu: str = "a100-80gb"
+    tp: int = 1
+    gpu_memory_utilization: float = 0.9
+    activation_reserve_gb: float = 2.0
+    block_tokens: int = 16
+    watermark_fraction: float = 0.01
+    chunk_token_budget: int = 2048
+    prefill_token_budget: int = 8192
+    draft_cost_ratio: float = 0.08
+    acceptance_half_context: float = 8192.0
+    reload_fixed_s: float = 2.0
+    host_to_device_gb_per_s: float = 20.0
+    usd_per_gpu_hour: float | None = None  # None = the GPU profile's figure
+    itl_hist_bins: int = field(default=160, repr=False)
+
+    def __post_init__(self):
+        _int_in("block_tokens", self.block_tokens, 1, 1024)
+        _float_in("watermark_fraction", self.watermark_fraction, 0.0, 0.5)
+        _int_in("chunk_token_budget", self.chunk_token_budget, 16, 1 << 20)
+        _int_in("prefill_token_budget", self.prefill_token_budget, 16, 1 << 20)
+        _float_in("draft_cost_ratio", self.draft_cost_ratio, 0.0, 1.0)
+        _float_in("acceptance_half_context", self.acceptance_half_context, 1.0, 1e9)
+        _float_in("reload_fixed_s", self.reload_fixed_s, 0.0, 3600.0)
+        _float_in("host_to_device_gb_per_s", self.host_to_device_gb_per_s, 0.1, 1e4)
+        if self.usd_per_gpu_hour is not None:
+            _float_in("usd_per_gpu_hour", self.usd_per_gpu_hour, 0.0, 1e4)
+        self.replica()  # validates model, gpu, tp and that the weights fit
+
+    def replica(self) -> Replica:
+        return make_replica(self.model, self.gpu, self.tp, self.gpu_memory_utilization, self.activation_reserve_gb)
+
+    @property
+    def gpu_hour_usd(self) -> float:
+        return self.usd_per_gpu_hour if self.usd_per_gpu_hour is not None else self.replica().gpu.usd_per_gpu_hour
