@@ -33,7 +33,7 @@ _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def uniform(seed, rid, draw):
     """A uniform in [0, 1) from (seed, request, draw) by splitmix64: reproducible anywhere."""
     z = np.uint64(seed) ^ (np.uint64(rid) * _M2) ^ (np.uint64(draw) * _M3)
@@ -44,7 +44,7 @@ def uniform(seed, rid, draw):
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hist_bin(edges, x):
     lo = 0
     hi = edges.shape[0]
@@ -57,7 +57,7 @@ def _hist_bin(edges, x):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push_front(q, qh, ql, t, rid):
     n = q.shape[1]
     qh[t] = (qh[t] - 1 + n) % n
@@ -65,14 +65,14 @@ def _push_front(q, qh, ql, t, rid):
     ql[t] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push_back(q, qh, ql, t, rid):
     n = q.shape[1]
     q[t, (qh[t] + ql[t]) % n] = rid
     ql[t] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pop_front(q, qh, ql, t):
     n = q.shape[1]
     rid = q[t, qh[t]]
@@ -81,7 +81,7 @@ def _pop_front(q, qh, ql, t):
     return rid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pick_tenant(ri, q, qh, ql, tf, priority):
     """Tenant whose queue head is admitted next, or -1. FCFS: smallest head key; priority:
     highest tenant priority, then smallest head key."""
@@ -92,8 +92,8 @@ def _pick_tenant(ri, q, qh, ql, tf, priority):
         if best < 0:
             best = t
             continue
-        kt = ri[KEY, q[t, qh[t]]]
-        kb = ri[KEY, q[best, qh[best]]]
+        kt = ri[q[t, qh[t]], KEY]
+        kb = ri[q[best, qh[best]], KEY]
         if priority:
             if tf[TF_PRIO, t] > tf[TF_PRIO, best] or (tf[TF_PRIO, t] == tf[TF_PRIO, best] and kt < kb):
                 best = t
@@ -102,15 +102,15 @@ def _pick_tenant(ri, q, qh, ql, tf, priority):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _decide(ri, rf, tf, rid, outcome, ev, ev_n):
-    if ri[SLO, rid] == SLO_OPEN:
-        ri[SLO, rid] = outcome
+    if ri[rid, SLO] == SLO_OPEN:
+        ri[rid, SLO] = outcome
         ev[EV_DECIDED, ev_n[EV_DECIDED]] = rid
         ev_n[EV_DECIDED] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _blocks_for(tokens, bt):
     return (tokens + bt - 1) // bt
 
@@ -118,28 +118,29 @@ def _blocks_for(tokens, bt):
 @njit(cache=True)
 def _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt):
     """Preempt (by recompute) the running request vLLM would: the last admitted, or under
-    priority routing the lowest-priority one (last admitted among them). Returns its id."""
+    priority routing the lowest-priority one (last admitted among them). Returns its position
+    in the running list (which the victim leaves)."""
     nrun = si[S_NRUN]
     pos = nrun - 1
     if priority:
         for j in range(nrun - 1, -1, -1):
-            if tf[TF_PRIO, ri[TEN, run[j]]] < tf[TF_PRIO, ri[TEN, run[pos]]]:
+            if tf[TF_PRIO, ri[run[j], TEN]] < tf[TF_PRIO, ri[run[pos], TEN]]:
                 pos = j
     rid = run[pos]
     for j in range(pos, nrun - 1):
         run[j] = run[j + 1]
     si[S_NRUN] = nrun - 1
-    si[S_FREE] += ri[BLOCKS, rid]
-    ri[BLOCKS, rid] = 0
-    ri[TARGET, rid] = ri[PROMPT, rid] + ri[GEN, rid]
-    ri[DONE, rid] = 0
-    ri[STATUS, rid] = WAITING
-    ri[NPRE, rid] += 1
+    si[S_FREE] += ri[rid, BLOCKS]
+    ri[rid, BLOCKS] = 0
+    ri[rid, TARGET] = ri[rid, PROMPT] + ri[rid, GEN]
+    ri[rid, DONE] = 0
+    ri[rid, STATUS] = WAITING
+    ri[rid, NPRE] += 1
     si[S_PRE_CTR] += 1
-    ri[KEY, rid] = -si[S_PRE_CTR]
-    _push_front(q, qh, ql, ri[TEN, rid], rid)
+    ri[rid, KEY] = -si[S_PRE_CTR]
+    _push_front(q, qh, ql, ri[rid, TEN], rid)
     cnt[W_EVICT] += 1.0
-    return rid
+    return pos
 
 
 @njit(cache=True)
@@ -154,100 +155,107 @@ def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, clock, 
         if t < 0:
             return -1
         rid = q[t, qh[t]]
-        need = _blocks_for(ri[TARGET, rid], bt)
+        need = _blocks_for(ri[rid, TARGET], bt)
         if need > si[S_CAP] - si[S_WATERMARK]:
             _pop_front(q, qh, ql, t)
-            ri[STATUS, rid] = REJECTED
-            rf[FINISH, rid] = clock
+            ri[rid, STATUS] = REJECTED
+            rf[rid, FINISH] = clock
             cnt[W_REJECTED] += 1.0
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
             continue
-        if token_room >= 0 and ri[TARGET, rid] > token_room:
+        if token_room >= 0 and ri[rid, TARGET] > token_room:
             return -1
         if si[S_FREE] - need < si[S_WATERMARK]:
             return -1
         _pop_front(q, qh, ql, t)
         si[S_FREE] -= need
-        ri[BLOCKS, rid] = need
-        ri[STATUS, rid] = RUNNING
+        ri[rid, BLOCKS] = need
+        ri[rid, STATUS] = RUNNING
         si[S_ADMIT_CTR] += 1
-        ri[ADMIT, rid] = si[S_ADMIT_CTR]
+        ri[rid, ADMIT] = si[S_ADMIT_CTR]
         run[si[S_NRUN]] = rid
         si[S_NRUN] += 1
         return rid
 
 
 @njit(cache=True)
-def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt, scratch):
+def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt):
     """Give every decode-ready running request the blocks its next pass needs (context + k draft
     slots), oldest first, preempting when the pool is exhausted."""
-    nrun = si[S_NRUN]
-    for j in range(nrun):
-        scratch[j] = run[j]
-    for j in range(nrun):
-        rid = scratch[j]
-        if ri[STATUS, rid] != RUNNING or ri[DONE, rid] < ri[TARGET, rid]:
+    j = 0
+    while j < si[S_NRUN]:
+        rid = run[j]
+        j += 1
+        if ri[rid, DONE] < ri[rid, TARGET]:
             continue
-        need = _blocks_for(ri[PROMPT, rid] + ri[GEN, rid] + k, bt)
-        extra = need - ri[BLOCKS, rid]
-        if extra <= 0:
+        tokens = ri[rid, PROMPT] + ri[rid, GEN] + k
+        if tokens <= ri[rid, BLOCKS] * bt:
             continue
-        while si[S_FREE] < extra and ri[STATUS, rid] == RUNNING:
-            _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt)
-        if ri[STATUS, rid] == RUNNING:
+        extra = _blocks_for(tokens, bt) - ri[rid, BLOCKS]
+        while si[S_FREE] < extra and ri[rid, STATUS] == RUNNING:
+            pos = _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt)
+            if pos < j:  # the list shifted left under us
+                j -= 1
+        if ri[rid, STATUS] == RUNNING:
             si[S_FREE] -= extra
-            ri[BLOCKS, rid] = need
+            ri[rid, BLOCKS] += extra
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _finish(ri, rf, si, tf, rid, t1, ev, ev_n):
-    rf[FINISH, rid] = t1
-    ri[STATUS, rid] = FINISHED
-    si[S_FREE] += ri[BLOCKS, rid]
-    ri[BLOCKS, rid] = 0
+    rf[rid, FINISH] = t1
+    ri[rid, STATUS] = FINISHED
+    si[S_FREE] += ri[rid, BLOCKS]
+    ri[rid, BLOCKS] = 0
     ev[EV_FINISHED, ev_n[EV_FINISHED]] = rid
     ev_n[EV_FINISHED] += 1
-    t = ri[TEN, rid]
-    ok = rf[FIRST, rid] - rf[ARR, rid] <= tf[TF_TTFT_S, t]
-    if ri[OUT, rid] > 1:
-        ok = ok and (rf[FINISH, rid] - rf[FIRST, rid]) / (ri[OUT, rid] - 1) <= tf[TF_TPOT_S, t]
+    t = ri[rid, TEN]
+    ok = rf[rid, FIRST] - rf[rid, ARR] <= tf[TF_TTFT_S, t]
+    if ri[rid, OUT] > 1:
+        ok = ok and (rf[rid, FINISH] - rf[rid, FIRST]) / (ri[rid, OUT] - 1) <= tf[TF_TPOT_S, t]
     _decide(ri, rf, tf, rid, SLO_MET if ok else SLO_MISSED, ev, ev_n)
 
 
-@njit(cache=True)
-def _emit(ri, rf, si, tf, rid, n_tokens, t1, ev, ev_n, itl, edges):
-    """Deliver n_tokens (>= 1) to a request at time t1."""
-    t = ri[TEN, rid]
-    if ri[GEN, rid] == 0 and rf[FIRST, rid] != rf[FIRST, rid]:  # first token (FIRST is NaN)
-        rf[FIRST, rid] = t1
+@njit(cache=True, inline="always")
+def _emit(ri, rf, si, tf, rid, n_tokens, t1, ev, ev_n, itl, edges, gap_cache):
+    """Deliver n_tokens (>= 1) to a request at time t1. gap_cache holds the last (gap, bin): in a
+    decode pass most requests share the same gap, so the histogram search is mostly skipped."""
+    t = ri[rid, TEN]
+    if ri[rid, GEN] == 0 and rf[rid, FIRST] != rf[rid, FIRST]:  # first token (FIRST is NaN)
+        rf[rid, FIRST] = t1
         ev[EV_FIRST, ev_n[EV_FIRST]] = rid
         ev_n[EV_FIRST] += 1
-        if t1 - rf[ARR, rid] > tf[TF_TTFT_S, t]:
+        if t1 - rf[rid, ARR] > tf[TF_TTFT_S, t]:
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
     else:
-        itl[t, _hist_bin(edges, 1e3 * (t1 - rf[LAST, rid]))] += 1
-    rf[LAST, rid] = t1
-    ri[GEN, rid] += n_tokens
+        gap = 1e3 * (t1 - rf[rid, LAST])
+        if gap != gap_cache[0]:
+            gap_cache[0] = gap
+            gap_cache[1] = _hist_bin(edges, gap)
+        itl[t, np.int64(gap_cache[1])] += 1
+    rf[rid, LAST] = t1
+    ri[rid, GEN] += n_tokens
 
 
 @njit(cache=True)
 def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
-               ri, rf, si, sf, run, q, qh, ql, cnt, ev, ev_n, itl, edges, pf_ids, pf_chunk, scratch):
+               ri, rf, si, sf, run, q, qh, ql, cnt, ev, ev_n, itl, edges, pf_ids, pf_chunk):
     """Simulate from sf[0] (the clock) until the clock reaches t_end (the last iteration may end
     after it). Counters and events of the window accumulate into cnt, ev/ev_n and itl."""
     bt = np.int64(prm[P_BLOCK_TOKENS])
-    n_req = ri.shape[1]
+    gap_cache = np.array([-1.0, 0.0])
+    n_req = ri.shape[0]
     # A shrunken budget forces preemptions until the held blocks fit.
     while si[S_CAP] - si[S_FREE] > si[S_CAP] and si[S_NRUN] > 0:
         _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt)
     while True:
         clock = sf[0]
         # ---- arrivals ----
-        while si[S_NEXT] < n_req and rf[ARR, si[S_NEXT]] <= clock:
+        while si[S_NEXT] < n_req and rf[si[S_NEXT], ARR] <= clock:
             rid = si[S_NEXT]
-            ri[STATUS, rid] = WAITING
-            ri[KEY, rid] = rid
-            _push_back(q, qh, ql, ri[TEN, rid], rid)
+            ri[rid, STATUS] = WAITING
+            ri[rid, KEY] = rid
+            _push_back(q, qh, ql, ri[rid, TEN], rid)
             si[S_NEXT] += 1
             cnt[W_ARRIVED] += 1.0
         if clock >= t_end:
@@ -256,26 +264,35 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         n_pf = 0
         pf_tokens = 0
         prefill_only = False
+        n_dec = 0  # decoding sequences in this iteration
+        kv = 0.0  # their context tokens (KV read by decode attention)
         if split:
-            _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt, scratch)
-            n_dec = 0
-            for j in range(si[S_NRUN]):
-                if ri[DONE, run[j]] >= ri[TARGET, run[j]]:
-                    n_dec += 1
-            room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
+            _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt)
             for j in range(si[S_NRUN]):
                 rid = run[j]
-                if room > 0 and ri[DONE, rid] < ri[TARGET, rid]:
-                    ch = min(ri[TARGET, rid] - ri[DONE, rid], room)
+                if ri[rid, DONE] >= ri[rid, TARGET]:
+                    n_dec += 1
+                    kv += float(ri[rid, PROMPT] + ri[rid, GEN])
+                else:
                     pf_ids[n_pf] = rid
-                    pf_chunk[n_pf] = ch
                     n_pf += 1
-                    room -= ch
+            room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
+            m = 0
+            for j in range(n_pf):
+                if room <= 0:
+                    break
+                rid = pf_ids[j]
+                ch = min(ri[rid, TARGET] - ri[rid, DONE], room)
+                pf_chunk[m] = ch
+                pf_ids[m] = rid
+                m += 1
+                room -= ch
+            n_pf = m
             while room > 0 and si[S_NRUN] < batch_cap:
                 rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, -1, clock, cnt, ev, ev_n)
                 if rid < 0:
                     break
-                ch = min(ri[TARGET, rid], room)
+                ch = min(ri[rid, TARGET], room)
                 pf_ids[n_pf] = rid
                 pf_chunk[n_pf] = ch
                 n_pf += 1
@@ -284,9 +301,9 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             budget = np.int64(prm[P_PREFILL_BUDGET])
             for j in range(si[S_NRUN]):
                 rid = run[j]
-                if ri[DONE, rid] < ri[TARGET, rid]:
+                if ri[rid, DONE] < ri[rid, TARGET]:
                     pf_ids[n_pf] = rid
-                    pf_chunk[n_pf] = ri[TARGET, rid] - ri[DONE, rid]
+                    pf_chunk[n_pf] = ri[rid, TARGET] - ri[rid, DONE]
                     pf_tokens += pf_chunk[n_pf]
                     n_pf += 1
             while si[S_NRUN] < batch_cap:
@@ -297,12 +314,16 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                 if rid < 0:
                     break
                 pf_ids[n_pf] = rid
-                pf_chunk[n_pf] = ri[TARGET, rid]
+                pf_chunk[n_pf] = ri[rid, TARGET]
                 pf_tokens += pf_chunk[n_pf]
                 n_pf += 1
             prefill_only = n_pf > 0
             if not prefill_only:
-                _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt, scratch)
+                _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt)
+                for j in range(si[S_NRUN]):
+                    rid = run[j]
+                    n_dec += 1
+                    kv += float(ri[rid, PROMPT] + ri[rid, GEN])
         # ---- price the batch ----
         lin = 0.0
         sampled = 0.0
@@ -311,25 +332,17 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             rid = pf_ids[j]
             ch = float(pf_chunk[j])
             lin += ch
-            pairs += ch * (float(ri[DONE, rid]) + (ch + 1.0) / 2.0)
-            if ri[DONE, rid] + pf_chunk[j] >= ri[TARGET, rid]:
+            pairs += ch * (float(ri[rid, DONE]) + (ch + 1.0) / 2.0)
+            if ri[rid, DONE] + pf_chunk[j] >= ri[rid, TARGET]:
                 sampled += 1.0
-        n_dec = 0
-        kv = 0.0
-        if not prefill_only:
-            for j in range(si[S_NRUN]):
-                rid = run[j]
-                if ri[DONE, rid] >= ri[TARGET, rid]:
-                    n_dec += 1
-                    kv += float(ri[PROMPT, rid] + ri[GEN, rid])
         q_tok = float(n_dec * (1 + k))
         lin += q_tok
         sampled += q_tok
         if lin == 0.0:
             # ---- idle: jump to the next arrival ----
             nxt = t_end
-            if si[S_NEXT] < n_req and rf[ARR, si[S_NEXT]] < t_end:
-                nxt = rf[ARR, si[S_NEXT]]
+            if si[S_NEXT] < n_req and rf[si[S_NEXT], ARR] < t_end:
+                nxt = rf[si[S_NEXT], ARR]
             sf[0] = max(clock, nxt)
             continue
         dt = _iteration_s(c, lin, sampled, pairs, kv, kv * (1.0 + k), float(n_dec + n_pf))
@@ -344,39 +357,38 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         if prefill_only:
             cnt[W_PREFILL_ITERS] += 1.0
         cnt[W_KV_BLOCK_S] += float(si[S_CAP] - si[S_FREE]) * dt
-        # ---- emit tokens ----
-        for j in range(si[S_NRUN]):
-            rid = run[j]
-            if prefill_only or ri[DONE, rid] < ri[TARGET, rid]:
-                continue
-            ntok = 1
-            if k > 0:
-                a = tf[TF_ACC0, ri[TEN, rid]] * prm[P_HALF_CTX] / (
-                    prm[P_HALF_CTX] + float(ri[PROMPT, rid] + ri[GEN, rid]))
-                for d in range(k):
-                    u = uniform(seed, rid, ri[DRAWS, rid])
-                    ri[DRAWS, rid] += 1
-                    if u < a:
-                        ntok += 1
-                    else:
-                        break
-                cnt[W_SPEC_PROPOSED] += float(k)
-                cnt[W_SPEC_ACCEPTED] += float(ntok - 1)
-            ntok = min(ntok, ri[OUT, rid] - ri[GEN, rid])
-            cnt[W_DECODE_TOK] += float(ntok)
-            _emit(ri, rf, si, tf, rid, ntok, t1, ev, ev_n, itl, edges)
-        for j in range(n_pf):
-            rid = pf_ids[j]
-            ri[DONE, rid] += pf_chunk[j]
-            cnt[W_PREFILL_TOK] += float(pf_chunk[j])
-            if ri[DONE, rid] >= ri[TARGET, rid]:
-                cnt[W_DECODE_TOK] += 1.0
-                _emit(ri, rf, si, tf, rid, 1, t1, ev, ev_n, itl, edges)
-        # ---- retire finished requests, keeping admission order ----
+        # ---- emit tokens and retire finished requests, keeping admission order ----
+        # Chunks are listed in running order, so one pointer walks them alongside.
+        p = 0
         m = 0
         for j in range(si[S_NRUN]):
             rid = run[j]
-            if ri[GEN, rid] >= ri[OUT, rid]:
+            if p < n_pf and pf_ids[p] == rid:
+                ch = pf_chunk[p]
+                p += 1
+                ri[rid, DONE] += ch
+                cnt[W_PREFILL_TOK] += float(ch)
+                if ri[rid, DONE] >= ri[rid, TARGET]:
+                    cnt[W_DECODE_TOK] += 1.0
+                    _emit(ri, rf, si, tf, rid, 1, t1, ev, ev_n, itl, edges, gap_cache)
+            elif not prefill_only and ri[rid, DONE] >= ri[rid, TARGET]:
+                ntok = 1
+                if k > 0:
+                    a = tf[TF_ACC0, ri[rid, TEN]] * prm[P_HALF_CTX] / (
+                        prm[P_HALF_CTX] + float(ri[rid, PROMPT] + ri[rid, GEN]))
+                    for d in range(k):
+                        u = uniform(seed, rid, ri[rid, DRAWS])
+                        ri[rid, DRAWS] += 1
+                        if u < a:
+                            ntok += 1
+                        else:
+                            break
+                    cnt[W_SPEC_PROPOSED] += float(k)
+                    cnt[W_SPEC_ACCEPTED] += float(ntok - 1)
+                ntok = min(ntok, ri[rid, OUT] - ri[rid, GEN])
+                cnt[W_DECODE_TOK] += float(ntok)
+                _emit(ri, rf, si, tf, rid, ntok, t1, ev, ev_n, itl, edges, gap_cache)
+            if ri[rid, GEN] >= ri[rid, OUT]:
                 _finish(ri, rf, si, tf, rid, t1, ev, ev_n)
             else:
                 run[m] = rid
@@ -388,9 +400,9 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
     for t in range(ql.shape[0]):
         for j in range(ql[t]):
             rid = q[t, (qh[t] + j) % q.shape[1]]
-            if rf[FIRST, rid] != rf[FIRST, rid] and clock - rf[ARR, rid] > tf[TF_TTFT_S, t]:
+            if rf[rid, FIRST] != rf[rid, FIRST] and clock - rf[rid, ARR] > tf[TF_TTFT_S, t]:
                 _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
     for j in range(si[S_NRUN]):
         rid = run[j]
-        if rf[FIRST, rid] != rf[FIRST, rid] and clock - rf[ARR, rid] > tf[TF_TTFT_S, ri[TEN, rid]]:
+        if rf[rid, FIRST] != rf[rid, FIRST] and clock - rf[rid, ARR] > tf[TF_TTFT_S, ri[rid, TEN]]:
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)

@@ -1,7 +1,8 @@
 """Index constants shared by the fast kernel, the reference implementation and the metrics.
 
 The fast path keeps the request table as arrays (hot path: arrays, not objects):
-``ri: int64[N_RI, n]`` and ``rf: float64[N_RF, n]``, one column per request.
+``ri: int64[n, N_RI]`` and ``rf: float64[n, N_RF]``, one row per request (a request's fields
+share a cache line).
 """
 
 # request status
@@ -9,10 +10,10 @@ FUTURE, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
 # SLO outcome, decided once per request
 SLO_OPEN, SLO_MET, SLO_MISSED = 0, 1, 2
 
-# rows of ri (int64)
+# columns of ri (int64)
 PROMPT, OUT, TEN, STATUS, TARGET, DONE, GEN, BLOCKS, ADMIT, NPRE, SLO, KEY, DRAWS = range(13)
 N_RI = 13
-# rows of rf (float64)
+# columns of rf (float64)
 ARR, FIRST, FINISH, LAST = range(4)
 N_RF = 4
 

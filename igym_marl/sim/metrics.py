@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numba import njit
 
 from .layout import (ARR, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, GEN, OUT,
                      REJECTED, RUNNING, SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TEN, W_ARRIVED,
@@ -36,20 +37,81 @@ def itl_edges_ms(n_bins: int) -> np.ndarray:
     return np.geomspace(0.1, 1e5, n_bins - 1)
 
 
-def hist_percentile(counts: np.ndarray, edges: np.ndarray, q: float) -> float:
-    total = counts.sum()
+@njit(cache=True)
+def hist_percentile(counts, edges, q):
+    """The q-th percentile of a histogram over `edges`: the geometric centre of its bin."""
+    total = 0
+    for c in counts:
+        total += c
     if total == 0:
-        return NAN
-    b = int(np.searchsorted(np.cumsum(counts), q / 100.0 * total, side="left"))
+        return np.nan
+    target = q / 100.0 * total
+    acc = 0
+    b = 0
+    for i in range(counts.shape[0]):
+        acc += counts[i]
+        if acc >= target:
+            b = i
+            break
     if b == 0:
-        return float(edges[0])
+        return edges[0]
     if b >= edges.shape[0]:
-        return float(edges[-1])
-    return float(math.sqrt(edges[b - 1] * edges[b]))
+        return edges[edges.shape[0] - 1]
+    return np.sqrt(edges[b - 1] * edges[b])
 
 
-def _pct(x: np.ndarray, q: float) -> float:
-    return float(np.percentile(x, q)) if x.size else NAN
+@njit(cache=True)
+def _pct_sorted(x, q):
+    """Percentile with linear interpolation (numpy's default) of an already sorted array."""
+    n = x.shape[0]
+    if n == 0:
+        return np.nan
+    h = (n - 1) * q / 100.0
+    lo = int(np.floor(h))
+    hi = min(lo + 1, n - 1)
+    return x[lo] + (h - lo) * (x[hi] - x[lo])
+
+
+# columns of the latency table
+L_TTFT50, L_TTFT99, L_TPOT50, L_TPOT99, L_ITL50, L_ITL99, L_E2E50, L_E2E99 = range(8)
+
+
+@njit(cache=True)
+def latency_table(first_ids, fin_ids, ri, rf, itl, edges):
+    """p50/p99 (ms) of TTFT, TPOT, ITL and end-to-end, one row per tenant and a last row for all."""
+    n_t = itl.shape[0]
+    out = np.full((n_t + 1, 8), np.nan)
+    for t in range(n_t + 1):
+        ttft = np.empty(first_ids.shape[0])
+        m = 0
+        for rid in first_ids:
+            if t == n_t or ri[rid, TEN] == t:
+                ttft[m] = 1e3 * (rf[rid, FIRST] - rf[rid, ARR])
+                m += 1
+        x = np.sort(ttft[:m])
+        out[t, L_TTFT50] = _pct_sorted(x, 50.0)
+        out[t, L_TTFT99] = _pct_sorted(x, 99.0)
+        e2e = np.empty(fin_ids.shape[0])
+        tpot = np.empty(fin_ids.shape[0])
+        m = 0
+        m2 = 0
+        for rid in fin_ids:
+            if t == n_t or ri[rid, TEN] == t:
+                e2e[m] = 1e3 * (rf[rid, FINISH] - rf[rid, ARR])
+                m += 1
+                if ri[rid, OUT] > 1:
+                    tpot[m2] = 1e3 * (rf[rid, FINISH] - rf[rid, FIRST]) / (ri[rid, OUT] - 1)
+                    m2 += 1
+        x = np.sort(e2e[:m])
+        out[t, L_E2E50] = _pct_sorted(x, 50.0)
+        out[t, L_E2E99] = _pct_sorted(x, 99.0)
+        x = np.sort(tpot[:m2])
+        out[t, L_TPOT50] = _pct_sorted(x, 50.0)
+        out[t, L_TPOT99] = _pct_sorted(x, 99.0)
+        h = itl.sum(axis=0) if t == n_t else itl[t]
+        out[t, L_ITL50] = hist_percentile(h, edges, 50.0)
+        out[t, L_ITL99] = hist_percentile(h, edges, 99.0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -66,14 +128,13 @@ class LatencyStats:
     e2e_p99_ms: float
 
 
+def _stats(row) -> LatencyStats:
+    return LatencyStats(*(float(v) for v in row))
+
+
 def latency_stats(first_ids, fin_ids, ri, rf, itl_counts, edges) -> LatencyStats:
-    ttft = 1e3 * (rf[FIRST, first_ids] - rf[ARR, first_ids])
-    e2e = 1e3 * (rf[FINISH, fin_ids] - rf[ARR, fin_ids])
-    multi = fin_ids[ri[OUT, fin_ids] > 1]
-    tpot = 1e3 * (rf[FINISH, multi] - rf[FIRST, multi]) / (ri[OUT, multi] - 1)
-    return LatencyStats(_pct(ttft, 50), _pct(ttft, 99), _pct(tpot, 50), _pct(tpot, 99),
-                        hist_percentile(itl_counts, edges, 50), hist_percentile(itl_counts, edges, 99),
-                        _pct(e2e, 50), _pct(e2e, 99))
+    """Latency percentiles of the given requests (all tenants pooled), itl_counts: one histogram."""
+    return _stats(latency_table(first_ids, fin_ids, ri, rf, itl_counts.reshape(1, -1), edges)[1])
 
 
 @dataclass(frozen=True)
@@ -148,30 +209,27 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
     dec_ids = ev[EV_DECIDED, : ev_n[EV_DECIDED]]
     arr_lo, arr_hi = si_state["arrived_range"]
     arr_ids = np.arange(arr_lo, arr_hi)
-    met_mask = ri[SLO, dec_ids] == SLO_MET
+    met_mask = ri[dec_ids, SLO] == SLO_MET
     met_ids = dec_ids[met_mask]
     queue = si_state["queue_depth"]  # per tenant
     running = si_state["running"]  # per tenant
     oldest = si_state["oldest_wait_ms"]
-    per = []
-    for t in range(n_t):
-        f_t = first_ids[ri[TEN, first_ids] == t]
-        z_t = fin_ids[ri[TEN, fin_ids] == t]
-        d_t = dec_ids[ri[TEN, dec_ids] == t]
-        met = int(np.count_nonzero(ri[SLO, d_t] == SLO_MET))
-        miss = int(d_t.size - met)
-        m_t = met_ids[ri[TEN, met_ids] == t]
-        per.append(TenantWindow(
-            name=tenants[t].name,
-            arrived=int(np.count_nonzero(ri[TEN, arr_ids] == t)),
-            first_tokens=int(f_t.size), finished=int(z_t.size), slo_met=met, slo_missed=miss,
-            goodput_tokens=int(ri[OUT, m_t].sum()),
-            slo_attainment=met / (met + miss) if met + miss else NAN,
-            queue_depth=int(queue[t]), running=int(running[t]), oldest_wait_ms=float(oldest[t]),
-            latency=latency_stats(f_t, z_t, ri, rf, itl[t], edges)))
+    lat = latency_table(first_ids, fin_ids, ri, rf, itl, edges)
+
+    def per_tenant(ids, weights=None):
+        return np.bincount(ri[ids, TEN], weights=weights, minlength=n_t)
+    n_arr, n_first, n_fin = per_tenant(arr_ids), per_tenant(first_ids), per_tenant(fin_ids)
+    n_met, n_dec = per_tenant(met_ids), per_tenant(dec_ids)
+    tok_met = per_tenant(met_ids, ri[met_ids, OUT])
+    per = tuple(TenantWindow(
+        name=tenants[t].name, arrived=int(n_arr[t]), first_tokens=int(n_first[t]), finished=int(n_fin[t]),
+        slo_met=int(n_met[t]), slo_missed=int(n_dec[t] - n_met[t]), goodput_tokens=int(tok_met[t]),
+        slo_attainment=float(n_met[t] / n_dec[t]) if n_dec[t] else NAN,
+        queue_depth=int(queue[t]), running=int(running[t]), oldest_wait_ms=float(oldest[t]),
+        latency=_stats(lat[t])) for t in range(n_t))
     met = int(met_ids.size)
     miss = int(dec_ids.size - met)
-    good_tok = int(ri[OUT, met_ids].sum())
+    good_tok = int(ri[met_ids, OUT].sum())
     cap = int(si_state["capacity"])
     used = int(si_state["used"])
     tokens = float(cnt[W_DECODE_TOK])
@@ -184,7 +242,7 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
         goodput_tokens=good_tok, slo_attainment=met / (met + miss) if met + miss else NAN,
         throughput_tps=tokens / seconds, prefill_tps=float(cnt[W_PREFILL_TOK]) / seconds,
         goodput_rps=met / seconds, goodput_tps=good_tok / seconds, arrival_rate_rps=arr_ids.size / seconds,
-        mean_prompt_tokens=float(ri[PROMPT, arr_ids].mean()) if arr_ids.size else NAN,
+        mean_prompt_tokens=float(ri[arr_ids, PROMPT].mean()) if arr_ids.size else NAN,
         queue_depth=int(queue.sum()), running=int(running.sum()), kv_blocks_used=used, kv_capacity_blocks=cap,
         kv_occupancy=used / cap if cap else 0.0,
         kv_occupancy_mean=float(cnt[W_KV_BLOCK_S]) / span / cap if cap else 0.0,
@@ -196,8 +254,7 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
         reload_s=reload_s,
         cost_per_1k_tokens=usd_per_hour * seconds / 3600.0 / (tokens / 1000.0) if tokens else NAN,
         quality_tokens=tokens * quality,
-        latency=latency_stats(first_ids, fin_ids, ri, rf, itl.sum(axis=0), edges),
-        tenants=tuple(per))
+        latency=_stats(lat[n_t]), tenants=per)
 
 
 @dataclass(frozen=True)
@@ -237,29 +294,29 @@ class EpisodeMetrics:
 
 def episode_metrics(*, duration_s, ri, rf, n_arrived, totals, itl_total, edges, tenants, usd_per_hour):
     ids = np.arange(n_arrived)
-    st = ri[STATUS, ids]
+    st = ri[ids, STATUS]
     fin = ids[st == FINISHED]
-    first = ids[~np.isnan(rf[FIRST, ids])]
-    met_ids = ids[ri[SLO, ids] == SLO_MET]
+    first = ids[~np.isnan(rf[ids, FIRST])]
+    met_ids = ids[ri[ids, SLO] == SLO_MET]
     per = []
     for t, ten in enumerate(tenants):
-        sel = ri[TEN, ids] == t
+        sel = ri[ids, TEN] == t
         off = int(sel.sum())
-        met = int(np.count_nonzero(sel & (ri[SLO, ids] == SLO_MET)))
+        met = int(np.count_nonzero(sel & (ri[ids, SLO] == SLO_MET)))
         per.append(TenantEpisode(
             name=ten.name, offered=off, finished=int(np.count_nonzero(sel & (st == FINISHED))),
             rejected=int(np.count_nonzero(sel & (st == REJECTED))), slo_met=met, slo_missed=off - met,
             unfinished=int(np.count_nonzero(sel & ((st == WAITING) | (st == RUNNING)))),
-            goodput_tokens=int(ri[OUT, ids[sel & (ri[SLO, ids] == SLO_MET)]].sum()),
+            goodput_tokens=int(ri[ids[sel & (ri[ids, SLO] == SLO_MET)], OUT].sum()),
             slo_attainment=met / off if off else NAN,
-            latency=latency_stats(first[ri[TEN, first] == t], fin[ri[TEN, fin] == t], ri, rf, itl_total[t], edges)))
+            latency=latency_stats(first[ri[first, TEN] == t], fin[ri[fin, TEN] == t], ri, rf, itl_total[t], edges)))
     tokens = float(totals[W_DECODE_TOK])
     proposed = totals[W_SPEC_PROPOSED]
     return EpisodeMetrics(
         duration_s=duration_s, offered=int(n_arrived), finished=int(fin.size),
         rejected=int(np.count_nonzero(st == REJECTED)),
         unfinished=int(np.count_nonzero((st == WAITING) | (st == RUNNING))),
-        slo_met=int(met_ids.size), goodput_tokens=int(ri[OUT, met_ids].sum()),
+        slo_met=int(met_ids.size), goodput_tokens=int(ri[met_ids, OUT].sum()),
         slo_attainment=met_ids.size / n_arrived if n_arrived else NAN,
         throughput_tps=tokens / duration_s if duration_s else NAN, preemptions=int(totals[W_EVICT]),
         spec_acceptance_rate=float(totals[W_SPEC_ACCEPTED] / proposed) if proposed else NAN,

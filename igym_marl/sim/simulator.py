@@ -91,13 +91,13 @@ class Simulator:
         self.workload = workload
         self.seed = _seed_from(seed)
         n, n_t = len(workload), len(workload.tenants)
-        self.ri = np.zeros((N_RI, n), dtype=np.int64)
-        self.rf = np.full((N_RF, n), np.nan)
-        self.ri[PROMPT] = workload.prompt_tokens
-        self.ri[OUT] = workload.output_tokens
-        self.ri[TEN] = workload.tenant
-        self.ri[TARGET] = workload.prompt_tokens
-        self.rf[ARR] = workload.arrival_s
+        self.ri = np.zeros((n, N_RI), dtype=np.int64)  # [request, field]
+        self.rf = np.full((n, N_RF), np.nan)  # [request, field]
+        self.ri[:, PROMPT] = workload.prompt_tokens
+        self.ri[:, OUT] = workload.output_tokens
+        self.ri[:, TEN] = workload.tenant
+        self.ri[:, TARGET] = workload.prompt_tokens
+        self.rf[:, ARR] = workload.arrival_s
         self.si = np.zeros(N_SI, dtype=np.int64)
         self.sf = np.zeros(1)
         self.run = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
@@ -118,7 +118,6 @@ class Simulator:
         self.itl_total = np.zeros_like(self.itl)
         self._pf_ids = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
         self._pf_chunk = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
-        self._scratch = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
         self.knobs = knobs
         self.t_nominal = 0.0
         self.windows = 0
@@ -172,7 +171,7 @@ class Simulator:
                           knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
                           np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,
                           self.qh, self.ql, self.cnt, self.ev, self.ev_n, self.itl, self._edges, self._pf_ids,
-                          self._pf_chunk, self._scratch)
+                          self._pf_chunk)
 
     # ------------------------------------------------------------------ observation
     def _queue_ids(self, t: int) -> np.ndarray:
@@ -182,12 +181,12 @@ class Simulator:
     def _state_summary(self, arrived_before: int) -> dict:
         n_t = len(self.workload.tenants)
         run_ids = self.run[: self.si[S_NRUN]]
-        running = np.bincount(self.ri[TEN, run_ids], minlength=n_t)
+        running = np.bincount(self.ri[run_ids, TEN], minlength=n_t)
         clock = self.sf[0]
         oldest = np.zeros(n_t)
         for t in range(n_t):
             if self.ql[t]:
-                oldest[t] = 1e3 * (clock - self.rf[ARR, self._queue_ids(t)].min())
+                oldest[t] = 1e3 * (clock - self.rf[self._queue_ids(t), ARR].min())
         return {"arrived_range": (arrived_before, int(self.si[S_NEXT])), "queue_depth": self.ql.copy(),
                 "running": running, "oldest_wait_ms": oldest, "capacity": int(self.si[S_CAP]),
                 "used": int(self.si[S_CAP] - self.si[S_FREE])}
@@ -211,14 +210,14 @@ class Simulator:
         self._require_reset()
         n_t = len(self.workload.tenants)
         n_arr = int(self.si[S_NEXT])
-        st = self.ri[STATUS, :n_arr]
+        st = self.ri[:n_arr, STATUS]
         waiting_ids = np.concatenate([self._queue_ids(t) for t in range(n_t)]) if n_t else np.zeros(0, np.int64)
-        pend = self.ri[TARGET, waiting_ids]
+        pend = self.ri[waiting_ids, TARGET]
         run_ids = self.run[: self.si[S_NRUN]]
         return Snapshot(
             clock_s=float(self.sf[0]), knobs=self.knobs, arrived=n_arr,
             waiting=tuple(int(x) for x in self.ql),
-            running=tuple(int(x) for x in np.bincount(self.ri[TEN, run_ids], minlength=n_t)),
+            running=tuple(int(x) for x in np.bincount(self.ri[run_ids, TEN], minlength=n_t)),
             finished=int(np.count_nonzero(st == FINISHED)), rejected=int(np.count_nonzero(st == REJECTED)),
             kv_blocks_used=int(self.si[S_CAP] - self.si[S_FREE]), kv_capacity_blocks=int(self.si[S_CAP]),
             pending_prompt_tokens=int(pend.sum()), max_waiting_prompt_tokens=int(pend.max()) if pend.size else 0)
@@ -238,18 +237,18 @@ class Simulator:
     def check_invariants(self) -> None:
         """Raise AssertionError if the state is inconsistent (used by tests; cheap enough to call often)."""
         n_arr = int(self.si[S_NEXT])
-        st = self.ri[STATUS, :n_arr]
+        st = self.ri[:n_arr, STATUS]
         n_wait = int(np.count_nonzero(st == WAITING))
         n_run = int(np.count_nonzero(st == RUNNING))
         assert n_wait == int(self.ql.sum()), "queue lengths disagree with waiting requests"
         assert n_run == int(self.si[S_NRUN]), "running list disagrees with running requests"
         assert n_wait + n_run + np.count_nonzero(st == FINISHED) + np.count_nonzero(st == REJECTED) == n_arr
-        held = int(self.ri[BLOCKS].sum())
+        held = int(self.ri[:, BLOCKS].sum())
         assert held == self.si[S_CAP] - self.si[S_FREE], "blocks held != blocks in use"
         assert 0 <= held <= self.si[S_CAP], "KV blocks in use exceed capacity"
-        assert np.all(self.ri[STATUS, n_arr:] == 0), "a future request changed state"
-        fin = self.ri[STATUS] == FINISHED
-        assert np.all(self.rf[FIRST, fin] <= self.rf[FINISH, fin]), "TTFT > end-to-end"
-        assert np.all(self.rf[FIRST, fin] >= self.rf[ARR, fin]), "first token before arrival"
-        assert np.all(self.ri[BLOCKS, ~(self.ri[STATUS] == RUNNING)] == 0), "a non-running request holds blocks"
-        assert np.all(self.rf[LAST, fin] == self.rf[FINISH, fin])
+        assert np.all(self.ri[n_arr:, STATUS] == 0), "a future request changed state"
+        fin = self.ri[:, STATUS] == FINISHED
+        assert np.all(self.rf[fin, FIRST] <= self.rf[fin, FINISH]), "TTFT > end-to-end"
+        assert np.all(self.rf[fin, FIRST] >= self.rf[fin, ARR]), "first token before arrival"
+        assert np.all(self.ri[~(self.ri[:, STATUS] == RUNNING), BLOCKS] == 0), "a non-running request holds blocks"
+        assert np.all(self.rf[fin, LAST] == self.rf[fin, FINISH])
