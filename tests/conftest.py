@@ -1,0 +1,32 @@
+import math
+
+import numpy as np
+import pytest
+
+from igym_marl.sim.calibration import shared_data_dir
+
+
+def same(a, b):
+    """Structural equality with NaN == NaN (for metrics dicts)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.fixture
+def shared_data():
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("../shared/data is absent: the calibration measurements live there, not in the repository")
+    return d
+
+
+def random_workload(rng, n, horizon_s, tenants, max_prompt=3000, max_out=300):
+    from igym_marl.sim import Workload
+    arrival = np.sort(rng.uniform(0, horizon_s, n))
+    return Workload(arrival, rng.integers(1, max_prompt, n), rng.integers(1, max_out, n),
+                    rng.integers(0, len(tenants), n), tenants)
