@@ -33,7 +33,7 @@ _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def uniform(seed, rid, draw):
     """A uniform in [0, 1) from (seed, request, draw) by splitmix64: reproducible anywhere."""
     z = np.uint64(seed) ^ (np.uint64(rid) * _M2) ^ (np.uint64(draw) * _M3)
@@ -44,7 +44,7 @@ def uniform(seed, rid, draw):
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _hist_bin(edges, x):
     lo = 0
     hi = edges.shape[0]
@@ -57,7 +57,7 @@ def _hist_bin(edges, x):
     return lo
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _push_front(q, qh, ql, t, rid):
     n = q.shape[1]
     qh[t] = (qh[t] - 1 + n) % n
@@ -65,14 +65,14 @@ def _push_front(q, qh, ql, t, rid):
     ql[t] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _push_back(q, qh, ql, t, rid):
     n = q.shape[1]
     q[t, (qh[t] + ql[t]) % n] = rid
     ql[t] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _pop_front(q, qh, ql, t):
     n = q.shape[1]
     rid = q[t, qh[t]]
@@ -81,7 +81,7 @@ def _pop_front(q, qh, ql, t):
     return rid
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _pick_tenant(ri, q, qh, ql, tf, priority):
     """Tenant whose queue head is admitted next, or -1. FCFS: smallest head key; priority:
     highest tenant priority, then smallest head key."""
@@ -102,7 +102,7 @@ def _pick_tenant(ri, q, qh, ql, tf, priority):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _decide(ri, rf, tf, rid, outcome, ev, ev_n):
     if ri[rid, SLO] == SLO_OPEN:
         ri[rid, SLO] = outcome
@@ -110,12 +110,12 @@ def _decide(ri, rf, tf, rid, outcome, ev, ev_n):
         ev_n[EV_DECIDED] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _blocks_for(tokens, bt):
     return (tokens + bt - 1) // bt
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt):
     """Preempt (by recompute) the running request vLLM would: the last admitted, or under
     priority routing the lowest-priority one (last admitted among them). Returns its position
@@ -143,7 +143,7 @@ def _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt):
     return pos
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, clock, cnt, ev, ev_n):
     """Admit the next queue head if its prompt blocks fit above the watermark.
 
@@ -178,7 +178,7 @@ def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, clock, 
         return rid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
 def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt):
     """Give every decode-ready running request the blocks its next pass needs (context + k draft
     slots), oldest first, preempting when the pool is exhausted."""
@@ -201,7 +201,7 @@ def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt):
             ri[rid, BLOCKS] += extra
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _finish(ri, rf, si, tf, rid, t1, ev, ev_n):
     rf[rid, FINISH] = t1
     ri[rid, STATUS] = FINISHED
@@ -216,7 +216,7 @@ def _finish(ri, rf, si, tf, rid, t1, ev, ev_n):
     _decide(ri, rf, tf, rid, SLO_MET if ok else SLO_MISSED, ev, ev_n)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _emit(ri, rf, si, tf, rid, n_tokens, t1, ev, ev_n, itl, edges, gap_cache):
     """Deliver n_tokens (>= 1) to a request at time t1. gap_cache holds the last (gap, bin): in a
     decode pass most requests share the same gap, so the histogram search is mostly skipped."""
@@ -237,7 +237,7 @@ def _emit(ri, rf, si, tf, rid, n_tokens, t1, ev, ev_n, itl, edges, gap_cache):
     ri[rid, GEN] += n_tokens
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                ri, rf, si, sf, run, q, qh, ql, cnt, ev, ev_n, itl, edges, pf_ids, pf_chunk):
     """Simulate from sf[0] (the clock) until the clock reaches t_end (the last iteration may end
