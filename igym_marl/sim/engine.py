@@ -246,7 +246,7 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
     gap_cache = np.array([-1.0, 0.0])
     n_req = ri.shape[0]
     # A shrunken budget forces preemptions until the held blocks fit.
-    while si[S_CAP] - si[S_FREE] > si[S_CAP] and si[S_NRUN] > 0:
+    while si[S_FREE] < 0 and si[S_NRUN] > 0:
         _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt)
     while True:
         clock = sf[0]

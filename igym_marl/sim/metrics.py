@@ -17,15 +17,13 @@ and are the bin's geometric centre.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numba import njit
 
-from .layout import (ARR, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, GEN, OUT,
-                     REJECTED, RUNNING, SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TEN, W_ARRIVED,
-                     W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS, W_KV_BLOCK_S, W_MAX_ITER_S,
+from .layout import (ARR, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, OUT,
+                     REJECTED, RUNNING, SLO, SLO_MET, STATUS, TEN, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS, W_KV_BLOCK_S, W_MAX_ITER_S,
                      W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED, W_SPEC_ACCEPTED, W_SPEC_PROPOSED,
                      WAITING, PROMPT)
 

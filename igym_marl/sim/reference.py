@@ -36,10 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cost_model as cm
-from .layout import (ADMIT, ARR, BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
-                     FINISHED, FIRST, GEN, KEY, LAST, NPRE, OUT, PROMPT, REJECTED, RUNNING, S_ADMIT_CTR,
+from .layout import (ADMIT, BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
+                     FINISHED, FIRST, GEN, KEY, LAST, NPRE, REJECTED, RUNNING, S_ADMIT_CTR,
                      S_CAP, S_FREE, S_NEXT, S_NRUN, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
-                     SLO_OPEN, STATUS, TARGET, TEN, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
+                     SLO_OPEN, STATUS, TARGET, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
                      W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
 from .simulator import Simulator

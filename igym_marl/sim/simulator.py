@@ -18,7 +18,6 @@ iteration runs; a smaller KV budget preempts requests until the held blocks fit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -1,7 +1,6 @@
 """Hand-derived timelines: the batch of every iteration is worked out by hand from the
 scheduling rules, and its duration taken from the cost model's iteration_s."""
 
-import math
 
 import numpy as np
 import pytest
