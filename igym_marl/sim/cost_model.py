@@ -112,6 +112,20 @@ def iteration_s(c: np.ndarray, lin_tokens: float, sampled_tokens: float, prefill
 
 
 @njit(cache=True)
+def draft_step_s(c: np.ndarray, n_seqs: float, kv_tokens: float, draft_cost_ratio: float) -> float:
+    """One step of the draft model for `n_seqs` decoding sequences holding `kv_tokens` context.
+
+    The draft's GPU work is `draft_cost_ratio` of the target's decode step; its engine CPU work
+    (per-iteration and per-sequence overhead) is not smaller for a smaller model: in vLLM's
+    draft-model speculation each draft step is a full engine step. That overhead is what makes
+    speculation a slow-down at high batch while it speeds up small batches.
+    """
+    cpu = c[C_ITER_OVERHEAD_S] + c[C_SEQ_OVERHEAD_S] * n_seqs
+    target = iteration_s(c, n_seqs, n_seqs, 0.0, kv_tokens, kv_tokens, n_seqs)
+    return draft_cost_ratio * (target - cpu) + cpu
+
+
+@njit(cache=True)
 def prefill_pairs(chunk_tokens: float, prefix_tokens: float) -> float:
     """Causal query/key pairs of a chunk of `chunk_tokens` after `prefix_tokens` cached tokens."""
     return chunk_tokens * (prefix_tokens + (chunk_tokens + 1.0) / 2.0)

@@ -347,8 +347,7 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             continue
         dt = _iteration_s(c, lin, sampled, pairs, kv, kv * (1.0 + k), float(n_dec + n_pf))
         if k > 0 and n_dec > 0:
-            fn = float(n_dec)
-            dt += k * prm[P_DRAFT_RATIO] * _iteration_s(c, fn, fn, 0.0, kv, kv, fn)
+            dt += k * _cm.draft_step_s(c, float(n_dec), kv, prm[P_DRAFT_RATIO])
         t1 = clock + dt
         cnt[W_ITERS] += 1.0
         cnt[W_BUSY_S] += dt

@@ -22,8 +22,8 @@ One scheduling step (vLLM-style, iteration-level):
 4. Preemption is by recompute: the victim (last admitted; under priority routing the
    lowest-priority, last admitted among them) frees its blocks and returns to the front of its
    queue; it must prefill its prompt plus the tokens generated so far again.
-5. The batch is priced by the cost model (plus k draft steps at ``draft_cost_ratio`` of a decode
-   step) and the clock advances. A prefill that completes delivers one token; each decode pass
+5. The batch is priced by the cost model (plus k draft-model steps, each ``draft_cost_ratio`` of a
+   decode step's GPU time plus a full engine step's CPU overhead) and the clock advances. A prefill that completes delivers one token; each decode pass
    delivers 1 + the accepted draft tokens (each accepted in turn with probability
    a = a0 x H / (H + context), H = ``acceptance_half_context``), capped at the output length.
 """
@@ -273,8 +273,7 @@ class ReferenceSimulator(Simulator):
                 continue
             dt = cm.iteration_s(c, lin, sampled, pairs, kv, kv * (1.0 + k), float(len(decodes) + len(chunks)))
             if k > 0 and decodes:
-                n = float(len(decodes))
-                dt += k * cfg.draft_cost_ratio * cm.iteration_s(c, n, n, 0.0, kv, kv, n)
+                dt += k * cm.draft_step_s(c, float(len(decodes)), kv, cfg.draft_cost_ratio)
             t1 = clock + dt
             self.cnt[W_ITERS] += 1
             self.cnt[W_BUSY_S] += dt

@@ -1,5 +1,19 @@
-"""igym_marl.workloads: where traffic comes from. Imports no RL library."""
+"""igym_marl.workloads: where traffic comes from. Imports no RL library.
 
-from .generators import SHAREGPT_LENGTHS, LengthModel, poisson_workload
+Trace loaders (BurstGPT, Azure), generators (Poisson, Gamma, BurstGPT- and Azure-calibrated),
+traffic statistics and the task catalog.
+"""
 
-__all__ = ["poisson_workload", "LengthModel", "SHAREGPT_LENGTHS"]
+from .generators import (AZURE_CONV_LENGTHS, SHAREGPT_LENGTHS, BurstGPTLengths, BurstGPTProfile, LengthModel,
+                         QuantileLengths, TenantStream, azure_conv_workload, burstgpt_workload, gamma_workload,
+                         poisson_workload, streams_workload)
+from .stats import traffic_stats
+from .tasks import ALIASES, TASK_IDS, TASKS, VLLM_DEFAULT, TaskSpec, get_task, measure_capacity_rps, trace_task
+from .traces import LoadReport, TraceFormatError, load_azure, load_burstgpt
+from ..sim.toy import toy_workload
+
+__all__ = ["poisson_workload", "gamma_workload", "burstgpt_workload", "azure_conv_workload", "streams_workload",
+           "TenantStream", "LengthModel", "BurstGPTLengths", "QuantileLengths", "BurstGPTProfile", "SHAREGPT_LENGTHS",
+           "AZURE_CONV_LENGTHS", "traffic_stats", "TaskSpec", "TASKS", "ALIASES", "TASK_IDS", "VLLM_DEFAULT",
+           "get_task", "trace_task", "measure_capacity_rps", "load_burstgpt", "load_azure", "LoadReport",
+           "TraceFormatError", "toy_workload"]

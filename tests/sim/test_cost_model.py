@@ -78,3 +78,20 @@ def test_fidelity_on_shared_measurements(shared_data):
 def test_missing_calibration_file_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         cal.load_e2e_points(tmp_path)
+
+
+def test_speculation_speeds_up_small_batches_and_slows_large_ones():
+    """Tokens per second with draft depth k relative to k = 0 (acceptance 0.6, 500-token context):
+    DOMAIN.md's figures are up to 1.5x faster at low load and 1.4x slower at high load."""
+    from igym_marl.sim.cost_model import draft_step_s
+    c = cost_constants(make_replica("llama-3-8b", "a100-80gb", 1))
+    a = 0.6 * 8192 / (8192 + 500)
+
+    def gain(n, k):
+        kv = 500.0 * n
+        base = iteration_s(c, n, n, 0.0, kv, kv, n)
+        t = iteration_s(c, n * (k + 1), n * (k + 1), 0.0, kv, kv * (k + 1), n) + k * draft_step_s(c, n, kv, 0.08)
+        return (1 - a ** (k + 1)) / (1 - a) / t * base
+    assert 1.1 < gain(1, 1) < 1.6
+    assert 0.5 < gain(256, 2) < 0.85
+    assert gain(256, 8) < gain(256, 2) < gain(16, 2) < gain(1, 2)

@@ -127,7 +127,8 @@ def test_late_waiting_request_counts_as_miss_immediately(sim_cls):
 
 def test_speculation_tokens_and_cost(sim_cls):
     """With acceptance 0.99 at zero context (almost all drafts accepted), depth 4 delivers up to
-    5 tokens per pass; each pass costs the verification of 5 tokens plus 4 draft steps."""
+    5 tokens per pass; each pass costs the verification of 5 tokens plus 4 draft steps (the
+    draft's GPU work at draft_cost_ratio of a decode step, plus a full step's CPU overhead)."""
     ten = (Tenant("code", ttft_slo_ms=1e6, tpot_slo_ms=1e6, spec_acceptance=0.99),)
     w = Workload.from_requests([(0.0, 16, 50, 0)], ten)
     cfg = SimConfig(acceptance_half_context=1e9)
@@ -142,6 +143,6 @@ def test_speculation_tokens_and_cost(sim_cls):
     c = sim._consts["FP16"]
     first = it(c, prefills=[(16, 0)])
     # bound the total time with the pass prices at the smallest and largest contexts
-    lo = first + passes * (it(c, decode_ctx=[17], k=4) + 4 * cfg.draft_cost_ratio * it(c, decode_ctx=[17]))
-    hi = first + passes * (it(c, decode_ctx=[66], k=4) + 4 * cfg.draft_cost_ratio * it(c, decode_ctx=[66]))
+    lo = first + passes * (it(c, decode_ctx=[17], k=4) + 4 * cm.draft_step_s(c, 1.0, 17.0, cfg.draft_cost_ratio))
+    hi = first + passes * (it(c, decode_ctx=[66], k=4) + 4 * cm.draft_step_s(c, 1.0, 66.0, cfg.draft_cost_ratio))
     assert lo <= sim.rf[0, 2] <= hi

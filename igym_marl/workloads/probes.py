@@ -1,0 +1,201 @@
+"""Measurements that show the control problem is real (docs/tasks.md).
+
+* :data:`TRADEOFFS`: for every knob, a phase where raising it helps and a phase where it hurts,
+  each a small controlled experiment (steady traffic, one knob changed, the rest at vLLM's
+  default). :func:`measure_tradeoffs` runs them; the tests assert each direction.
+* :func:`constant_search`: the best constant configuration of a task on training seeds, by
+  coordinate search over the full knob grid, scored with :func:`episode_value`.
+
+Seeds: episodes for training/tuning use seeds in ``TRAIN_SEEDS``; evaluation uses
+``EVAL_SEEDS``, disjoint by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from ..sim.profiles import QUANT_TIERS, get_tier
+from ..sim.simulator import Simulator
+from ..sim.types import Knobs, SimConfig, Tenant, Workload
+from .generators import SHAREGPT_LENGTHS, LengthModel, _assemble, poisson_workload
+from .tasks import VLLM_DEFAULT, TaskSpec
+
+TRAIN_SEEDS = range(0, 1_000_000)
+EVAL_SEEDS = range(1_000_000, 2_000_000)
+
+CAPACITY_RPS = 6.72  # static_workload's measured capacity (ShareGPT-like lengths, Llama-3-8B, A100)
+STANDARD = Tenant("standard", ttft_slo_ms=1000.0, tpot_slo_ms=100.0, spec_acceptance=0.6)
+INTERACTIVE = Tenant("interactive", ttft_slo_ms=200.0, tpot_slo_ms=50.0, spec_acceptance=0.6)
+INTERACTIVE_HI = Tenant("interactive", ttft_slo_ms=300.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6)
+BATCH_LO = Tenant("batch", ttft_slo_ms=10000.0, tpot_slo_ms=300.0, priority=0, spec_acceptance=0.6)
+
+
+# ---------------------------------------------------------------------------------- phases
+def _steady(load: float, tenants=(STANDARD,), lengths=SHAREGPT_LENGTHS):
+    def make(seed, seconds):
+        return poisson_workload(load * CAPACITY_RPS, seconds, seed, lengths=lengths, tenants=tenants)
+    return make
+
+
+def _with_long(load: float, n: int, lo: int, hi: int, out=(100, 500)):
+    """Steady ShareGPT-like traffic plus `n` prompts of lo..hi tokens at random times."""
+    def make(seed, seconds):
+        w = poisson_workload(load * CAPACITY_RPS, seconds, seed, tenants=(STANDARD,))
+        rng = np.random.default_rng(seed + 7919)
+        t = np.sort(rng.uniform(0, seconds, n))
+        extra = (t, rng.integers(lo, hi + 1, n), rng.integers(out[0], out[1] + 1, n), np.zeros(n, np.int64))
+        return _assemble([(w.arrival_s, w.prompt_tokens, w.output_tokens, w.tenant), extra], (STANDARD,), "long")
+    return make
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    workload: Callable[[int, float], Workload]
+    low: Knobs  # the knob at its lower setting
+    high: Knobs  # raised
+    metric: str  # what is compared (see run_phase)
+    better: str  # "higher" or "lower"
+    expect: str  # "helps" or "hurts": what raising the knob does to the metric
+
+
+@dataclass(frozen=True)
+class TradeOff:
+    knob: str
+    helps: Phase
+    hurts: Phase
+
+
+def _k(**kw) -> Knobs:
+    return replace(VLLM_DEFAULT, **kw)
+
+
+TRADEOFFS = (
+    TradeOff("batch_cap",
+             Phase("near capacity (0.9x), standard SLOs", _steady(0.9), _k(batch_cap=64), _k(batch_cap=256),
+                   "goodput_rps", "higher", "helps"),
+             Phase("storm (2.5x), interactive SLOs (TPOT 50 ms)", _steady(2.5, (INTERACTIVE,)), _k(batch_cap=64),
+                   _k(batch_cap=256), "goodput_rps", "higher", "hurts")),
+    TradeOff("kv_budget_fraction",
+             Phase("0.5x load with six 16k-32k-token prompts", _with_long(0.5, 6, 16384, 32768),
+                   _k(kv_budget_fraction=0.1), _k(kv_budget_fraction=0.5), "goodput_rps", "higher", "helps"),
+             Phase("0.5x load, short prompts only", _steady(0.5), _k(kv_budget_fraction=0.2),
+                   _k(kv_budget_fraction=1.0), "gpu_memory_gb_per_goodput_rps", "lower", "hurts")),
+    TradeOff("speculation_depth",
+             Phase("low load (0.05x)", _steady(0.05), _k(speculation_depth=0), _k(speculation_depth=1),
+                   "tpot_p50_ms", "lower", "helps"),
+             Phase("high load (0.9x)", _steady(0.9), _k(speculation_depth=0), _k(speculation_depth=2),
+                   "goodput_rps", "higher", "hurts")),
+    TradeOff("quantization_tier",  # raising = FP16 -> INT4 (fewer bits)
+             Phase("low load (0.3x): speed", _steady(0.3), _k(quantization_tier="FP16"),
+                   _k(quantization_tier="INT4"), "tpot_p99_ms", "lower", "helps"),
+             Phase("overload (1.5x): quality-weighted goodput", _steady(1.5), _k(quantization_tier="FP16"),
+                   _k(quantization_tier="INT4"), "quality_goodput_rps", "higher", "hurts")),
+    TradeOff("prefill_decode_split",  # raising = off -> on (chunked prefill)
+             Phase("0.3x load with 6k-8k-token prompts: decode smoothness", _with_long(0.3, 30, 6000, 8000, (50, 200)),
+                   _k(prefill_decode_split=False), _k(prefill_decode_split=True), "tpot_p99_ms", "lower", "helps"),
+             Phase("same traffic: first token of the long prompts", _with_long(0.3, 30, 6000, 8000, (50, 200)),
+                   _k(prefill_decode_split=False), _k(prefill_decode_split=True), "long_prompt_ttft_p50_ms", "lower",
+                   "hurts")),
+    TradeOff("priority_routing",  # raising = off -> on
+             Phase("overload (1.2x), interactive + batch tenants: interactive goodput",
+                   _steady(1.2, (INTERACTIVE_HI, BATCH_LO)), _k(batch_cap=64, priority_routing=False),
+                   _k(batch_cap=64, priority_routing=True), "tenant0_goodput_rps", "higher", "helps"),
+             Phase("same traffic: batch tenant goodput (starvation)", _steady(1.2, (INTERACTIVE_HI, BATCH_LO)),
+                   _k(batch_cap=64, priority_routing=False), _k(batch_cap=64, priority_routing=True),
+                   "tenant1_goodput_rps", "higher", "hurts")),
+)
+
+
+def run_phase(phase: Phase, knobs: Knobs, seed: int, seconds: float = 300.0, drain_s: float = 120.0) -> dict:
+    """Serve the phase's traffic for `seconds` (6-s windows) plus `drain_s`; return its metrics."""
+    w = phase.workload(seed, seconds)
+    sim = Simulator(SimConfig())
+    sim.reset(w, seed=seed, knobs=knobs)
+    mem = []
+    for _ in range(int(seconds / 6.0)):
+        mem.append(sim.advance(6.0, knobs).gpu_memory_used_gb)
+    sim.advance(drain_s, knobs)
+    e = sim.episode_metrics()
+    long = sim.ri[:, 0] >= 6000
+    ttft_long = 1e3 * (sim.rf[long, 1] - sim.rf[long, 0])
+    good = e.slo_met / seconds
+    return {
+        "goodput_rps": good, "tpot_p50_ms": e.latency.tpot_p50_ms, "tpot_p99_ms": e.latency.tpot_p99_ms,
+        "quality_goodput_rps": good * get_tier(knobs.quantization_tier).quality,
+        "gpu_memory_gb": float(np.mean(mem)),
+        "gpu_memory_gb_per_goodput_rps": float(np.mean(mem)) / good if good else float("inf"),
+        "long_prompt_ttft_p50_ms": float(np.nanmedian(ttft_long)) if ttft_long.size else float("nan"),
+        "tenant0_goodput_rps": e.tenants[0].slo_met / seconds,
+        "tenant1_goodput_rps": e.tenants[1].slo_met / seconds if len(e.tenants) > 1 else float("nan"),
+    }
+
+
+def measure_tradeoffs(seeds=(0, 1, 2), seconds: float = 300.0) -> list[dict]:
+    """One row per (knob, phase): the metric at the low and high setting (mean over seeds) and
+    whether raising the knob helped."""
+    rows = []
+    for tr in TRADEOFFS:
+        for phase in (tr.helps, tr.hurts):
+            lo = float(np.mean([run_phase(phase, phase.low, s, seconds)[phase.metric] for s in seeds]))
+            hi = float(np.mean([run_phase(phase, phase.high, s, seconds)[phase.metric] for s in seeds]))
+            improved = hi > lo if phase.better == "higher" else hi < lo
+            rows.append({"knob": tr.knob, "phase": phase.name, "metric": phase.metric, "better": phase.better,
+                         "low_setting": getattr(phase.low, tr.knob), "high_setting": getattr(phase.high, tr.knob),
+                         "low": lo, "high": hi, "raising": "helps" if improved else "hurts",
+                         "expected": phase.expect})
+    return rows
+
+
+# ---------------------------------------------------------------------------------- best constant
+def episode_value(task: TaskSpec, sim: Simulator) -> float:
+    """Tenant-weighted SLO attainment of all offered traffic, times the tier's quality factor.
+
+    A provisional bar for constant policies; the environment's score refines it."""
+    e = sim.episode_metrics()
+    num = sum(ten.weight * t.slo_met for ten, t in zip(task.tenants, e.tenants))
+    den = sum(ten.weight * t.offered for ten, t in zip(task.tenants, e.tenants))
+    return num / den * get_tier(sim.knobs.quantization_tier).quality if den else 0.0
+
+
+def run_episode(task: TaskSpec, knobs: Knobs, seed: int) -> Simulator:
+    sim = Simulator(task.config)
+    sim.reset(task.workload(seed), seed=seed, knobs=knobs)
+    for _ in range(task.episode_windows):
+        sim.advance(task.window_s, knobs)
+    return sim
+
+
+GRID = {
+    "batch_cap": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    "kv_budget_fraction": tuple(round(0.1 * i, 1) for i in range(1, 11)),
+    "speculation_depth": tuple(range(9)),
+    "quantization_tier": tuple(QUANT_TIERS),
+    "prefill_decode_split": (False, True),
+    "priority_routing": (False, True),
+}
+
+
+def constant_search(task: TaskSpec, seeds=(0, 1, 2), passes: int = 2, start: Knobs = VLLM_DEFAULT,
+                    value: Callable[[TaskSpec, Simulator], float] = episode_value) -> tuple[Knobs, float, list]:
+    """Coordinate search over GRID (the agents' action levels): from `start`, try every level of
+    one knob with the others fixed, keep the best, move to the next knob; `passes` rounds.
+    Returns the best knobs, their mean value over `seeds`, and the log of every evaluation."""
+    cache: dict[Knobs, float] = {}
+    log = []
+
+    def score(k: Knobs) -> float:
+        if k not in cache:
+            cache[k] = float(np.mean([value(task, run_episode(task, k, s)) for s in seeds]))
+            log.append((k, cache[k]))
+        return cache[k]
+
+    best = start
+    for _ in range(passes):
+        for name, levels in GRID.items():
+            cands = [replace(best, **{name: v}) for v in levels]
+            best = max(cands, key=lambda k: (score(k), k == best))
+    return best, score(best), log

@@ -1,0 +1,153 @@
+"""Generators against the traffic they imitate; the task catalog; the control problem's trade-offs."""
+
+import numpy as np
+import pytest
+
+from igym_marl.sim import Simulator
+from igym_marl.workloads import (ALIASES, TASKS, BurstGPTLengths, azure_conv_workload, burstgpt_workload,
+                                 gamma_workload, get_task, load_azure, poisson_workload, traffic_stats)
+from igym_marl.workloads.probes import EVAL_SEEDS, TRAIN_SEEDS, measure_tradeoffs
+from igym_marl.workloads.tasks import adversarial_rate
+
+
+def test_seeded_and_distinct():
+    a, b, c = (poisson_workload(5.0, 100.0, s) for s in (1, 1, 2))
+    assert np.array_equal(a.arrival_s, b.arrival_s) and np.array_equal(a.prompt_tokens, b.prompt_tokens)
+    assert not np.array_equal(a.arrival_s[:10], c.arrival_s[:10])
+
+
+@pytest.mark.parametrize("shape", [0.25, 0.5, 1.0, 2.0])
+def test_gamma_process_rate_and_cv(shape):
+    w = gamma_workload(20.0, 2000.0, seed=0, shape=shape)
+    ia = np.diff(w.arrival_s)
+    assert len(w) / 2000.0 == pytest.approx(20.0, rel=0.05)
+    assert ia.std() / ia.mean() == pytest.approx(1 / np.sqrt(shape), rel=0.08)
+
+
+def test_bad_generator_arguments():
+    with pytest.raises(ValueError, match="rate_rps"):
+        poisson_workload(0.0, 10.0, 0)
+    with pytest.raises(ValueError, match="shape"):
+        gamma_workload(1.0, 10.0, 0, shape=-1.0)
+    with pytest.raises(ValueError, match="duration_s"):
+        burstgpt_workload(-1.0, 0)
+
+
+def test_burstgpt_generator_against_published_figures():
+    """A week at native time scale vs BurstGPT_1's published statistics (DOMAIN.md section 4)."""
+    s = traffic_stats(burstgpt_workload(7 * 86400.0, seed=0))
+    assert s["mean_rps"] == pytest.approx(0.271, rel=0.05)
+    assert s["interarrival_mean_s"] == pytest.approx(3.69, rel=0.1)
+    assert s["prompt_mean"] == pytest.approx(622, rel=0.1)
+    assert s["output_mean"] == pytest.approx(126, rel=0.15)
+    assert 1.9 < s["rate_60s_cv"] < 3.9  # published 2.91
+    assert 30 < s["rate_60s_peak_over_mean"] < 120  # published 77 over 61 days
+    assert s["prompt_p50"] < 0.2 * s["prompt_mean"]  # Zipf-like: most requests short, a heavy tail
+
+
+def test_burstgpt_response_grows_with_request():
+    rng = np.random.default_rng(0)
+    req, resp = BurstGPTLengths(chat=False).sample(rng, 200_000)
+    m300 = resp[(req > 250) & (req < 350)].mean()
+    m2000 = resp[(req > 1800) & (req < 2200)].mean()
+    assert 100 < m300 < 160 and 380 < m2000 < 520  # published ~100-150 at 300, ~450 at 2,000
+    creq, chat = BurstGPTLengths(chat=True).sample(rng, 200_000)
+    long_api, long_chat = resp[(req > 1000) & (req < 3000)], chat[(creq > 1000) & (creq < 3000)]
+    # conversation responses are bimodal: a short-answer mode even after long requests
+    assert np.mean(long_chat < 40) > 0.15 and np.mean(long_api < 40) < 0.02
+
+
+def test_azure_generator_against_the_real_hour(shared_data):
+    real, _ = load_azure(shared_data / "traces" / "azure_conv_2023_1h.csv")
+    r = traffic_stats(real)
+    for seed in (0, 1, 2):
+        g = traffic_stats(azure_conv_workload(3500.0, seed))
+        assert g["mean_rps"] == pytest.approx(r["mean_rps"], rel=0.05)
+        assert g["interarrival_cv"] == pytest.approx(r["interarrival_cv"], rel=0.1)
+        assert 0.4 * r["rate_60s_cv"] < g["rate_60s_cv"] < 2.0 * r["rate_60s_cv"]
+        for q in ("p10", "p50", "p90"):
+            assert g[f"prompt_{q}"] == pytest.approx(r[f"prompt_{q}"], rel=0.1)
+            assert g[f"output_{q}"] == pytest.approx(r[f"output_{q}"], rel=0.1)
+        assert g["prompt_mean"] == pytest.approx(r["prompt_mean"], rel=0.08)
+
+
+def test_catalog_ids_aliases_and_errors():
+    assert set(TASKS) == {"static_workload", "bursty_workload", "adversarial_multitenant"}
+    for alias, target in ALIASES.items():
+        assert get_task(alias) is TASKS[target]
+    with pytest.raises(ValueError, match="task='nope' is unknown; allowed: static_workload"):
+        get_task("nope")
+    t = get_task("static_workload", episode_windows=10)
+    assert t.episode_windows == 10 and TASKS["static_workload"].episode_windows == 200
+
+
+@pytest.mark.parametrize("tid,window,windows", [("static_workload", 5.0, 200), ("bursty_workload", 5.0, 120),
+                                                ("adversarial_multitenant", 6.0, 200)])
+def test_task_shape_and_seeds(tid, window, windows):
+    t = TASKS[tid]
+    assert (t.window_s, t.episode_windows) == (window, windows)
+    a, b, c = t.workload(3), t.workload(3), t.workload(4)
+    assert np.array_equal(a.arrival_s, b.arrival_s) and len(a) != len(c) or not np.array_equal(a.arrival_s[:50],
+                                                                                                c.arrival_s[:50])
+    assert a.arrival_s.max() < t.horizon_s + 1
+    assert set(TRAIN_SEEDS).isdisjoint(range(EVAL_SEEDS.start, EVAL_SEEDS.start + 10))
+
+
+def test_static_load_is_60_percent_of_capacity():
+    t = TASKS["static_workload"]
+    rates = [len(t.workload(s)) / t.horizon_s / t.capacity_rps for s in range(5)]
+    assert np.mean(rates) == pytest.approx(0.6, abs=0.03)
+
+
+def test_bursty_has_quiet_phases_and_storms():
+    t = TASKS["bursty_workload"]
+    for s in range(5):
+        w = t.workload(s)
+        r = np.histogram(w.arrival_s, bins=np.arange(0, t.horizon_s + 1, 10.0))[0] / 10.0 / t.capacity_rps
+        assert r.max() > 1.6  # storms at 2-3x capacity (10-s windows, Gamma noise)
+        assert np.median(r) < 0.6  # mostly quiet
+        assert {w.tenants[i].name for i in np.unique(w.tenant)} == {"conversation", "api"}
+        assert np.percentile(w.prompt_tokens, 99) > 10 * np.median(w.prompt_tokens)  # long tail
+
+
+def test_adversarial_sinusoid_storms_and_mega_prompts():
+    t = TASKS["adversarial_multitenant"]
+    for s in range(5):
+        rate = adversarial_rate(t, np.random.default_rng(s)) / t.capacity_rps
+        assert 0.19 < np.percentile(rate, 1) < 0.3 and rate.max() > 1.45  # base 20 %..130 %, storms above
+        w = t.workload(s)
+        mega = w.prompt_tokens >= 16384
+        assert 4 <= mega.sum() <= 8 and w.prompt_tokens.max() <= 32768
+        assert len(w.tenants) == 3 and w.tenants[0].priority > w.tenants[1].priority > w.tenants[2].priority
+
+
+@pytest.mark.parametrize("tid", list(TASKS))
+def test_recorded_capacity_matches_a_fresh_measurement(tid):
+    t = TASKS[tid]
+    fresh = np.mean([t.measure_capacity(seed) for seed in (0, 1, 2)])
+    assert t.capacity_rps == pytest.approx(fresh, rel=0.05)
+
+
+def test_trace_task_replays_a_file(tmp_path):
+    lines = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"]
+    lines += [f"{i // 3},ChatGPT,{100 + i},{20},{120 + i},{'API log' if i % 2 else 'Conversation log'}" for i in range(600)]
+    p = tmp_path / "t.csv"
+    p.write_text("\n".join(lines) + "\n")
+    t = get_task("trace", path=p, window_s=5.0, episode_windows=20, random_start=True)
+    assert t.horizon_s == 100.0
+    w1, w2 = t.workload(0), t.workload(1)
+    assert 250 < len(w1) <= 300 and w1.arrival_s.max() < 100.0
+    assert not np.array_equal(w1.prompt_tokens[:20], w2.prompt_tokens[:20])  # different starting points
+    sim = Simulator(t.config)
+    sim.reset(w1, seed=0)
+    assert sim.advance(100.0, __import__("igym_marl.sim", fromlist=["Knobs"]).Knobs()).arrived == len(w1)
+    with pytest.raises(ValueError, match="format='parquet'"):
+        get_task("trace", path=p, format="parquet")
+
+
+def test_every_knob_has_a_phase_where_raising_helps_and_one_where_it_hurts():
+    rows = measure_tradeoffs(seeds=(0, 1))
+    assert {r["knob"] for r in rows} == {"batch_cap", "kv_budget_fraction", "speculation_depth", "quantization_tier",
+                                         "prefill_decode_split", "priority_routing"}
+    for r in rows:
+        assert r["raising"] == r["expected"], r

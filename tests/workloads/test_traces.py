@@ -1,0 +1,132 @@
+"""Trace loaders: the released formats, the tie rule, filters, and clear errors."""
+
+import numpy as np
+import pytest
+
+from igym_marl.workloads import TraceFormatError, load_azure, load_burstgpt
+from igym_marl.sim import Tenant
+
+HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"
+ROWS = ["5,ChatGPT,472,18,490,Conversation log", "45,ChatGPT,1087,230,1317,Conversation log",
+        "45,GPT-4,417,276,693,API log", "45,ChatGPT,10,0,10,Conversation log", "118,GPT-4,417,276,693,Conversation log",
+        "130,ChatGPT,50,5,55,API log"]
+
+
+def write(tmp_path, lines, name="b.csv", eol="\n"):
+    p = tmp_path / name
+    p.write_bytes(eol.join(lines).encode() + eol.encode())
+    return p
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_burstgpt_release_format(tmp_path, eol):
+    w, r = load_burstgpt(write(tmp_path, [HEADER] + ROWS, eol=eol), seed=0)
+    assert r.rows == 6 and r.failed_dropped == 1 and r.kept == 5
+    assert list(w.prompt_tokens) == [472, 1087, 417, 417, 50]
+    assert list(w.output_tokens) == [18, 230, 276, 276, 5]
+    assert [w.tenants[i].name for i in w.tenant] == ["conversation", "conversation", "api", "conversation", "api"]
+    assert r.tenants == {"conversation": 3, "api": 2}
+    # ties at second 45 stay in file order, spread within [45, 46)
+    assert 45 <= w.arrival_s[1] < w.arrival_s[2] < 46 and 5 <= w.arrival_s[0] < 6
+
+
+def test_tie_rule_is_seeded(tmp_path):
+    p = write(tmp_path, [HEADER] + ROWS)
+    a, _ = load_burstgpt(p, seed=1)
+    b, _ = load_burstgpt(p, seed=1)
+    c, _ = load_burstgpt(p, seed=2)
+    assert np.array_equal(a.arrival_s, b.arrival_s) and not np.array_equal(a.arrival_s, c.arrival_s)
+
+
+def test_v12_columns_keep_failed_filters_window(tmp_path):
+    lines = [HEADER + ",Session ID,Elapsed time"] + [r + f",s{i},1.5" for i, r in enumerate(ROWS)]
+    p = write(tmp_path, lines)
+    w, r = load_burstgpt(p, keep_failed=True)
+    assert r.failed_kept == 1 and r.failed_dropped == 0 and len(w) == 6 and w.output_tokens.min() == 1
+    w, r = load_burstgpt(p, models=["GPT-4"])
+    assert len(w) == 2 and r.filtered_out == 4
+    w, r = load_burstgpt(p, log_types=["API log"])
+    assert len(w) == 2 and [t.name for t in w.tenants] == ["api"]
+    w, _ = load_burstgpt(p, start_s=40, duration_s=80)  # seconds 40..120: rows at 45 (x3, one failed) and 118
+    assert len(w) == 3 and w.arrival_s.min() >= 5 and w.arrival_s.max() < 80
+
+
+def test_speedup_and_rate_scale(tmp_path):
+    rows = [HEADER] + [f"{i},ChatGPT,100,10,110,Conversation log" for i in range(0, 2000)]
+    p = write(tmp_path, rows)
+    base, _ = load_burstgpt(p, seed=0)
+    fast, _ = load_burstgpt(p, seed=0, speedup=4.0)
+    np.testing.assert_allclose(fast.arrival_s, base.arrival_s / 4.0)
+    thin, r = load_burstgpt(p, seed=0, rate_scale=0.5)
+    assert 900 < len(thin) < 1100 and r.thinned_or_copied == len(thin) - 2000
+    dense, r = load_burstgpt(p, seed=0, rate_scale=2.5)
+    assert 4800 < len(dense) < 5200 and np.all(np.diff(dense.arrival_s) >= 0)
+    assert dense.arrival_s[-1] < 2001  # the time axis is unchanged
+
+
+def test_tenant_map(tmp_path):
+    p = write(tmp_path, [HEADER] + ROWS)
+    gold = Tenant("gold", 100.0, 20.0, priority=3)
+    rest = Tenant("rest", 1000.0, 100.0)
+    w, r = load_burstgpt(p, tenant_map={("Conversation log", "GPT-4"): gold, "Conversation log": rest, "API log": rest})
+    assert r.tenants == {"rest": 4, "gold": 1}
+    with pytest.raises(ValueError, match="no tenant for Log Type 'API log'"):
+        load_burstgpt(p, tenant_map={"Conversation log": rest})
+
+
+@pytest.mark.parametrize("lines,line,fragment", [
+    (["Timestamp,Model,Request tokens,Response tokens,Log Type", "5,ChatGPT,1,1,Conversation log"], 1,
+     "missing column(s) ['Total tokens']"),
+    ([HEADER, "5,ChatGPT,472,18,490,Conversation log", "7,ChatGPT,abc,18,490,Conversation log"], 3,
+     "'Request tokens' has non-numeric value 'abc'"),
+    ([HEADER, "5,ChatGPT,472,-3,490,Conversation log"], 2, "'Response tokens' has negative value '-3'"),
+    ([HEADER, "9,ChatGPT,472,3,490,Conversation log", "5,ChatGPT,472,3,490,Conversation log"], 3, "goes back in time"),
+    ([HEADER, "5,ChatGPT,47.5,3,490,Conversation log"], 2, "non-integer"),
+])
+def test_malformed_burstgpt_names_file_line_problem(tmp_path, lines, line, fragment):
+    p = write(tmp_path, lines)
+    with pytest.raises(TraceFormatError) as e:
+        load_burstgpt(p)
+    assert str(p) in str(e.value) and f"line {line}" in str(e.value) and fragment in str(e.value)
+    assert e.value.line == line
+
+
+def test_empty_and_header_only(tmp_path):
+    empty = tmp_path / "e.csv"
+    empty.write_text("")
+    with pytest.raises(TraceFormatError, match="empty"):
+        load_burstgpt(empty)
+    with pytest.raises(TraceFormatError, match="no data rows"):
+        load_burstgpt(write(tmp_path, [HEADER], name="h.csv"))
+    with pytest.raises(FileNotFoundError, match="no such trace file"):
+        load_burstgpt(tmp_path / "missing.csv")
+
+
+def test_bad_loader_options(tmp_path):
+    p = write(tmp_path, [HEADER] + ROWS)
+    for kw in ({"speedup": 0}, {"rate_scale": -1.0}, {"duration_s": 0}, {"start_s": -5}):
+        with pytest.raises(ValueError, match=list(kw)[0]):
+            load_burstgpt(p, **kw)
+
+
+def test_azure_raw_form(tmp_path):
+    p = write(tmp_path, ["TIMESTAMP,ContextTokens,GeneratedTokens",
+                         "2023-11-16 18:15:46.6805900,374,44", "2023-11-16 18:15:50.9951690,396,109",
+                         "2023-11-16 18:15:51.2224670,879,55"])
+    w, r = load_azure(p)
+    np.testing.assert_allclose(w.arrival_s, [0.0, 4.314579, 4.541877], atol=1e-6)
+    assert list(w.prompt_tokens) == [374, 396, 879] and r.kept == 3
+    bad = write(tmp_path, ["TIMESTAMP,ContextTokens,GeneratedTokens", "yesterday,1,1"], name="bad.csv")
+    with pytest.raises(TraceFormatError, match="line 2.*not a date-time"):
+        load_azure(bad)
+
+
+def test_azure_processed_shared_hour(shared_data):
+    w, r = load_azure(shared_data / "traces" / "azure_conv_2023_1h.csv")
+    assert r.rows == 19366 == len(w)
+    assert 3500 < w.arrival_s[-1] < 3503
+    ia = np.diff(w.arrival_s)
+    assert abs(ia.std() / ia.mean() - 1.09) < 0.01  # DOMAIN.md: inter-arrival CV 1.09
+    assert abs(w.prompt_tokens.mean() - 1155) < 1 and abs(w.output_tokens.mean() - 211) < 1
+    w2, r2 = load_azure(shared_data / "traces" / "azure_conv_2023_1h.csv", start_s=600, duration_s=300, speedup=2.0)
+    assert r2.kept == len(w2) and w2.arrival_s.max() < 150.0
