@@ -65,41 +65,66 @@ class LoadReport:
     tenants: dict = field(default_factory=dict)  # tenant name -> requests
 
 
-def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
+          categorical: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV; numeric columns come back as float64, the rest as given. Fast path: pandas'
+    C parser with numeric dtypes; any bad value sends us to a string read that finds its line."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such trace file")
     if path.stat().st_size == 0:
         raise TraceFormatError(path, None, "the file is empty")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+        head = pd.read_csv(path, nrows=0, engine="c")
     except pd.errors.EmptyDataError:
         raise TraceFormatError(path, None, "the file is empty") from None
-    except pd.errors.ParserError as e:
-        raise TraceFormatError(path, None, f"not a valid CSV file ({e})") from None
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
+    cols = [c.strip() for c in head.columns]
+    missing = [c for c in required if c not in cols]
     if missing:
-        raise TraceFormatError(path, 1, f"missing column(s) {missing}; the header has {list(df.columns)}, "
+        raise TraceFormatError(path, 1, f"missing column(s) {missing}; the header has {cols}, "
                                         f"expected {list(required)}" + (f" (optional: {list(optional)})" if optional else ""))
+    raw = dict(zip(cols, head.columns))
+    dtypes = {raw[c]: np.float64 for c in numeric}
+    dtypes.update({raw[c]: "category" for c in categorical})
+    try:
+        df = pd.read_csv(path, dtype=dtypes, engine="c", skipinitialspace=True)
+        df.columns = cols
+        ok = True
+    except (ValueError, pd.errors.ParserError):
+        ok = False
+    if not ok:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+        df.columns = cols
+        for c in numeric:
+            _numeric(path, df, c, integer=False)  # raises with the line of the bad value
+        raise TraceFormatError(path, None, "could not parse the file")  # pragma: no cover
     if len(df) == 0:
         raise TraceFormatError(path, None, "the file has a header but no data rows")
     return df
 
 
 def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool) -> np.ndarray:
-    s = df[col].str.strip()
-    v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(df[col]):
+        v = df[col].to_numpy(dtype=np.float64)
+    else:
+        v = pd.to_numeric(df[col].astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(v)
     if bad.any():
         i = int(np.argmax(bad))
         raise TraceFormatError(path, i + 2, f"column {col!r} has non-numeric value {df[col].iloc[i]!r}")
     if (v < 0).any():
         i = int(np.argmax(v < 0))
-        raise TraceFormatError(path, i + 2, f"column {col!r} has negative value {df[col].iloc[i]!r}")
+        raise TraceFormatError(path, i + 2, f"column {col!r} has negative value {_show(df[col].iloc[i])}")
     if integer and (v != np.floor(v)).any():
         i = int(np.argmax(v != np.floor(v)))
-        raise TraceFormatError(path, i + 2, f"column {col!r} has non-integer value {df[col].iloc[i]!r}")
+        raise TraceFormatError(path, i + 2, f"column {col!r} has non-integer value {_show(df[col].iloc[i])}")
     return v
+
+
+def _show(x) -> str:
+    """A value as the file spells it (floats that are integers without '.0')."""
+    if isinstance(x, str):
+        return repr(x)
+    return repr(str(int(x))) if float(x) == int(x) else repr(str(x))
 
 
 def _spread_ties(ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -161,22 +186,23 @@ def load_burstgpt(path, *, models=None, log_types=None, start_s: float = 0.0, du
     speedup = _check_positive("speedup", speedup)
     rate_scale = _check_positive("rate_scale", rate_scale)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    df = _read(path, BURSTGPT_COLUMNS, BURSTGPT_OPTIONAL)
+    df = _read(path, BURSTGPT_COLUMNS, BURSTGPT_OPTIONAL, numeric=("Timestamp", "Request tokens", "Response tokens"),
+               categorical=("Model", "Log Type"))
     rows = len(df)
     ts = _numeric(path, df, "Timestamp", integer=False)
     req = _numeric(path, df, "Request tokens", integer=True)
     resp = _numeric(path, df, "Response tokens", integer=True)
-    model = df["Model"].str.strip().to_numpy()
-    log = df["Log Type"].str.strip().to_numpy()
+    model_cat = df["Model"].astype("category")
+    log_cat = df["Log Type"].astype("category")
     if np.any(np.diff(ts) < 0):
         i = int(np.argmax(np.diff(ts) < 0)) + 1
         raise TraceFormatError(path, i + 2, f"Timestamp {df['Timestamp'].iloc[i]!r} goes back in time "
                                             f"(previous row: {df['Timestamp'].iloc[i - 1]!r}); the release is sorted")
     keep = np.ones(rows, dtype=bool)
     if models is not None:
-        keep &= np.isin(model, list(models))
+        keep &= model_cat.isin(list(models)).to_numpy()
     if log_types is not None:
-        keep &= np.isin(log, list(log_types))
+        keep &= log_cat.isin(list(log_types)).to_numpy()
     t_arr = _spread_ties(ts, rng) if np.all(ts == np.floor(ts)) else ts.copy()
     keep &= t_arr >= start_s
     if duration_s is not None:
@@ -191,16 +217,22 @@ def load_burstgpt(path, *, models=None, log_types=None, start_s: float = 0.0, du
     t_arr = (t_arr[keep] - start_s) / speedup
     tmap = DEFAULT_BURSTGPT_TENANTS if tenant_map is None else tenant_map
     tenants: list[Tenant] = []
-    tid = np.empty(keep.sum(), dtype=np.int64)
-    keys_log, keys_model = log[keep], model[keep]
-    for key in sorted(set(zip(keys_log, keys_model))):
+    # one code per (log type, model) pair present, then a lookup table code -> tenant index
+    log_codes = log_cat.cat.codes.to_numpy()[keep].astype(np.int64)
+    model_codes = model_cat.cat.codes.to_numpy()[keep].astype(np.int64)
+    n_models = len(model_cat.cat.categories)
+    pair = log_codes * n_models + model_codes
+    table = np.full(len(log_cat.cat.categories) * n_models, -1, dtype=np.int64)
+    for code in np.unique(pair):
+        key = (str(log_cat.cat.categories[code // n_models]).strip(), str(model_cat.cat.categories[code % n_models]).strip())
         ten = tmap.get(key, tmap.get(key[0]))
         if ten is None:
             raise ValueError(f"tenant_map has no tenant for Log Type {key[0]!r} / Model {key[1]!r}; "
                              f"keys are {list(tmap)}")
         if ten not in tenants:
             tenants.append(ten)
-        tid[(keys_log == key[0]) & (keys_model == key[1])] = tenants.index(ten)
+        table[code] = tenants.index(ten)
+    tid = table[pair]
     if not tenants:
         raise ValueError(f"{path}: no request left after filtering (models={models}, log_types={log_types}, "
                          f"start_s={start_s}, duration_s={duration_s})")
@@ -224,8 +256,8 @@ def load_azure(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT, start_s: float = 
         header = f.readline().strip().lstrip("\ufeff")
     cols = [c.strip() for c in header.split(",")]
     if all(c in cols for c in AZURE_RAW):
-        df = _read(path, AZURE_RAW)
-        stamps = pd.to_datetime(df["TIMESTAMP"].str.strip(), errors="coerce", format="mixed")
+        df = _read(path, AZURE_RAW, numeric=("ContextTokens", "GeneratedTokens"))
+        stamps = pd.to_datetime(df["TIMESTAMP"].astype(str).str.strip(), errors="coerce", format="mixed")
         if stamps.isna().any():
             i = int(np.argmax(stamps.isna().to_numpy()))
             raise TraceFormatError(path, i + 2, f"TIMESTAMP {df['TIMESTAMP'].iloc[i]!r} is not a date-time")
@@ -233,7 +265,7 @@ def load_azure(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT, start_s: float = 
         prompt = _numeric(path, df, "ContextTokens", integer=True)
         output = _numeric(path, df, "GeneratedTokens", integer=True)
     else:
-        df = _read(path, AZURE_PROCESSED)
+        df = _read(path, AZURE_PROCESSED, numeric=AZURE_PROCESSED)
         t = _numeric(path, df, "arrived_at", integer=False)
         prompt = _numeric(path, df, "num_prefill_tokens", integer=True)
         output = _numeric(path, df, "num_decode_tokens", integer=True)
