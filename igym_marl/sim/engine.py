@@ -20,7 +20,8 @@ from . import cost_model as _cm
 from .layout import (ADMIT, ARR, BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
                      FINISHED, FIRST, GEN, KEY, LAST, NPRE, OUT, P_BLOCK_TOKENS, P_CHUNK_BUDGET,
                      P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET, PROMPT, REJECTED, RUNNING,
-                     S_ADMIT_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PRE_CTR, S_WATERMARK, SLO,
+                     S_ADMIT_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR,
+                     S_WATERMARK, SLO,
                      SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO,
                      TF_TPOT_S, TF_TTFT_S, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
                      W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
@@ -395,13 +396,21 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         si[S_NRUN] = m
         sf[0] = t1
     # ---- requests without a first token past their TTFT SLO are misses now ----
+    # (the same pass sums the prompt tokens still waiting, for observers)
     clock = sf[0]
+    pend_sum = 0
+    pend_max = 0
     for t in range(ql.shape[0]):
         for j in range(ql[t]):
             rid = q[t, (qh[t] + j) % q.shape[1]]
+            pend_sum += ri[rid, TARGET]
+            pend_max = max(pend_max, ri[rid, TARGET])
             if rf[rid, FIRST] != rf[rid, FIRST] and clock - rf[rid, ARR] > tf[TF_TTFT_S, t]:
                 _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
+    si[S_PEND_SUM] = pend_sum
+    si[S_PEND_MAX] = pend_max
     for j in range(si[S_NRUN]):
         rid = run[j]
         if rf[rid, FIRST] != rf[rid, FIRST] and clock - rf[rid, ARR] > tf[TF_TTFT_S, ri[rid, TEN]]:
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
+

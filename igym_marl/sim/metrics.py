@@ -112,8 +112,27 @@ def latency_table(first_ids, fin_ids, ri, rf, itl, edges):
     return out
 
 
-@dataclass(frozen=True)
-class LatencyStats:
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class _NanEqual:
+    """Metrics compare equal field by field, with NaN equal to NaN ("no data" is the same fact)."""
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, f), getattr(other, f)) for f in self.__dataclass_fields__)
+
+    __hash__ = object.__hash__
+
+
+@dataclass(frozen=True, eq=False)
+class LatencyStats(_NanEqual):
     """p50/p99 in ms; NaN where no request reached the event."""
 
     ttft_p50_ms: float
@@ -135,8 +154,8 @@ def latency_stats(first_ids, fin_ids, ri, rf, itl_counts, edges) -> LatencyStats
     return _stats(latency_table(first_ids, fin_ids, ri, rf, itl_counts.reshape(1, -1), edges)[1])
 
 
-@dataclass(frozen=True)
-class TenantWindow:
+@dataclass(frozen=True, eq=False)
+class TenantWindow(_NanEqual):
     name: str
     arrived: int  # requests that arrived in the window
     first_tokens: int
@@ -151,8 +170,8 @@ class TenantWindow:
     latency: LatencyStats
 
 
-@dataclass(frozen=True)
-class WindowMetrics:
+@dataclass(frozen=True, eq=False)
+class WindowMetrics(_NanEqual):
     """What happened in one window of `seconds` (the nominal window; see clock_s)."""
 
     t_start_s: float
@@ -255,8 +274,8 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
         latency=_stats(lat[n_t]), tenants=per)
 
 
-@dataclass(frozen=True)
-class TenantEpisode:
+@dataclass(frozen=True, eq=False)
+class TenantEpisode(_NanEqual):
     name: str
     offered: int  # requests that arrived
     finished: int
@@ -269,8 +288,8 @@ class TenantEpisode:
     latency: LatencyStats
 
 
-@dataclass(frozen=True)
-class EpisodeMetrics:
+@dataclass(frozen=True, eq=False)
+class EpisodeMetrics(_NanEqual):
     duration_s: float
     offered: int
     finished: int

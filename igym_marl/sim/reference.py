@@ -38,7 +38,7 @@ import numpy as np
 from . import cost_model as cm
 from .layout import (ADMIT, BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
                      FINISHED, FIRST, GEN, KEY, LAST, NPRE, REJECTED, RUNNING, S_ADMIT_CTR,
-                     S_CAP, S_FREE, S_NEXT, S_NRUN, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
+                     S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
                      SLO_OPEN, STATUS, TARGET, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
                      W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
@@ -327,6 +327,9 @@ class ReferenceSimulator(Simulator):
         for t, q in enumerate(self.queues):
             self.ql[t] = len(q)
             self.q[t, (self.qh[t] + np.arange(len(q))) % n] = [r.rid for r in q]
+        waiting = [r.target for q in self.queues for r in q]
+        self.si[S_PEND_SUM] = sum(waiting)
+        self.si[S_PEND_MAX] = max(waiting, default=0)
         self.si[S_NRUN] = len(self.running)
         self.run[: len(self.running)] = [r.rid for r in self.running]
         self.si[S_NEXT] = self.next_arrival

@@ -26,7 +26,8 @@ from . import cost_model as cm
 from . import engine
 from .layout import (ARR, BLOCKS, FINISH, FIRST, LAST, N_EV, N_P, N_RF, N_RI, N_SI, N_TF, N_W, OUT,
                      P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET,
-                     PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, S_NRUN, S_WATERMARK, STATUS, TARGET,
+                     PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_WATERMARK,
+                     STATUS, TARGET,
                      TEN, TF_ACC0, TF_PRIO, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S, WAITING, FINISHED,
                      REJECTED)
 from .metrics import EpisodeMetrics, WindowMetrics, episode_metrics, itl_edges_ms, window_metrics
@@ -210,8 +211,7 @@ class Simulator:
         n_t = len(self.workload.tenants)
         n_arr = int(self.si[S_NEXT])
         st = self.ri[:n_arr, STATUS]
-        waiting_ids = np.concatenate([self._queue_ids(t) for t in range(n_t)]) if n_t else np.zeros(0, np.int64)
-        pend = self.ri[waiting_ids, TARGET]
+        pend_sum, pend_max = self.pending_prompts()
         run_ids = self.run[: self.si[S_NRUN]]
         return Snapshot(
             clock_s=float(self.sf[0]), knobs=self.knobs, arrived=n_arr,
@@ -219,7 +219,11 @@ class Simulator:
             running=tuple(int(x) for x in np.bincount(self.ri[run_ids, TEN], minlength=n_t)),
             finished=int(np.count_nonzero(st == FINISHED)), rejected=int(np.count_nonzero(st == REJECTED)),
             kv_blocks_used=int(self.si[S_CAP] - self.si[S_FREE]), kv_capacity_blocks=int(self.si[S_CAP]),
-            pending_prompt_tokens=int(pend.sum()), max_waiting_prompt_tokens=int(pend.max()) if pend.size else 0)
+            pending_prompt_tokens=pend_sum, max_waiting_prompt_tokens=pend_max)
+
+    def pending_prompts(self) -> tuple[int, int]:
+        """(prompt tokens waiting, largest waiting prompt) at the last window's end, recompute included."""
+        return int(self.si[S_PEND_SUM]), int(self.si[S_PEND_MAX])
 
     def episode_metrics(self) -> EpisodeMetrics:
         """Everything since reset: every arrived request is accounted for (finished, rejected or open)."""

@@ -107,7 +107,7 @@ def _storms(rng, t, n_range, dur_range, peak_range, base):
     """Add storms (plateaus with 20 % ramps) to `base`; peaks are absolute rates."""
     rate = base.copy()
     for _ in range(int(rng.integers(n_range[0], n_range[1] + 1))):
-        dur = rng.uniform(*dur_range)
+        dur = min(rng.uniform(*dur_range), t[-1])  # short episodes (episode_windows overrides) still fit
         start = rng.uniform(0, t[-1] - dur)
         peak = rng.uniform(*peak_range)
         x = (t - start) / dur
