@@ -1,0 +1,72 @@
+"""Policies for igym_marl.serving_v0: one interface (agents.base.Policy), one registry.
+
+    from agents import make_policy
+    policy = make_policy("heuristic")          # or random, vllm-default, constant:KNOB=V,...,
+                                               # best-constant, llm, ppo, mappo
+"""
+
+from __future__ import annotations
+
+from .base import KnobPolicy, Policy
+
+
+def _random(arg, **kw):
+    from .simple import RandomPolicy
+    return RandomPolicy()
+
+
+def _constant(arg, **kw):
+    from .simple import ConstantPolicy
+    return ConstantPolicy(arg or "vllm-default")
+
+
+def _vllm_default(arg, **kw):
+    from .simple import ConstantPolicy
+    p = ConstantPolicy("vllm-default")
+    p.name = "vllm-default"
+    return p
+
+
+def _best_constant(arg, **kw):
+    from .best_constant import BestConstantPolicy
+    return BestConstantPolicy()
+
+
+def _heuristic(arg, **kw):
+    from .heuristic import HeuristicPolicy
+    return HeuristicPolicy()
+
+
+def _llm(arg, llm_base_url=None, llm_model=None, llm_api_key=None, **kw):
+    from .llm import LLMPolicy
+    return LLMPolicy(base_url=llm_base_url, model=llm_model, api_key=llm_api_key)
+
+
+def _mappo(arg, checkpoint=None, **kw):
+    from .learned import MAPPOPolicy
+    return MAPPOPolicy(checkpoint)
+
+
+def _ppo(arg, checkpoint=None, **kw):
+    from .learned import PPOPolicy
+    return PPOPolicy(checkpoint)
+
+
+POLICIES = {"random": _random, "constant": _constant, "vllm-default": _vllm_default, "best-constant": _best_constant,
+            "heuristic": _heuristic, "llm": _llm, "ppo": _ppo, "mappo": _mappo}
+
+
+def make_policy(name: str, **options) -> Policy:
+    """Build a policy by registry name; ``constant:KNOB=VALUE,...`` sets a constant configuration."""
+    base, _, arg = name.partition(":")
+    if base not in POLICIES:
+        raise ValueError(f"agent={name!r} is unknown; allowed: {', '.join(POLICIES)} (and constant:KNOB=VALUE,...)")
+    if arg and base != "constant":
+        raise ValueError(f"agent={name!r}: only 'constant' takes a ':...' argument")
+    policy = POLICIES[base](arg, **options)
+    if base == "constant" and arg:
+        policy.name = name
+    return policy
+
+
+__all__ = ["Policy", "KnobPolicy", "POLICIES", "make_policy"]

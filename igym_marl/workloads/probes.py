@@ -179,23 +179,34 @@ GRID = {
 }
 
 
-def constant_search(task: TaskSpec, seeds=(0, 1, 2), passes: int = 2, start: Knobs = VLLM_DEFAULT,
-                    value: Callable[[TaskSpec, Simulator], float] = episode_value) -> tuple[Knobs, float, list]:
-    """Coordinate search over GRID (the agents' action levels): from `start`, try every level of
-    one knob with the others fixed, keep the best, move to the next knob; `passes` rounds.
-    Returns the best knobs, their mean value over `seeds`, and the log of every evaluation."""
-    cache: dict[Knobs, float] = {}
+def coordinate_search(start: dict, grid: dict, evaluate: Callable[[dict], float], passes: int = 2):
+    """Maximise `evaluate` over the product of `grid`'s levels by coordinate search: from `start`,
+    try every level of one parameter with the others fixed, keep the best (ties keep the current
+    value), move to the next parameter; `passes` rounds. Returns (best, value, log of (point, value))."""
+    cache: dict = {}
     log = []
 
-    def score(k: Knobs) -> float:
-        if k not in cache:
-            cache[k] = float(np.mean([value(task, run_episode(task, k, s)) for s in seeds]))
-            log.append((k, cache[k]))
-        return cache[k]
+    def score(point: dict) -> float:
+        key = tuple(sorted(point.items()))
+        if key not in cache:
+            cache[key] = float(evaluate(point))
+            log.append((dict(point), cache[key]))
+        return cache[key]
 
-    best = start
+    best = dict(start)
     for _ in range(passes):
-        for name, levels in GRID.items():
-            cands = [replace(best, **{name: v}) for v in levels]
-            best = max(cands, key=lambda k: (score(k), k == best))
+        for name, levels in grid.items():
+            cands = [{**best, name: v} for v in levels]
+            best = max(cands, key=lambda c: (score(c), c == best))
     return best, score(best), log
+
+
+def constant_search(task: TaskSpec, seeds=(0, 1, 2), passes: int = 2, start: Knobs = VLLM_DEFAULT,
+                    value: Callable[[TaskSpec, Simulator], float] = episode_value) -> tuple[Knobs, float, list]:
+    """The best constant Knobs over GRID (the agents' action levels) by coordinate search, each
+    point scored by the mean of `value` over `seeds`."""
+    def evaluate(point: dict) -> float:
+        k = Knobs(**point)
+        return float(np.mean([value(task, run_episode(task, k, s)) for s in seeds]))
+    best, v, log = coordinate_search(start.as_dict(), GRID, evaluate, passes)
+    return Knobs(**best), v, [(Knobs(**p), x) for p, x in log]

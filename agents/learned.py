@@ -1,0 +1,86 @@
+"""Learned policies loaded from checkpoints (train_marl.py writes them).
+
+``mappo`` (also IPPO checkpoints): the shared actor acts for each agent from its own observation.
+``ppo``: the single-agent PPO actor acts on the global state. Both act greedily (the most likely
+action) at evaluation. A checkpoint argument may be a file or a folder holding ``<task>.pt``;
+without one, the shipped ``agents/checkpoints/<algo>/<task>.pt`` is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from igym_marl.envs import AGENTS
+
+from .base import Policy
+from .networks import SharedActor, SingleActorCritic, actor_input, load_checkpoint
+
+SHIPPED = Path(__file__).parent / "checkpoints"
+
+
+def resolve(checkpoint, algo_dir: str, task_id: str) -> Path:
+    if checkpoint is None:
+        path = SHIPPED / algo_dir / f"{task_id}.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"no shipped {algo_dir} checkpoint for task {task_id!r} ({path}); train one with "
+                                    f"train_marl.py and pass --checkpoint")
+        return path
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / f"{task_id}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return path
+
+
+class MAPPOPolicy(Policy):
+    name = "mappo"
+    algos = ("mappo", "ippo")
+
+    def __init__(self, checkpoint=None):
+        self.checkpoint = checkpoint
+        self._loaded = {}
+
+    def reset(self, task, seed):
+        super().reset(task, seed)
+        path = resolve(self.checkpoint, "mappo", task.id)
+        if path not in self._loaded:
+            blob = load_checkpoint(path, algos=self.algos, task=task.id)
+            actor = SharedActor(hidden=int(blob["args"].get("hidden", 64)))
+            actor.load_state_dict(blob["state_dicts"]["actor"])
+            actor.eval()
+            self._loaded[path] = actor
+        self.actor = self._loaded[path]
+
+    @torch.no_grad()
+    def act(self, observations, infos, state=None):
+        x = actor_input(observations)
+        return {a: int(self.actor.logits(x[i:i + 1], i).argmax(-1)) for i, a in enumerate(AGENTS)}
+
+
+class PPOPolicy(Policy):
+    name = "ppo"
+
+    def __init__(self, checkpoint=None):
+        self.checkpoint = checkpoint
+        self._loaded = {}
+
+    def reset(self, task, seed):
+        super().reset(task, seed)
+        path = resolve(self.checkpoint, "ppo", task.id)
+        if path not in self._loaded:
+            blob = load_checkpoint(path, algos=("ppo-single",), task=task.id)
+            net = SingleActorCritic(hidden=int(blob["args"].get("hidden", 64)))
+            net.load_state_dict(blob["state_dicts"]["model"])
+            net.eval()
+            self._loaded[path] = net
+        self.net = self._loaded[path]
+
+    @torch.no_grad()
+    def act(self, observations, infos, state=None):
+        if state is None:
+            raise ValueError("the ppo policy acts on the global state: call act(observations, infos, env.state())")
+        logits = self.net.logits(torch.as_tensor(state, dtype=torch.float32)[None])
+        return {a: int(l.argmax(-1)) for a, l in zip(AGENTS, logits)}

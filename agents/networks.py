@@ -1,0 +1,142 @@
+"""Policy and value networks for MAPPO, IPPO and single-agent PPO, and their checkpoints.
+
+* :class:`SharedActor`: one MLP shared by the four agents; input = the agent's observation
+  zero-padded to the largest observation size plus a one-hot agent id; one action head per agent
+  (heterogeneous action sets without masking).
+* :class:`Critic`: an MLP value function (centralized on ``state()`` for MAPPO, on the agent's own
+  observation + id for IPPO).
+* :class:`SingleActorCritic`: PPO on the single-agent wrapper: state -> four categorical heads
+  (the MultiDiscrete action) and a value.
+
+Checkpoints are plain dicts of tensors and primitives written with ``torch.save`` and read with
+``torch.load(weights_only=True)`` (no code from the file is executed). They carry the format,
+the environment version, the feature layout, the task and the training arguments; loading one
+made for another env version, task or layout raises a ValueError saying what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from igym_marl.envs import AGENTS, SPECS
+from igym_marl.envs.features import LAST_ACTION, OBS_DIM, OWN, SHARED, STATE_DIM, TENANT
+
+CHECKPOINT_FORMAT = "igym-marl-policy/1"
+ENV_VERSION = "serving_v0"
+MAX_OBS = max(OBS_DIM.values())
+N_AGENTS = len(AGENTS)
+ACTION_SIZES = [SPECS[a].n for a in AGENTS]
+
+
+def layout() -> dict:
+    """What a checkpoint must match: spaces and the exact feature list (hashed)."""
+    names = [n for n, _ in SHARED] + [n for n, _ in TENANT] + [n for n, _ in LAST_ACTION] + \
+            [f"{a}.{n}" for a in AGENTS for n, _ in OWN[a]]
+    return {"agents": list(AGENTS), "obs_dims": [OBS_DIM[a] for a in AGENTS], "state_dim": STATE_DIM,
+            "action_sizes": ACTION_SIZES,
+            "features_sha1": hashlib.sha1("|".join(names).encode()).hexdigest()}
+
+
+def mlp(n_in: int, hidden: int, n_out: int, out_gain: float = 1.0) -> nn.Sequential:
+    def lin(i, o, gain):
+        layer = nn.Linear(i, o)
+        nn.init.orthogonal_(layer.weight, gain)
+        nn.init.zeros_(layer.bias)
+        return layer
+    return nn.Sequential(lin(n_in, hidden, 2 ** 0.5), nn.Tanh(), lin(hidden, hidden, 2 ** 0.5), nn.Tanh(),
+                         lin(hidden, n_out, out_gain))
+
+
+class SharedActor(nn.Module):
+    def __init__(self, hidden: int = 64):
+        super().__init__()
+        self.body = mlp(MAX_OBS + N_AGENTS, hidden, hidden)
+        self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in ACTION_SIZES)
+        for h in self.heads:
+            nn.init.orthogonal_(h.weight, 0.01)
+            nn.init.zeros_(h.bias)
+
+    def logits(self, x: torch.Tensor, agent: int) -> torch.Tensor:
+        """x: [B, MAX_OBS + N_AGENTS] (padded observation + one-hot id) -> [B, n_actions(agent)]."""
+        return self.heads[agent](torch.tanh(self.body(x)))
+
+
+class Critic(nn.Module):
+    def __init__(self, n_in: int, hidden: int = 64):
+        super().__init__()
+        self.net = mlp(n_in, hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class SingleActorCritic(nn.Module):
+    def __init__(self, hidden: int = 64):
+        super().__init__()
+        self.body = mlp(STATE_DIM, hidden, hidden)
+        self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in ACTION_SIZES)
+        for h in self.heads:
+            nn.init.orthogonal_(h.weight, 0.01)
+            nn.init.zeros_(h.bias)
+        self.value = Critic(STATE_DIM, hidden)
+
+    def logits(self, s: torch.Tensor) -> list[torch.Tensor]:
+        z = torch.tanh(self.body(s))
+        return [h(z) for h in self.heads]
+
+
+def actor_input(obs: dict, device="cpu") -> torch.Tensor:
+    """{agent: obs} -> [N_AGENTS, MAX_OBS + N_AGENTS] padded observations with one-hot ids."""
+    x = torch.zeros(N_AGENTS, MAX_OBS + N_AGENTS)
+    for i, a in enumerate(AGENTS):
+        o = torch.as_tensor(obs[a], dtype=torch.float32)
+        x[i, : o.shape[0]] = o
+        x[i, MAX_OBS + i] = 1.0
+    return x.to(device)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path, *, algo: str, task: str, args: dict, modules: dict[str, nn.Module], step: int,
+                    extra: dict | None = None) -> Path:
+    """Write atomically (temp file + rename): an interrupted save never leaves a broken file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": CHECKPOINT_FORMAT, "env_version": ENV_VERSION, "layout": layout(), "algo": algo, "task": task,
+            "args": args, "step": int(step), "state_dicts": {k: m.state_dict() for k, m in modules.items()},
+            **(extra or {})}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) -> dict:
+    """Load safely and check that the checkpoint fits this environment (and `task`, if given)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickle with code, a truncated or foreign file
+        raise ValueError(f"checkpoint {path} cannot be loaded safely (weights only): {e}") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an igym-marl policy checkpoint (expected format {CHECKPOINT_FORMAT!r}, "
+                         f"found {blob.get('format') if isinstance(blob, dict) else type(blob).__name__!r})")
+    if blob.get("env_version") != ENV_VERSION:
+        raise ValueError(f"{path} was made for env version {blob.get('env_version')!r}; this is {ENV_VERSION!r}")
+    if blob.get("layout") != layout():
+        raise ValueError(f"{path} was made for another observation/action layout: expected {layout()}, "
+                         f"found {blob.get('layout')}")
+    if blob.get("algo") not in algos:
+        raise ValueError(f"{path} holds a {blob.get('algo')!r} policy; expected one of {list(algos)}")
+    if task is not None and blob.get("task") != task:
+        raise ValueError(f"{path} was trained on task {blob.get('task')!r}, not {task!r}; pass a checkpoint for "
+                         f"{task!r}")
+    return blob

@@ -1,0 +1,79 @@
+"""Random and constant policies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from igym_marl.envs import AGENTS, SPECS, decode_action
+from igym_marl.sim import Knobs
+from igym_marl.workloads import VLLM_DEFAULT
+
+from .base import KnobPolicy, Policy
+
+PRESETS = {"vllm-default": VLLM_DEFAULT}
+
+
+class RandomPolicy(Policy):
+    """Uniform over each agent's action space; seeded by the episode seed (and `seed` offset)."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.offset = seed
+
+    def reset(self, task, seed):
+        super().reset(task, seed)
+        self.rng = np.random.default_rng([seed, self.offset, 7])
+
+    def act(self, observations, infos, state=None):
+        return {a: int(self.rng.integers(SPECS[a].n)) for a in AGENTS}
+
+
+class ConstantPolicy(KnobPolicy):
+    """The same knobs every window. `spec`: a preset name ("vllm-default") or
+    "batch_cap=64,kv_budget_fraction=0.5,..." overriding vLLM's default (values must be levels)."""
+
+    name = "constant"
+
+    def __init__(self, spec: str | Knobs = "vllm-default"):
+        self.knobs = spec if isinstance(spec, Knobs) else parse_knobs(spec)
+        from igym_marl.envs import knobs_to_actions
+        knobs_to_actions(self.knobs)  # every value must be one of the agents' levels
+
+    def decide(self, infos):
+        return self.knobs
+
+
+def parse_knobs(spec: str) -> Knobs:
+    if spec in PRESETS:
+        return PRESETS[spec]
+    values = VLLM_DEFAULT.as_dict()
+    for part in filter(None, spec.split(",")):
+        if "=" not in part:
+            raise ValueError(f"constant policy spec {spec!r}: {part!r} is not KNOB=VALUE; presets: {list(PRESETS)}")
+        k, v = (x.strip() for x in part.split("=", 1))
+        if k not in values:
+            raise ValueError(f"constant policy spec {spec!r}: unknown knob {k!r}; knobs: {list(values)}")
+        if k in ("prefill_decode_split", "priority_routing"):
+            if v.lower() not in ("true", "false", "on", "off", "1", "0"):
+                raise ValueError(f"constant policy spec: {k}={v!r}; allowed: true/false, on/off, 1/0")
+            values[k] = v.lower() in ("true", "on", "1")
+        elif k == "quantization_tier":
+            values[k] = v.upper()
+        elif k == "kv_budget_fraction":
+            values[k] = float(v)
+        else:
+            try:
+                values[k] = int(v)
+            except ValueError:
+                raise ValueError(f"constant policy spec: {k}={v!r} is not an integer") from None
+    return Knobs(**values)
+
+
+def describe(knobs: Knobs) -> str:
+    return (f"batch_cap={knobs.batch_cap},kv_budget_fraction={knobs.kv_budget_fraction},"
+            f"speculation_depth={knobs.speculation_depth},quantization_tier={knobs.quantization_tier},"
+            f"prefill_decode_split={knobs.prefill_decode_split},priority_routing={knobs.priority_routing}")
+
+
+__all__ = ["RandomPolicy", "ConstantPolicy", "parse_knobs", "describe", "PRESETS", "decode_action"]

@@ -1,0 +1,177 @@
+"""Policies: registry, constants, randomness, heuristic, checkpoints, and the LLM client."""
+
+import json
+import pickle
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+import torch
+
+from agents import make_policy
+from agents.evaluation import run_episode
+from agents.llm import LLMPolicy, validate_reply, LLMError
+from agents.networks import SharedActor, load_checkpoint, save_checkpoint
+from agents.simple import parse_knobs
+from igym_marl.envs import AGENTS, SPECS
+from igym_marl.workloads import TASKS, get_task
+
+
+def test_registry_and_constant_specs():
+    with pytest.raises(ValueError, match="agent='greedy' is unknown; allowed: random"):
+        make_policy("greedy")
+    with pytest.raises(ValueError, match="only 'constant' takes"):
+        make_policy("random:3")
+    k = parse_knobs("batch_cap=64,kv_budget_fraction=0.5,priority_routing=on,quantization_tier=int8")
+    assert (k.batch_cap, k.kv_budget_fraction, k.priority_routing, k.quantization_tier) == (64, 0.5, True, "INT8")
+    with pytest.raises(ValueError, match="unknown knob 'turbo'"):
+        parse_knobs("turbo=1")
+    with pytest.raises(ValueError, match="not a level"):
+        make_policy("constant:batch_cap=100")  # the env's agents only have power-of-two levels
+    assert make_policy("constant:batch_cap=64").name == "constant:batch_cap=64"
+
+
+@pytest.mark.parametrize("name", ["random", "vllm-default", "heuristic", "best-constant"])
+def test_policies_act_validly_and_deterministically(name):
+    a = run_episode(make_policy(name), "adversarial_multitenant", 1_000_003, episode_windows=30)
+    b = run_episode(make_policy(name), "adversarial_multitenant", 1_000_003, episode_windows=30)
+    assert a == b and 0.0 <= a["score"] < 1.0 and a["agent"] == name
+
+
+def test_random_differs_across_seeds():
+    p = make_policy("random")
+    p.reset(TASKS["static_workload"], 1)
+    x = [p.act({}, {}) for _ in range(5)]
+    p.reset(TASKS["static_workload"], 2)
+    y = [p.act({}, {}) for _ in range(5)]
+    assert x != y and all(0 <= v < SPECS[a].n for d in x for a, v in d.items())
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def test_checkpoint_roundtrip_and_refusals(tmp_path):
+    actor = SharedActor()
+    path = save_checkpoint(tmp_path / "c.pt", algo="mappo", task="bursty_workload", args={"hidden": 64},
+                           modules={"actor": actor}, step=10)
+    blob = load_checkpoint(path, algos=("mappo",), task="bursty_workload")
+    assert blob["step"] == 10 and set(blob["state_dicts"]) == {"actor"}
+    with pytest.raises(ValueError, match="trained on task 'bursty_workload', not 'static_workload'"):
+        load_checkpoint(path, algos=("mappo",), task="static_workload")
+    with pytest.raises(ValueError, match="holds a 'mappo' policy; expected one of \\['ppo-single'\\]"):
+        load_checkpoint(path, algos=("ppo-single",))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt", algos=("mappo",))
+    blob["layout"] = {**blob["layout"], "obs_dims": [1, 2, 3, 4]}
+    torch.save(blob, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="another observation/action layout"):
+        load_checkpoint(tmp_path / "old.pt", algos=("mappo",))
+    torch.save({**blob, "env_version": "serving_v9"}, tmp_path / "v9.pt")
+    with pytest.raises(ValueError, match="env version 'serving_v9'"):
+        load_checkpoint(tmp_path / "v9.pt", algos=("mappo",))
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_checkpoint_with_code_is_refused(tmp_path, capsys):
+    p = tmp_path / "evil.pt"
+    with open(p, "wb") as f:
+        pickle.dump({"format": "igym-marl-policy/1", "payload": Exploit()}, f)
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        load_checkpoint(p, algos=("mappo",))
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_mappo_policy_requires_a_checkpoint_for_its_task(tmp_path):
+    p = make_policy("mappo", checkpoint=tmp_path)
+    with pytest.raises(FileNotFoundError, match="bursty_workload.pt does not exist"):
+        p.reset(get_task("bursty_workload"), 1_000_000)
+
+
+# ---------------------------------------------------------------------------------- LLM
+GOOD = {"batch_cap": 64, "prefill_decode_split": True, "kv_budget_fraction": 0.5, "quantization_tier": "FP16",
+        "speculation_depth": 0, "priority_routing": True}
+
+
+class FakeLLM(BaseHTTPRequestHandler):
+    """Speaks the chat-completions protocol; replies come from a script shared by the test."""
+
+    script: list = []
+    requests: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeLLM.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        reply = FakeLLM.script.pop(0) if FakeLLM.script else json.dumps(GOOD)
+        if reply == "HTTP500":
+            self.send_response(500)
+            self.end_headers()
+            return
+        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def llm_server():
+    server = HTTPServer(("127.0.0.1", 0), FakeLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeLLM.script, FakeLLM.requests = [], []
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_llm_policy_uses_valid_replies_retries_once_then_falls_back(llm_server):
+    FakeLLM.script = [json.dumps(GOOD),  # window 1: valid
+                      "not json", "```json\n" + json.dumps({**GOOD, "batch_cap": 32}) + "\n```",  # 2: retry ok
+                      json.dumps({**GOOD, "batch_cap": 100}), "HTTP500",  # window 3: invalid twice -> fallback
+                      ] + [json.dumps(GOOD)] * 10
+    policy = LLMPolicy(base_url=llm_server, model="test-model", api_key="k")
+    rec = run_episode(policy, "adversarial_multitenant", 1_000_000, episode_windows=5)
+    assert rec["policy.calls"] == 7 and rec["policy.retries"] == 2 and rec["policy.fallbacks"] == 1
+    first = FakeLLM.requests[0]
+    assert first["path"] == "/v1/chat/completions" and first["body"]["model"] == "test-model"
+    assert first["auth"] == "Bearer k" and "interactive (TTFT SLO 200 ms" in first["body"]["messages"][0]["content"]
+    assert "Your previous answer was invalid" in FakeLLM.requests[2]["body"]["messages"][1]["content"]
+    assert "p99_ttft_ms" in FakeLLM.requests[1]["body"]["messages"][1]["content"]
+
+
+def test_llm_policy_unreachable_server_falls_back_every_window():
+    policy = LLMPolicy(base_url="http://127.0.0.1:9", model="m", timeout_s=0.5)
+    rec = run_episode(policy, "static_workload", 1_000_000, episode_windows=3)
+    assert rec["policy.fallbacks"] == 3 and rec["policy.retries"] == 3
+
+
+@pytest.mark.parametrize("reply,fragment", [
+    ("[1, 2]", "not an object"), ("{}", "missing"), (json.dumps({**GOOD, "extra": 1}), "unexpected ['extra']"),
+    (json.dumps({**GOOD, "batch_cap": 3}), "batch_cap=3 is not one of"),
+    (json.dumps({**GOOD, "kv_budget_fraction": 0.55}), "kv_budget_fraction=0.55"),
+    (json.dumps({**GOOD, "priority_routing": "yes"}), "priority_routing='yes'"),
+    (json.dumps({**GOOD, "quantization_tier": "fp16"}), "quantization_tier='fp16'"),
+])
+def test_llm_reply_validation_is_strict(reply, fragment):
+    with pytest.raises(LLMError) as e:
+        validate_reply(reply)
+    assert fragment in str(e.value)
+    assert validate_reply(json.dumps(GOOD)).batch_cap == 64
+
+
+def test_llm_configuration_errors(monkeypatch):
+    for var in ("IGYM_LLM_BASE_URL", "OPENAI_BASE_URL", "IGYM_LLM_MODEL", "OPENAI_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValueError, match="base URL"):
+        LLMPolicy()
+    monkeypatch.setenv("IGYM_LLM_BASE_URL", "http://x/v1")
+    with pytest.raises(ValueError, match="model name"):
+        LLMPolicy()
+    monkeypatch.setenv("IGYM_LLM_MODEL", "m")
+    assert LLMPolicy().base_url == "http://x/v1"
