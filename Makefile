@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench calibrate clean
+.PHONY: demo test bench calibrate leaderboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,18 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m igym_marl.sim.demo
+	$(BIN)/python train_marl.py --quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py
+	$(BIN)/python benchmarks/bench_env.py
+	$(BIN)/python benchmarks/bench_loaders.py
+
+leaderboard: $(STAMP)
+	$(BIN)/python evaluate.py --compare --episodes 10 --workers 2 --markdown docs/leaderboard.md --plot docs/img/leaderboard.png
 
 calibrate: $(STAMP)
 	$(BIN)/python scripts/calibrate_cost_model.py

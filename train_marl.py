@@ -65,7 +65,7 @@ class Args:
     """env copies stepped together (each its own episode seeds)"""
     rollout: int = 100
     """steps per env copy between updates"""
-    lr: float = 5e-4
+    lr: float = 1e-3
     """Adam learning rate (linearly annealed to 0)"""
     gamma: float = 0.99
     """discount"""
@@ -87,6 +87,8 @@ class Args:
     """hidden units of the MLPs"""
     value_norm: bool = True
     """normalize value targets with running statistics (MAPPO's value normalization)"""
+    default_bias: float = 3.0
+    """initial logit bonus of each agent's vLLM-default action (0 = uniform initial policy)"""
     freeze: list = field(default_factory=list)
     """AGENT=POLICY: hold an agent fixed (heuristic, vllm-default, constant:INDEX or constant:KNOB=V,...)"""
     checkpoint_every: int = 20_000
@@ -270,6 +272,13 @@ class Learner(nn.Module):
             self.critic = Critic(STATE_DIM if algo == "mappo" else MAX_OBS + N_AGENTS, hidden)
         self.vnorm = RunningNorm()
 
+    def bias_towards(self, actions: dict, bonus: float) -> None:
+        """Start near a known-sane configuration: add `bonus` to each head's bias at `actions`."""
+        heads = self.model.heads if self.algo == "ppo-single" else self.actor.heads
+        with torch.no_grad():
+            for i, a in enumerate(AGENTS):
+                heads[i].bias[actions[a]] += bonus
+
     def modules_to_save(self) -> dict:
         if self.algo == "ppo-single":
             return {"model": self.model, "vnorm": self.vnorm}
@@ -340,6 +349,7 @@ def train(args: Args) -> dict:
     task = get_task(args.task)
     torch.manual_seed(args.seed)  # before the networks are initialised
     learner = Learner(args.algo, args.hidden)
+    learner.bias_towards(DEFAULT_ACTIONS, args.default_bias)
     opt = torch.optim.Adam(learner.parameters(), lr=args.lr, eps=1e-5)
     step, episodes_done, update = 0, 0, 0
     if args.resume:
