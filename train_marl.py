@@ -637,7 +637,7 @@ def ablation(args: Args, seeds: int) -> str:
     lines = [f"Ablation on {args.task}: {args.steps} steps per run, {seeds} training seed(s), evaluation on "
              f"{args.eval_episodes} held-out episodes", "",
              "| variant | held-out score (mean over training seeds) | std | seeds |", "|---|---|---|---|"]
-    lines += [f"| {n} | {m:.3f} | {sd:.3f} | {k} |" for n, m, sd, k in rows]
+    lines += [f"| {n} | {m:.3f} | {f'{sd:.3f}' if k > 1 else 'n/a'} | {k} |" for n, m, sd, k in rows]
     table = "\n".join(lines)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "ablation.md").write_text(table + "\n")

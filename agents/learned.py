@@ -35,48 +35,54 @@ def resolve(checkpoint, algo_dir: str, task_id: str) -> Path:
     return path
 
 
-class MAPPOPolicy(Policy):
-    name = "mappo"
-    algos = ("mappo", "ippo")
+class LearnedPolicy(Policy):
+    """Loads (and caches) one network per checkpoint file; subclasses say which and how to act."""
+
+    algos: tuple[str, ...] = ()
+    folder = ""
 
     def __init__(self, checkpoint=None):
         self.checkpoint = checkpoint
         self._loaded = {}
 
+    def build(self, blob: dict) -> torch.nn.Module:
+        raise NotImplementedError
+
     def reset(self, task, seed):
         super().reset(task, seed)
-        path = resolve(self.checkpoint, "mappo", task.id)
+        path = resolve(self.checkpoint, self.folder, task.id)
         if path not in self._loaded:
-            blob = load_checkpoint(path, algos=self.algos, task=task.id)
-            actor = SharedActor(hidden=int(blob["args"].get("hidden", 64)))
-            actor.load_state_dict(blob["state_dicts"]["actor"])
-            actor.eval()
-            self._loaded[path] = actor
-        self.actor = self._loaded[path]
+            net = self.build(load_checkpoint(path, algos=self.algos, task=task.id))
+            net.eval()
+            self._loaded[path] = net
+        self.net = self._loaded[path]
+
+
+class MAPPOPolicy(LearnedPolicy):
+    name = "mappo"
+    algos = ("mappo", "ippo")
+    folder = "mappo"
+
+    def build(self, blob):
+        actor = SharedActor(hidden=int(blob["args"].get("hidden", 64)))
+        actor.load_state_dict(blob["state_dicts"]["actor"])
+        return actor
 
     @torch.no_grad()
     def act(self, observations, infos, state=None):
         x = actor_input(observations)
-        return {a: int(self.actor.logits(x[i:i + 1], i).argmax(-1)) for i, a in enumerate(AGENTS)}
+        return {a: int(self.net.logits(x[i:i + 1], i).argmax(-1)) for i, a in enumerate(AGENTS)}
 
 
-class PPOPolicy(Policy):
+class PPOPolicy(LearnedPolicy):
     name = "ppo"
+    algos = ("ppo-single",)
+    folder = "ppo"
 
-    def __init__(self, checkpoint=None):
-        self.checkpoint = checkpoint
-        self._loaded = {}
-
-    def reset(self, task, seed):
-        super().reset(task, seed)
-        path = resolve(self.checkpoint, "ppo", task.id)
-        if path not in self._loaded:
-            blob = load_checkpoint(path, algos=("ppo-single",), task=task.id)
-            net = SingleActorCritic(hidden=int(blob["args"].get("hidden", 64)))
-            net.load_state_dict(blob["state_dicts"]["model"])
-            net.eval()
-            self._loaded[path] = net
-        self.net = self._loaded[path]
+    def build(self, blob):
+        net = SingleActorCritic(hidden=int(blob["args"].get("hidden", 64)))
+        net.load_state_dict(blob["state_dicts"]["model"])
+        return net
 
     @torch.no_grad()
     def act(self, observations, infos, state=None):

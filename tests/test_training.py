@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from igym_marl.workloads import get_task
 from train_marl import Args, parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,16 @@ def test_trained_checkpoint_evaluates(tmp_path):
                         "--checkpoint", str(Path(s["run"]) / "checkpoint.pt"), "--no-progress"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "trained on task 'bursty_workload', not 'static_workload'" in r.stderr
+
+
+@pytest.mark.parametrize("algo,name", [("ppo-single", "ppo"), ("ippo", "mappo")])
+def test_other_checkpoints_load_into_their_policies(tmp_path, algo, name):
+    from agents import make_policy
+    from agents.evaluation import run_episode
+    s = train(tiny(tmp_path, algo=algo))
+    rec = run_episode(make_policy(name, checkpoint=Path(s["run"]) / "checkpoint.pt"), "bursty_workload", 1_000_000,
+                      episode_windows=10)
+    assert 0.0 <= rec["score"] < 1.0
+    with pytest.raises(ValueError, match="expected one of"):
+        other = "mappo" if name == "ppo" else "ppo"
+        make_policy(other, checkpoint=Path(s["run"]) / "checkpoint.pt").reset(get_task("bursty_workload"), 0)

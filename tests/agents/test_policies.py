@@ -175,3 +175,13 @@ def test_llm_configuration_errors(monkeypatch):
         LLMPolicy()
     monkeypatch.setenv("IGYM_LLM_MODEL", "m")
     assert LLMPolicy().base_url == "http://x/v1"
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_tuned_heuristic_beats_vllm_default_and_random(task):
+    """Paired on the same held-out episodes (the README's leaderboard uses ten)."""
+    seeds = [1_000_000 + i for i in range(3)]
+    score = {n: [run_episode(make_policy(n), task, s)["score"] for s in seeds]
+             for n in ("heuristic", "vllm-default", "random")}
+    assert np.mean(score["heuristic"]) > np.mean(score["vllm-default"]) > np.mean(score["random"])
+    assert sum(h >= d for h, d in zip(score["heuristic"], score["vllm-default"])) >= 2
