@@ -185,3 +185,10 @@ def test_tuned_heuristic_beats_vllm_default_and_random(task):
              for n in ("heuristic", "vllm-default", "random")}
     assert np.mean(score["heuristic"]) > np.mean(score["vllm-default"]) > np.mean(score["random"])
     assert sum(h >= d for h, d in zip(score["heuristic"], score["vllm-default"])) >= 2
+
+
+@pytest.mark.parametrize("name", ["mappo", "ppo"])
+def test_shipped_checkpoints_work_out_of_the_box(name):
+    for task in TASKS:
+        rec = run_episode(make_policy(name), task, 1_000_000, episode_windows=10)
+        assert 0.0 <= rec["score"] < 1.0
