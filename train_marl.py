@@ -28,7 +28,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,12 +39,12 @@ from torch import nn
 from torch.distributions import Categorical
 
 from agents import make_policy
-from agents.networks import (ACTION_SIZES, MAX_OBS, N_AGENTS, Critic, SharedActor, SingleActorCritic, load_checkpoint,
+from agents.networks import (MAX_OBS, N_AGENTS, Critic, SharedActor, SingleActorCritic, load_checkpoint,
                              save_checkpoint)
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, SPECS, encode_action
 from igym_marl.envs.features import OBS_DIM, STATE_DIM
-from igym_marl.workloads import TASKS, get_task
+from igym_marl.workloads import get_task
 
 ALGOS = ("mappo", "ippo", "ppo-single")
 EVAL_START = 1_000_000

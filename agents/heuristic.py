@@ -24,10 +24,10 @@ The thresholds are tuned per task on training seeds by :func:`agents.tuning.tune
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-from igym_marl.envs import AGENTS, SPECS
+from igym_marl.envs import SPECS
 from igym_marl.envs.features import N_SHARED
 from igym_marl.sim import Knobs
 
@@ -168,8 +168,4 @@ class HeuristicPolicy(KnobPolicy):
                 self.priority = False
 
 
-def params_dict(p: HeuristicParams) -> dict:
-    return asdict(p)
-
-
-__all__ = ["HeuristicPolicy", "HeuristicParams", "load_tuned", "params_dict", "PARAMS_FILE", "replace", "AGENTS"]
+__all__ = ["HeuristicPolicy", "HeuristicParams", "load_tuned", "PARAMS_FILE"]

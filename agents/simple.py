@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from igym_marl.envs import AGENTS, SPECS, decode_action
+from igym_marl.envs import AGENTS, SPECS
 from igym_marl.sim import Knobs
 from igym_marl.workloads import VLLM_DEFAULT
 
@@ -70,10 +70,4 @@ def parse_knobs(spec: str) -> Knobs:
     return Knobs(**values)
 
 
-def describe(knobs: Knobs) -> str:
-    return (f"batch_cap={knobs.batch_cap},kv_budget_fraction={knobs.kv_budget_fraction},"
-            f"speculation_depth={knobs.speculation_depth},quantization_tier={knobs.quantization_tier},"
-            f"prefill_decode_split={knobs.prefill_decode_split},priority_routing={knobs.priority_routing}")
-
-
-__all__ = ["RandomPolicy", "ConstantPolicy", "parse_knobs", "describe", "PRESETS", "decode_action"]
+__all__ = ["RandomPolicy", "ConstantPolicy", "parse_knobs", "PRESETS"]

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from igym_marl.envs import SPECS
 from igym_marl.sim import Knobs
 from igym_marl.workloads import TASKS, VLLM_DEFAULT, get_task
 from igym_marl.workloads.probes import GRID, TRAIN_SEEDS, coordinate_search
@@ -125,5 +124,3 @@ def main(argv=None):
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["search_best_constant", "tune_heuristic", "load_best_constant", "HEURISTIC_GRID", "SPECS"]

@@ -1,7 +1,6 @@
 """train_marl.py: help text, bad input, determinism, checkpoints and resume, the three algorithms."""
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path

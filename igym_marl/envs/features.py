@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..sim.metrics import WindowMetrics
-from .actions import AGENTS, SPECS, level_indices
+from .actions import AGENTS, level_indices
 
 MAX_TENANTS = 3
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..sim.profiles import QUANT_TIERS, get_tier
 from ..sim.simulator import Simulator
 from ..sim.types import Knobs, SimConfig, Tenant, Workload
-from .generators import SHAREGPT_LENGTHS, LengthModel, _assemble, poisson_workload
+from .generators import SHAREGPT_LENGTHS, _assemble, poisson_workload
 from .tasks import VLLM_DEFAULT, TaskSpec
 
 TRAIN_SEEDS = range(0, 1_000_000)

@@ -14,7 +14,7 @@ from agents.evaluation import run_episode
 from agents.llm import LLMPolicy, validate_reply, LLMError
 from agents.networks import SharedActor, load_checkpoint, save_checkpoint
 from agents.simple import parse_knobs
-from igym_marl.envs import AGENTS, SPECS
+from igym_marl.envs import SPECS
 from igym_marl.workloads import TASKS, get_task
 
 
