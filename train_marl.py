@@ -39,11 +39,11 @@ from torch import nn
 from torch.distributions import Categorical
 
 from agents import make_policy
-from agents.networks import (MAX_OBS, N_AGENTS, Critic, SharedActor, SingleActorCritic, load_checkpoint,
-                             save_checkpoint)
+from agents.networks import (MAX_OBS, N_AGENTS, Critic, SharedActor, SingleActorCritic, actor_inputs, greedy_multi,
+                             greedy_single, load_checkpoint, save_checkpoint)
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, SPECS, encode_action
-from igym_marl.envs.features import OBS_DIM, STATE_DIM
+from igym_marl.envs.features import STATE_DIM
 from igym_marl.workloads import get_task
 
 ALGOS = ("mappo", "ippo", "ppo-single")
@@ -298,17 +298,6 @@ class Learner(nn.Module):
         return v
 
 
-def actor_inputs(obs_list: list[dict]) -> torch.Tensor:
-    """[E environments] -> [E * N_AGENTS, MAX_OBS + N_AGENTS] (agent-major within each env)."""
-    e = len(obs_list)
-    x = np.zeros((e, N_AGENTS, MAX_OBS + N_AGENTS), dtype=np.float32)
-    for j, obs in enumerate(obs_list):
-        for i, a in enumerate(AGENTS):
-            x[j, i, : OBS_DIM[a]] = obs[a]
-            x[j, i, MAX_OBS + i] = 1.0
-    return torch.from_numpy(x.reshape(e * N_AGENTS, -1))
-
-
 # ---------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(learner: Learner, task_id: str, episodes: int, frozen_specs: dict[str, str]) -> list[float]:
@@ -332,10 +321,8 @@ def evaluate(learner: Learner, task_id: str, episodes: int, frozen_specs: dict[s
 
 def greedy_actions(learner: Learner, obs: dict, state) -> dict:
     if learner.algo == "ppo-single":
-        logits = learner.model.logits(torch.as_tensor(state, dtype=torch.float32)[None])
-        return {a: int(l.argmax(-1)) for a, l in zip(AGENTS, logits)}
-    x = actor_inputs([obs])
-    return {a: int(learner.actor.logits(x[i:i + 1], i).argmax(-1)) for i, a in enumerate(AGENTS)}
+        return greedy_single(learner.model, state)
+    return greedy_multi(learner.actor, obs)
 
 
 # ---------------------------------------------------------------------------------- training

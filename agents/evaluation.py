@@ -8,6 +8,7 @@ import numpy as np
 
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS
+from igym_marl.sim.profiles import get_tier
 from igym_marl.workloads import TaskSpec, get_task
 
 from .base import Policy
@@ -24,8 +25,7 @@ def episode_record(env, info: dict, policy: Policy, agent_name: str) -> dict:
         "slo_attainment": em.slo_attainment, "throughput_tps": em.throughput_tps, "preemptions": em.preemptions,
         "rejected": em.rejected, "offered": em.offered, "finished": em.finished,
         "gpu_memory_gb_mean": float(np.mean([h["metrics"].gpu_memory_used_gb for h in hist])),
-        "quality_factor_mean": float(np.mean([{"FP16": 1.0, "INT8": 0.995, "INT4": 0.97}[h["knobs"].quantization_tier]
-                                              for h in hist])),
+        "quality_factor_mean": float(np.mean([get_tier(h["knobs"].quantization_tier).quality for h in hist])),
     }
     for t in em.tenants:
         rec[f"ttft_p99_ms.{t.name}"] = t.latency.ttft_p99_ms

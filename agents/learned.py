@@ -12,10 +12,8 @@ from pathlib import Path
 
 import torch
 
-from igym_marl.envs import AGENTS
-
 from .base import Policy
-from .networks import SharedActor, SingleActorCritic, actor_input, load_checkpoint
+from .networks import SharedActor, SingleActorCritic, greedy_multi, greedy_single, load_checkpoint
 
 SHIPPED = Path(__file__).parent / "checkpoints"
 
@@ -68,10 +66,8 @@ class MAPPOPolicy(LearnedPolicy):
         actor.load_state_dict(blob["state_dicts"]["actor"])
         return actor
 
-    @torch.no_grad()
     def act(self, observations, infos, state=None):
-        x = actor_input(observations)
-        return {a: int(self.net.logits(x[i:i + 1], i).argmax(-1)) for i, a in enumerate(AGENTS)}
+        return greedy_multi(self.net, observations)
 
 
 class PPOPolicy(LearnedPolicy):
@@ -84,9 +80,7 @@ class PPOPolicy(LearnedPolicy):
         net.load_state_dict(blob["state_dicts"]["model"])
         return net
 
-    @torch.no_grad()
     def act(self, observations, infos, state=None):
         if state is None:
             raise ValueError("the ppo policy acts on the global state: call act(observations, infos, env.state())")
-        logits = self.net.logits(torch.as_tensor(state, dtype=torch.float32)[None])
-        return {a: int(l.argmax(-1)) for a, l in zip(AGENTS, logits)}
+        return greedy_single(self.net, state)

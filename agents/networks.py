@@ -21,6 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,14 +92,30 @@ class SingleActorCritic(nn.Module):
         return [h(z) for h in self.heads]
 
 
-def actor_input(obs: dict, device="cpu") -> torch.Tensor:
-    """{agent: obs} -> [N_AGENTS, MAX_OBS + N_AGENTS] padded observations with one-hot ids."""
-    x = torch.zeros(N_AGENTS, MAX_OBS + N_AGENTS)
-    for i, a in enumerate(AGENTS):
-        o = torch.as_tensor(obs[a], dtype=torch.float32)
-        x[i, : o.shape[0]] = o
-        x[i, MAX_OBS + i] = 1.0
-    return x.to(device)
+def actor_inputs(obs_list: list[dict]) -> torch.Tensor:
+    """[E] dicts {agent: obs} -> [E * N_AGENTS, MAX_OBS + N_AGENTS]: each agent's observation
+    zero-padded, then its one-hot id (agent-major within each env)."""
+    e = len(obs_list)
+    x = np.zeros((e, N_AGENTS, MAX_OBS + N_AGENTS), dtype=np.float32)
+    for j, obs in enumerate(obs_list):
+        for i, a in enumerate(AGENTS):
+            x[j, i, : OBS_DIM[a]] = obs[a]
+            x[j, i, MAX_OBS + i] = 1.0
+    return torch.from_numpy(x.reshape(e * N_AGENTS, -1))
+
+
+@torch.no_grad()
+def greedy_multi(actor: SharedActor, obs: dict) -> dict[str, int]:
+    """Each agent's most likely action under the shared actor."""
+    x = actor_inputs([obs])
+    return {a: int(actor.logits(x[i:i + 1], i).argmax(-1)) for i, a in enumerate(AGENTS)}
+
+
+@torch.no_grad()
+def greedy_single(model: SingleActorCritic, state) -> dict[str, int]:
+    """The single-agent PPO policy's most likely joint action from the global state."""
+    logits = model.logits(torch.as_tensor(state, dtype=torch.float32)[None])
+    return {a: int(l.argmax(-1)) for a, l in zip(AGENTS, logits)}
 
 
 # ---------------------------------------------------------------------------------- checkpoints

@@ -20,7 +20,7 @@ the rewards of an episode sum to its score. The env multiplies rewards by ``rewa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..sim.metrics import WindowMetrics
 from ..sim.profiles import get_tier
@@ -40,7 +40,6 @@ class ScoreKeeper:
     met_weight: float = 0.0  # sum of w over requests that met their SLOs
     quality_sum: float = 0.0  # sum of w x q over them
     memory_sum: float = 0.0  # sum of w x m over them
-    history: list = field(default_factory=list)
 
     @classmethod
     def for_episode(cls, workload: Workload, horizon_s: float, total_gpu_gb: float) -> "ScoreKeeper":
@@ -63,7 +62,6 @@ class ScoreKeeper:
         self.memory_sum += met_w * mf
         r = met_w * q * mf / self.offered_weight if self.offered_weight > 0 else 0.0
         self.score += r
-        self.history.append(r)
         return r
 
     def components(self) -> dict:

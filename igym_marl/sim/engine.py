@@ -240,7 +240,7 @@ def _emit(ri, rf, si, tf, rid, n_tokens, t1, ev, ev_n, itl, edges, gap_cache):
 
 @njit(cache=True, error_model="numpy")
 def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
-               ri, rf, si, sf, run, q, qh, ql, cnt, ev, ev_n, itl, edges, pf_ids, pf_chunk):
+               ri, rf, si, sf, run, q, qh, ql, cnt, ev, ev_n, itl, edges, pf_ids, pf_chunk, oldest_arr):
     """Simulate from sf[0] (the clock) until the clock reaches t_end (the last iteration may end
     after it). Counters and events of the window accumulate into cnt, ev/ev_n and itl."""
     bt = np.int64(prm[P_BLOCK_TOKENS])
@@ -396,13 +396,16 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         si[S_NRUN] = m
         sf[0] = t1
     # ---- requests without a first token past their TTFT SLO are misses now ----
-    # (the same pass sums the prompt tokens still waiting, for observers)
+    # (the same pass sums the prompt tokens still waiting and finds each tenant's oldest arrival
+    # among them, for observers)
     clock = sf[0]
     pend_sum = 0
     pend_max = 0
     for t in range(ql.shape[0]):
+        oldest_arr[t] = np.inf
         for j in range(ql[t]):
             rid = q[t, (qh[t] + j) % q.shape[1]]
+            oldest_arr[t] = min(oldest_arr[t], rf[rid, ARR])
             pend_sum += ri[rid, TARGET]
             pend_max = max(pend_max, ri[rid, TARGET])
             if rf[rid, FIRST] != rf[rid, FIRST] and clock - rf[rid, ARR] > tf[TF_TTFT_S, t]:

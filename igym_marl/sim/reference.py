@@ -327,6 +327,8 @@ class ReferenceSimulator(Simulator):
         for t, q in enumerate(self.queues):
             self.ql[t] = len(q)
             self.q[t, (self.qh[t] + np.arange(len(q))) % n] = [r.rid for r in q]
+        for t, q in enumerate(self.queues):
+            self.oldest_arrival[t] = min((r.arrival_s for r in q), default=np.inf)
         waiting = [r.target for q in self.queues for r in q]
         self.si[S_PEND_SUM] = sum(waiting)
         self.si[S_PEND_MAX] = max(waiting, default=0)

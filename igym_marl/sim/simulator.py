@@ -116,6 +116,7 @@ class Simulator:
         self.ev_n = np.zeros(N_EV, dtype=np.int64)
         self.itl = np.zeros((n_t, self.config.itl_hist_bins), dtype=np.int64)
         self.itl_total = np.zeros_like(self.itl)
+        self.oldest_arrival = np.full(n_t, np.inf)  # per tenant, among waiting requests (inf: none)
         self._pf_ids = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
         self._pf_chunk = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
         self.knobs = knobs
@@ -171,22 +172,15 @@ class Simulator:
                           knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
                           np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,
                           self.qh, self.ql, self.cnt, self.ev, self.ev_n, self.itl, self._edges, self._pf_ids,
-                          self._pf_chunk)
+                          self._pf_chunk, self.oldest_arrival)
 
     # ------------------------------------------------------------------ observation
-    def _queue_ids(self, t: int) -> np.ndarray:
-        n = self.q.shape[1]
-        return self.q[t, (self.qh[t] + np.arange(self.ql[t])) % n]
-
     def _state_summary(self, arrived_before: int) -> dict:
         n_t = len(self.workload.tenants)
         run_ids = self.run[: self.si[S_NRUN]]
         running = np.bincount(self.ri[run_ids, TEN], minlength=n_t)
-        clock = self.sf[0]
-        oldest = np.zeros(n_t)
-        for t in range(n_t):
-            if self.ql[t]:
-                oldest[t] = 1e3 * (clock - self.rf[self._queue_ids(t), ARR].min())
+        waiting = np.isfinite(self.oldest_arrival)
+        oldest = np.where(waiting, 1e3 * (self.sf[0] - np.where(waiting, self.oldest_arrival, 0.0)), 0.0)
         return {"arrived_range": (arrived_before, int(self.si[S_NEXT])), "queue_depth": self.ql.copy(),
                 "running": running, "oldest_wait_ms": oldest, "capacity": int(self.si[S_CAP]),
                 "used": int(self.si[S_CAP] - self.si[S_FREE])}
