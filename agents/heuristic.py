@@ -4,7 +4,7 @@
   cap one level (x2) while requests wait longer than ``drain_wait`` x the tightest TTFT SLO and
   decoding keeps its TPOT headroom; lower it one level when the p99 TPOT of a tenant exceeds
   ``tpot_margin`` x its SLO and nothing is waiting that long; never below ``batch_min``.
-  Chunked prefill stays on (smooth decoding; DOMAIN.md section 3).
+  Chunked prefill stays on (smooth decoding; Sarathi-Serve, Agrawal et al., OSDI 2024).
 * **kv_manager** (vLLM's block manager): grow the KV budget by two levels on any preemption or
   rejection, or when the largest waiting prompt would not fit in the free share of the pool;
   shrink it by one level after ``kv_patience`` windows below ``kv_low`` occupancy (the pool costs

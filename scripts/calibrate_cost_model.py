@@ -1,6 +1,6 @@
 """Fit the cost model's engine constants to the measured A100 profiles and report the error.
 
-    python scripts/calibrate_cost_model.py [--data ../shared/data]
+    python scripts/calibrate_cost_model.py [--data data]
 
 Stage 1 fits the linear-layer efficiencies (linear_mfu, hbm_efficiency, layer_overhead_s,
 knee_power) on the Vidur per-operator profiles of Llama-2-7B and Llama-3-8B (tp 1/2/4/8).
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
+from igym_marl.paths import DATA_DIR
 from igym_marl.sim import calibration as cal
 from igym_marl.sim.profiles import ENGINE
 
@@ -71,12 +72,10 @@ def table(points, engine, keep):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="shared data folder (default: ../shared/data)")
+    ap.add_argument("--data", type=Path, default=DATA_DIR, help="data folder holding calibration/ (default: the repository's data/)")
     ap.add_argument("--check", action="store_true", help="only report the error of the constants in profiles.py")
     args = ap.parse_args(argv)
-    data = args.data or cal.shared_data_dir()
-    if data is None:
-        sys.exit("no shared data folder found: pass --data PATH (the folder holding calibration/)")
+    data = args.data
     lin = cal.load_linear_points(data)
     e2e = [p for p in cal.load_e2e_points(data) if not cal.is_outlier(p)]
     engine = ENGINE if args.check else fit(lin, e2e)

@@ -1,20 +1,19 @@
 """Generated vs real traffic, side by side (the tables of docs/workloads.md).
 
-    python scripts/compare_workloads.py [--data ../shared/data]
+    python scripts/compare_workloads.py [--azure data/traces/azure_conv_2023_1h.csv]
 
 * BurstGPT-calibrated generator, one week at native time scale, seeds 0-2, against the published
-  statistics of BurstGPT_1 (61 days; DOMAIN.md section 4).
+  statistics of BurstGPT_1 (61 days; Wang et al., "BurstGPT", KDD 2025).
 * Azure-calibrated generator, one hour, seeds 0-2, against the real Azure 2023 conversation hour
-  read from ../shared/data/traces/azure_conv_2023_1h.csv.
+  shipped in data/traces/azure_conv_2023_1h.csv (data/README.md).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
-from igym_marl.sim.calibration import shared_data_dir
+from igym_marl.paths import data_path
 from igym_marl.workloads import azure_conv_workload, burstgpt_workload, load_azure, traffic_stats
 
 BURSTGPT_PUBLISHED = {"mean_rps": 0.271, "interarrival_mean_s": 3.69, "interarrival_median_s": 1.0,
@@ -40,15 +39,12 @@ def table(title, ref_name, ref, gens):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=None, help="shared data folder (default ../shared/data)")
+    ap.add_argument("--azure", default=None, help="the Azure conversation hour (default: data/traces/azure_conv_2023_1h.csv)")
     args = ap.parse_args(argv)
     gens = [traffic_stats(burstgpt_workload(7 * 86400.0, seed=s)) for s in range(3)]
     table("BurstGPT generator (7 days) vs published BurstGPT_1 (61 days)", "BurstGPT_1 published",
           BURSTGPT_PUBLISHED, gens)
-    data = args.data or shared_data_dir()
-    if data is None:
-        sys.exit("no shared data folder: pass --data PATH to compare with the Azure hour")
-    real, _ = load_azure(f"{data}/traces/azure_conv_2023_1h.csv")
+    real, _ = load_azure(args.azure or data_path("traces", "azure_conv_2023_1h.csv"))
     gens = [traffic_stats(azure_conv_workload(3500.0, seed=s)) for s in range(3)]
     table("Azure generator (1 hour) vs the real Azure 2023 conversation hour", "Azure hour (real)",
           traffic_stats(real), gens)

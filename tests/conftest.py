@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from igym_marl.sim.calibration import shared_data_dir
+from igym_marl.paths import DATA_DIR
 
 
 def same(a, b):
@@ -18,11 +18,9 @@ def same(a, b):
 
 
 @pytest.fixture
-def shared_data():
-    d = shared_data_dir()
-    if d is None:
-        pytest.skip("../shared/data is absent: the calibration measurements live there, not in the repository")
-    return d
+def data_dir():
+    """The repository's data/ folder (it ships with the code; a missing file is a failure, not a skip)."""
+    return DATA_DIR
 
 
 def random_workload(rng, n, horizon_s, tenants, max_prompt=3000, max_out=300):

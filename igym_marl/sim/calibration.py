@@ -1,10 +1,10 @@
 """Measured profiles to calibrate and validate the cost model against.
 
-The measurements live outside the repository, in ``../shared/data/calibration/`` (relative to
-the project root); :func:`shared_data_dir` finds that folder or returns None. Nothing here falls
-back to made-up data: a missing file raises FileNotFoundError naming it.
+The measurements ship with the repository in ``data/calibration/`` (sources, licences and
+checksums in data/README.md). Nothing here falls back to made-up data: a missing file raises
+FileNotFoundError naming it.
 
-Two kinds of measurement (see that folder's README):
+Two kinds of measurement:
 
 * per-layer linear-operator times of Llama-2-7B and Llama-3-8B on A100 at tp 1/2/4/8
   (Vidur profiles): compared with the cost model's linear-layer term;
@@ -16,7 +16,6 @@ Two kinds of measurement (see that folder's README):
 from __future__ import annotations
 
 import csv
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from . import cost_model as cm
+from ..paths import DATA_DIR
 from .profiles import ENGINE, EngineConstants, make_replica
 
 LINEAR_OPS = ("input_layernorm", "attn_pre_proj", "attn_rope", "attn_post_proj",
               "post_attention_layernorm", "mlp_up_proj", "mlp_act", "mlp_down_proj", "add")
 LINEAR_FILES = {"llama-2-7b": "a100_llama-2-7b_linear_ops.csv", "llama-3-8b": "a100_llama-3-8b_linear_ops.csv"}
 E2E_FILE = "a100_llama-2-70b_vllm_end_to_end.csv"
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` next to the project root (or $IGYM_SHARED_DATA), if it exists."""
-    env = os.environ.get("IGYM_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    root = Path(__file__).resolve().parents[2]
-    candidates += [root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return None
 
 
 @dataclass(frozen=True)
@@ -57,7 +45,7 @@ class Point:
     measured_ms: float
 
 
-def load_linear_points(data_dir: Path) -> list[Point]:
+def load_linear_points(data_dir: Path = DATA_DIR) -> list[Point]:
     pts = []
     for model, fname in LINEAR_FILES.items():
         path = data_dir / "calibration" / fname
@@ -71,7 +59,7 @@ def load_linear_points(data_dir: Path) -> list[Point]:
     return pts
 
 
-def load_e2e_points(data_dir: Path) -> list[Point]:
+def load_e2e_points(data_dir: Path = DATA_DIR) -> list[Point]:
     """Median over the repeated runs of each (tp, prompt, batch, output) point."""
     path = data_dir / "calibration" / E2E_FILE
     groups: dict[tuple, list[tuple[float, float]]] = defaultdict(list)

@@ -118,7 +118,8 @@ class EngineConstants:
     attn_mfu: fraction of peak reached by FlashAttention prefill (FA2 paper: 50-73 % forward).
     allreduce_step_s: latency of one ring step of a tensor-parallel all-reduce.
     iter_overhead_s: engine CPU time per iteration (scheduling, sampling launch); not fitted:
-      the measurements only cover tp >= 2, so this is DOMAIN.md's "a few ms on small models".
+      the measurements only cover tp >= 2, so this is an assumption: a few ms per iteration
+      on a small model (vLLM's Python-side scheduling and sampling).
     tp_worker_overhead_s: extra time per iteration when tp > 1 (driving one worker process per
       GPU; the measured engine used Ray workers).
     seq_overhead_s: engine CPU time per sequence in the batch (sampling, detokenization).
@@ -135,7 +136,7 @@ class EngineConstants:
     seq_overhead_s: float
 
 
-# Fitted by scripts/calibrate_cost_model.py on ../shared/data/calibration (see docs/fidelity.md).
+# Fitted by scripts/calibrate_cost_model.py on data/calibration (see docs/fidelity.md).
 ENGINE = EngineConstants(
     linear_mfu=0.624,
     hbm_efficiency=0.889,

@@ -110,7 +110,7 @@ class QuantileLengths:
         return np.maximum(np.rint(a), 1).astype(np.int64), np.maximum(np.rint(b), 1).astype(np.int64)
 
 
-# Fitted to ../shared/data/traces/azure_conv_2023_1h.csv (19,366 requests): its percentiles
+# Fitted to data/traces/azure_conv_2023_1h.csv (19,366 requests): its percentiles
 # 0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100.
 AZURE_CONV_LENGTHS = QuantileLengths(
     probs=(0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 0.995, 0.999, 1.0),
@@ -190,7 +190,7 @@ def streams_workload(streams: list[TenantStream], dt: float, seed, name: str = "
 
 
 # ---------------------------------------------------------------------------------- BurstGPT
-# Draft acceptance: lower for open chat than for API/code traffic (DOMAIN.md section 3).
+# Draft acceptance: lower for open chat than for API/code traffic (Spec-Bench, Xia et al. 2024).
 CONVERSATION = Tenant("conversation", ttft_slo_ms=300.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6)
 API = Tenant("api", ttft_slo_ms=1000.0, tpot_slo_ms=150.0, priority=0, spec_acceptance=0.65)
 
@@ -206,8 +206,8 @@ class BurstGPTProfile:
     log-normal level, log-sd 0.8) with night spikes (on average one 30-min spike per night).
     Storms: Poisson onsets (`storms_per_day`), log-normal durations (median `storm_median_s`),
     peak rate `storm_peak` x mean_rps (uniform in the range), on either tenant.
-    Local burstiness: Gamma shapes 0.529 (conversation) and 1.416 (API), the fits of BurstGPT
-    inter-arrivals quoted in DOMAIN.md section 4.
+    Local burstiness: Gamma shapes 0.529 (conversation) and 1.416 (API), Gamma fits of
+    BurstGPT_1's conversation and API inter-arrivals (docs/workloads.md).
     """
 
     mean_rps: float = 0.271

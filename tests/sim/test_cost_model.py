@@ -62,10 +62,10 @@ def test_every_profile_combination_is_built_or_refused_clearly():
                     assert "cannot hold its weights" in str(e) and m == "llama-2-70b" and tp == 1
 
 
-def test_fidelity_on_shared_measurements(shared_data):
+def test_fidelity_on_shared_measurements(data_dir):
     """Median absolute error <= 10 % on the A100 profiles (docs/fidelity.md has the tables)."""
-    lin = cal.load_linear_points(shared_data)
-    e2e = [p for p in cal.load_e2e_points(shared_data) if not cal.is_outlier(p)]
+    lin = cal.load_linear_points(data_dir)
+    e2e = [p for p in cal.load_e2e_points(data_dir) if not cal.is_outlier(p)]
     assert len(lin) > 2000 and len(e2e) > 100
     err_lin, err_e2e = np.abs(cal.errors(lin)), np.abs(cal.errors(e2e))
     assert np.median(err_lin) <= 0.10
@@ -82,7 +82,7 @@ def test_missing_calibration_file_is_an_error(tmp_path):
 
 def test_speculation_speeds_up_small_batches_and_slows_large_ones():
     """Tokens per second with draft depth k relative to k = 0 (acceptance 0.6, 500-token context):
-    DOMAIN.md's figures are up to 1.5x faster at low load and 1.4x slower at high load."""
+    speculation helps at low load and hurts at high load, as vLLM's RFC #4565 reports."""
     from igym_marl.sim.cost_model import draft_step_s
     c = cost_constants(make_replica("llama-3-8b", "a100-80gb", 1))
     a = 0.6 * 8192 / (8192 + 500)

@@ -34,7 +34,7 @@ def test_bad_generator_arguments():
 
 
 def test_burstgpt_generator_against_published_figures():
-    """A week at native time scale vs BurstGPT_1's published statistics (DOMAIN.md section 4)."""
+    """A week at native time scale vs BurstGPT_1's published statistics (Wang et al., BurstGPT, KDD 2025)."""
     s = traffic_stats(burstgpt_workload(7 * 86400.0, seed=0))
     assert s["mean_rps"] == pytest.approx(0.271, rel=0.05)
     assert s["interarrival_mean_s"] == pytest.approx(3.69, rel=0.1)
@@ -57,8 +57,8 @@ def test_burstgpt_response_grows_with_request():
     assert np.mean(long_chat < 40) > 0.15 and np.mean(long_api < 40) < 0.02
 
 
-def test_azure_generator_against_the_real_hour(shared_data):
-    real, _ = load_azure(shared_data / "traces" / "azure_conv_2023_1h.csv")
+def test_azure_generator_against_the_real_hour(data_dir):
+    real, _ = load_azure(data_dir / "traces" / "azure_conv_2023_1h.csv")
     r = traffic_stats(real)
     for seed in (0, 1, 2):
         g = traffic_stats(azure_conv_workload(3500.0, seed))

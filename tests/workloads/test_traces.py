@@ -121,12 +121,12 @@ def test_azure_raw_form(tmp_path):
         load_azure(bad)
 
 
-def test_azure_processed_shared_hour(shared_data):
-    w, r = load_azure(shared_data / "traces" / "azure_conv_2023_1h.csv")
+def test_azure_processed_shared_hour(data_dir):
+    w, r = load_azure(data_dir / "traces" / "azure_conv_2023_1h.csv")
     assert r.rows == 19366 == len(w)
     assert 3500 < w.arrival_s[-1] < 3503
     ia = np.diff(w.arrival_s)
-    assert abs(ia.std() / ia.mean() - 1.09) < 0.01  # DOMAIN.md: inter-arrival CV 1.09
+    assert abs(ia.std() / ia.mean() - 1.09) < 0.01  # data/README.md: inter-arrival CV 1.09
     assert abs(w.prompt_tokens.mean() - 1155) < 1 and abs(w.output_tokens.mean() - 211) < 1
-    w2, r2 = load_azure(shared_data / "traces" / "azure_conv_2023_1h.csv", start_s=600, duration_s=300, speedup=2.0)
+    w2, r2 = load_azure(data_dir / "traces" / "azure_conv_2023_1h.csv", start_s=600, duration_s=300, speedup=2.0)
     assert r2.kept == len(w2) and w2.arrival_s.max() < 150.0
