@@ -3,14 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# torch is installed first, pinned, from TORCH_INDEX if given (e.g. the CPU-only build:
+# make test TORCH_INDEX=https://download.pytorch.org/whl/cpu); the default index serves the CUDA
+# build on Linux, several GB.
+TORCH_PIN ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: demo test bench calibrate leaderboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
 
