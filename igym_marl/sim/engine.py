@@ -17,12 +17,11 @@ import numpy as np
 from numba import njit
 
 from . import cost_model as _cm
-from .layout import (ADMIT, ARR, BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
-                     FINISHED, FIRST, GEN, KEY, LAST, NPRE, OUT, P_BLOCK_TOKENS, P_CHUNK_BUDGET,
-                     P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET, PROMPT, REJECTED, RUNNING,
-                     S_ADMIT_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR,
-                     S_WATERMARK, SLO,
-                     SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO,
+from .layout import (ADMIT, ARR, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST,
+                     FINISH, FINISHED, FIRST, GEN, KEY, LAST, NPRE, OUT, P_BLOCK_TOKENS, P_CHUNK_BUDGET,
+                     P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET, P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING,
+                     S_ADMIT_CTR, S_ALLOC_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR,
+                     S_WATERMARK, SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO,
                      TF_TPOT_S, TF_TTFT_S, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
                      W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
@@ -117,20 +116,40 @@ def _blocks_for(tokens, bt):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt):
-    """Preempt (by recompute) the running request vLLM would: the last admitted, or under
-    priority routing the lowest-priority one (last admitted among them). Returns its position
-    in the running list (which the victim leaves)."""
+def _victim(ri, rf, si, run, tf, priority):
+    """Position in the running list of the request vLLM V1 preempts: the last one (FCFS) or, under
+    priority routing, the lowest-priority one, the latest arrival among them (the first listed
+    on an exact tie), as V1's max(running, key=(priority, arrival_time))."""
     nrun = si[S_NRUN]
-    pos = nrun - 1
-    if priority:
-        for j in range(nrun - 1, -1, -1):
-            if tf[TF_PRIO, ri[run[j], TEN]] < tf[TF_PRIO, ri[run[pos], TEN]]:
-                pos = j
+    if not priority:
+        return nrun - 1
+    pos = 0
+    for j in range(1, nrun):
+        a = run[j]
+        b = run[pos]
+        pa = tf[TF_PRIO, ri[a, TEN]]
+        pb = tf[TF_PRIO, ri[b, TEN]]
+        if pa < pb or (pa == pb and rf[a, ARR] > rf[b, ARR]):
+            pos = j
+    return pos
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm):
+    """Preempt (by recompute) the running request vLLM would (see _victim). Its blocks return to
+    the free pool; with prefix caching its full blocks of computed KV stay cached behind the
+    blocks that were already free. Returns its position in the running list (which it leaves)."""
+    nrun = si[S_NRUN]
+    pos = _victim(ri, rf, si, run, tf, priority)
     rid = run[pos]
     for j in range(pos, nrun - 1):
         run[j] = run[j + 1]
     si[S_NRUN] = nrun - 1
+    if prm[P_PREFIX_CACHING] != 0.0:
+        bt = np.int64(prm[P_BLOCK_TOKENS])
+        computed = ri[rid, DONE] if ri[rid, DONE] < ri[rid, TARGET] else ri[rid, PROMPT] + ri[rid, GEN] - 1
+        ri[rid, CACHE_BLOCKS] = min(computed // bt, ri[rid, BLOCKS])
+        ri[rid, CACHE_AT] = si[S_ALLOC_CTR] + si[S_FREE]
     si[S_FREE] += ri[rid, BLOCKS]
     ri[rid, BLOCKS] = 0
     ri[rid, TARGET] = ri[rid, PROMPT] + ri[rid, GEN]
@@ -145,32 +164,55 @@ def _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, clock, cnt, ev, ev_n):
-    """Admit the next queue head if its prompt blocks fit above the watermark.
+def _cached_tokens(ri, si, rid, bt):
+    """Prompt tokens a re-admitted request finds in the prefix cache: its cached blocks not yet
+    evicted (the free queue is consumed from its head; the request's tail block goes first), at
+    most its tokens less one (the last position is always recomputed), block-aligned."""
+    if ri[rid, CACHE_BLOCKS] <= 0:
+        return 0
+    lost = si[S_ALLOC_CTR] - ri[rid, CACHE_AT]
+    left = ri[rid, CACHE_BLOCKS] - (lost if lost > 0 else 0)
+    if left <= 0:
+        return 0
+    return min(left * bt, ((ri[rid, TARGET] - 1) // bt) * bt)
 
-    Heads that can never fit (more blocks than capacity less watermark) are rejected, as vLLM
-    rejects prompts longer than the cache. A head longer than `token_room` (>= 0) is not admitted.
-    Returns the admitted id or -1."""
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, chunk_room, clock, cnt, ev, ev_n):
+    """Admit the next queue head if its blocks fit above the watermark.
+
+    Heads that can never fit (more blocks than capacity less watermark) are rejected (the pool's
+    budget caps the model length, as vLLM refuses requests longer than its max_model_len). With
+    `chunk_room` > 0 (chunked prefill, vLLM V1) the head needs blocks for its first chunk only;
+    otherwise (prefill-first, vLLM V0) for its whole prompt. A head whose prompt tokens still to
+    compute exceed `token_room` (>= 0) is not admitted. Tokens found in the prefix cache count as
+    computed. Returns the admitted id or -1."""
     while True:
         t = _pick_tenant(ri, q, qh, ql, tf, priority)
         if t < 0:
             return -1
         rid = q[t, qh[t]]
-        need = _blocks_for(ri[rid, TARGET], bt)
-        if need > si[S_CAP] - si[S_WATERMARK]:
+        if _blocks_for(ri[rid, TARGET], bt) > si[S_CAP] - si[S_WATERMARK]:
             _pop_front(q, qh, ql, t)
             ri[rid, STATUS] = REJECTED
+            ri[rid, CACHE_BLOCKS] = 0
             rf[rid, FINISH] = clock
             cnt[W_REJECTED] += 1.0
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
             continue
-        if token_room >= 0 and ri[rid, TARGET] > token_room:
+        hit = _cached_tokens(ri, si, rid, bt)
+        if token_room >= 0 and ri[rid, TARGET] - hit > token_room:
             return -1
+        upto = ri[rid, TARGET] if chunk_room <= 0 else min(ri[rid, TARGET], hit + chunk_room)
+        need = _blocks_for(upto, bt)
         if si[S_FREE] - need < si[S_WATERMARK]:
             return -1
         _pop_front(q, qh, ql, t)
         si[S_FREE] -= need
+        si[S_ALLOC_CTR] += need - hit // bt
         ri[rid, BLOCKS] = need
+        ri[rid, DONE] = hit
+        ri[rid, CACHE_BLOCKS] = 0
         ri[rid, STATUS] = RUNNING
         si[S_ADMIT_CTR] += 1
         ri[rid, ADMIT] = si[S_ADMIT_CTR]
@@ -180,7 +222,27 @@ def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, clock, 
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt):
+def _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, tokens):
+    """Give running request `rid` (at list position j - 1) blocks for `tokens`, preempting while
+    the pool is short; returns the adjusted list position j (the list shifts left when a request
+    before it leaves). The request may itself be the victim (then it holds nothing)."""
+    bt = np.int64(prm[P_BLOCK_TOKENS])
+    extra = _blocks_for(tokens, bt) - ri[rid, BLOCKS]
+    if extra <= 0:
+        return j
+    while si[S_FREE] < extra and ri[rid, STATUS] == RUNNING:
+        pos = _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm)
+        if pos < j:  # the list shifted left under us
+            j -= 1
+    if ri[rid, STATUS] == RUNNING:
+        si[S_FREE] -= extra
+        si[S_ALLOC_CTR] += extra
+        ri[rid, BLOCKS] += extra
+    return j
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, k, cnt, prm):
     """Give every decode-ready running request the blocks its next pass needs (context + k draft
     slots), oldest first, preempting when the pool is exhausted."""
     j = 0
@@ -189,17 +251,7 @@ def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt):
         j += 1
         if ri[rid, DONE] < ri[rid, TARGET]:
             continue
-        tokens = ri[rid, PROMPT] + ri[rid, GEN] + k
-        if tokens <= ri[rid, BLOCKS] * bt:
-            continue
-        extra = _blocks_for(tokens, bt) - ri[rid, BLOCKS]
-        while si[S_FREE] < extra and ri[rid, STATUS] == RUNNING:
-            pos = _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt)
-            if pos < j:  # the list shifted left under us
-                j -= 1
-        if ri[rid, STATUS] == RUNNING:
-            si[S_FREE] -= extra
-            ri[rid, BLOCKS] += extra
+        j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, ri[rid, PROMPT] + ri[rid, GEN] + k)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -248,7 +300,7 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
     n_req = ri.shape[0]
     # A shrunken budget forces preemptions until the held blocks fit.
     while si[S_FREE] < 0 and si[S_NRUN] > 0:
-        _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt)
+        _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm)
     while True:
         clock = sf[0]
         # ---- arrivals ----
@@ -268,59 +320,88 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         n_dec = 0  # decoding sequences in this iteration
         kv = 0.0  # their context tokens (KV read by decode attention)
         if split:
-            _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt)
+            # chunked prefill (Sarathi-Serve; vLLM V1's KV allocation): decodes first, then the
+            # running prefills' next chunks, then admissions, each allocating the blocks of the
+            # tokens it computes, preempting when the pool is short
+            evictions = cnt[W_EVICT]
+            _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, k, cnt, prm)
+            for j in range(si[S_NRUN]):
+                if ri[run[j], DONE] >= ri[run[j], TARGET]:
+                    n_dec += 1
+            room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
+            n_dec = 0
+            j = 0
+            while j < si[S_NRUN] and room > 0:
+                rid = run[j]
+                j += 1
+                if ri[rid, DONE] >= ri[rid, TARGET]:
+                    continue
+                ch = min(ri[rid, TARGET] - ri[rid, DONE], room)
+                j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, ri[rid, DONE] + ch)
+                if ri[rid, STATUS] != RUNNING:
+                    break  # it was its own victim: nothing more is scheduled (vLLM V1)
+                pf_ids[n_pf] = rid
+                pf_chunk[n_pf] = ch
+                n_pf += 1
+                room -= ch
+            m = 0  # drop the chunks of requests preempted after theirs was planned
+            for j in range(n_pf):
+                if ri[pf_ids[j], STATUS] == RUNNING:
+                    pf_ids[m] = pf_ids[j]
+                    pf_chunk[m] = pf_chunk[j]
+                    m += 1
+            n_pf = m
+            if cnt[W_EVICT] == evictions:  # vLLM V1 admits nobody in a step that preempted
+                while room > 0 and si[S_NRUN] < batch_cap:
+                    rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, -1, room, clock, cnt, ev, ev_n)
+                    if rid < 0:
+                        break
+                    ch = min(ri[rid, TARGET] - ri[rid, DONE], room)
+                    pf_ids[n_pf] = rid
+                    pf_chunk[n_pf] = ch
+                    n_pf += 1
+                    room -= ch
             for j in range(si[S_NRUN]):
                 rid = run[j]
                 if ri[rid, DONE] >= ri[rid, TARGET]:
                     n_dec += 1
                     kv += float(ri[rid, PROMPT] + ri[rid, GEN])
-                else:
-                    pf_ids[n_pf] = rid
-                    n_pf += 1
-            room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
+        else:
+            # prefill-first (vLLM V0): unfinished prompts (left by a switch from chunked prefill)
+            # complete in one iteration and need all their blocks; admissions hold whole prompts
+            budget = np.int64(prm[P_PREFILL_BUDGET])
+            j = 0
+            while j < si[S_NRUN]:
+                rid = run[j]
+                j += 1
+                if ri[rid, DONE] < ri[rid, TARGET]:
+                    j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, ri[rid, TARGET])
+                    if ri[rid, STATUS] == RUNNING:
+                        pf_ids[n_pf] = rid
+                        pf_chunk[n_pf] = ri[rid, TARGET] - ri[rid, DONE]
+                        n_pf += 1
             m = 0
             for j in range(n_pf):
-                if room <= 0:
-                    break
-                rid = pf_ids[j]
-                ch = min(ri[rid, TARGET] - ri[rid, DONE], room)
-                pf_chunk[m] = ch
-                pf_ids[m] = rid
-                m += 1
-                room -= ch
+                if ri[pf_ids[j], STATUS] == RUNNING:
+                    pf_ids[m] = pf_ids[j]
+                    pf_chunk[m] = pf_chunk[j]
+                    pf_tokens += pf_chunk[j]
+                    m += 1
             n_pf = m
-            while room > 0 and si[S_NRUN] < batch_cap:
-                rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, -1, clock, cnt, ev, ev_n)
-                if rid < 0:
-                    break
-                ch = min(ri[rid, TARGET], room)
-                pf_ids[n_pf] = rid
-                pf_chunk[n_pf] = ch
-                n_pf += 1
-                room -= ch
-        else:
-            budget = np.int64(prm[P_PREFILL_BUDGET])
-            for j in range(si[S_NRUN]):
-                rid = run[j]
-                if ri[rid, DONE] < ri[rid, TARGET]:
-                    pf_ids[n_pf] = rid
-                    pf_chunk[n_pf] = ri[rid, TARGET] - ri[rid, DONE]
-                    pf_tokens += pf_chunk[n_pf]
-                    n_pf += 1
             while si[S_NRUN] < batch_cap:
                 room = budget - pf_tokens if n_pf > 0 else -1
                 if n_pf > 0 and room <= 0:
                     break
-                rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, room, clock, cnt, ev, ev_n)
+                rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, room, -1, clock, cnt, ev, ev_n)
                 if rid < 0:
                     break
                 pf_ids[n_pf] = rid
-                pf_chunk[n_pf] = ri[rid, TARGET]
+                pf_chunk[n_pf] = ri[rid, TARGET] - ri[rid, DONE]
                 pf_tokens += pf_chunk[n_pf]
                 n_pf += 1
             prefill_only = n_pf > 0
             if not prefill_only:
-                _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, bt, k, cnt)
+                _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, k, cnt, prm)
                 for j in range(si[S_NRUN]):
                     rid = run[j]
                     n_dec += 1

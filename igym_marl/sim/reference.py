@@ -7,21 +7,30 @@ for reading.
 One scheduling step (vLLM-style, iteration-level):
 
 1. Requests that have arrived join the back of their tenant's queue.
-2. **Chunked prefill** (``prefill_decode_split=True``, Sarathi-Serve): every running request past
-   its prefill decodes (1 + k query tokens with speculation depth k); its KV grows to hold
-   prompt + generated + k tokens, oldest request first, preempting when the pool is empty.
-   The remaining token budget (``chunk_token_budget`` less the decode tokens) goes to unfinished
-   prefills of running requests, then to newly admitted requests, in chunks.
+2. **Chunked prefill** (``prefill_decode_split=True``, Sarathi-Serve, with vLLM V1's KV
+   allocation): every running request past its prefill decodes (1 + k query tokens with
+   speculation depth k); its KV grows to hold prompt + generated + k tokens, oldest request
+   first, preempting when the pool is short. The remaining token budget (``chunk_token_budget``
+   less the decode tokens) goes to the unfinished prefills of running requests, in running
+   order, each chunk allocating the blocks of the tokens it computes (preempting when short; a
+   request that is its own victim ends the pass), then, if nobody was preempted in this
+   iteration, to newly admitted requests, whose first chunk is all they need blocks for.
    **Prefill-first** (``False``, vLLM V0 default): if any prompt can run (unfinished prefills,
    then admissions while the prompt tokens fit in ``prefill_token_budget``, a single longer prompt
-   alone), the iteration is prefill-only and every decode stalls; otherwise all decode.
+   alone), the iteration is prefill-only and every decode stalls; otherwise all decode. Admission
+   needs blocks for the whole prompt.
 3. Admission takes the queue head chosen by FCFS (smallest key: arrival order, preempted
-   requests in front) or, under priority routing, the highest-priority tenant's head. It needs
-   blocks for the whole prompt with ``watermark`` blocks left free, and ``batch_cap`` running
-   sequences at most. A head that could never fit is rejected (and has missed its SLO).
-4. Preemption is by recompute: the victim (last admitted; under priority routing the
-   lowest-priority, last admitted among them) frees its blocks and returns to the front of its
-   queue; it must prefill its prompt plus the tokens generated so far again.
+   requests in front) or, under priority routing, the highest-priority tenant's head, with
+   ``watermark`` blocks left free and ``batch_cap`` running sequences at most. A head whose
+   prompt could never fit the pool is rejected (and has missed its SLO).
+4. Preemption is by recompute (vLLM V1): the victim (the last in the running list; under
+   priority routing the lowest-priority one, latest arrival among them) frees its blocks and
+   returns to the front of its queue; it must prefill its prompt plus the tokens generated so far
+   again. With ``prefix_caching`` its full blocks of computed KV stay in the free pool as cached
+   blocks, behind the blocks that were free before; fresh allocations take free blocks from the
+   front, so the victim's cache survives until as many blocks have been allocated as were free
+   ahead of it (its tail block goes first). When it is admitted again, the blocks still cached
+   count as computed (block-aligned, at most its tokens less one).
 5. The batch is priced by the cost model (plus k draft-model steps, each ``draft_cost_ratio`` of a
    decode step's GPU time plus a full engine step's CPU overhead) and the clock advances. A prefill that completes delivers one token; each decode pass
    delivers 1 + the accepted draft tokens (each accepted in turn with probability
@@ -36,9 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cost_model as cm
-from .layout import (ADMIT, BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
+from .layout import (ADMIT, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
                      FINISHED, FIRST, GEN, KEY, LAST, NPRE, REJECTED, RUNNING, S_ADMIT_CTR,
-                     S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
+                     S_ALLOC_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
                      SLO_OPEN, STATUS, TARGET, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
                      W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
@@ -78,6 +87,8 @@ class Request:
     slo: int = SLO_OPEN
     key: int = 0
     draws: int = 0
+    cache_at: int = 0  # the allocation count at which its cached blocks start being evicted
+    cache_blocks: int = 0  # full blocks of computed KV left in the prefix cache at its preemption
 
     @property
     def decoding(self) -> bool:
@@ -97,6 +108,7 @@ class ReferenceSimulator(Simulator):
         self.next_arrival = 0
         self.admit_ctr = 0
         self.preempt_ctr = 0
+        self.alloc_ctr = 0
 
     # ------------------------------------------------------------------ rules
     def _prio(self, r: Request) -> float:
@@ -113,8 +125,16 @@ class ReferenceSimulator(Simulator):
     def _preempt(self) -> None:
         victim = self.running[-1]
         if self._priority:
-            victim = min(reversed(self.running), key=self._prio)  # lowest priority, last admitted
+            victim = self.running[0]
+            for r in self.running[1:]:
+                if self._prio(r) < self._prio(victim) or (
+                        self._prio(r) == self._prio(victim) and r.arrival_s > victim.arrival_s):
+                    victim = r
         self.running.remove(victim)
+        if self.config.prefix_caching:
+            computed = victim.done if not victim.decoding else victim.prompt + victim.generated - 1
+            victim.cache_blocks = min(computed // self.config.block_tokens, victim.blocks)
+            victim.cache_at = self.alloc_ctr + self.free
         self.free += victim.blocks
         victim.blocks = 0
         victim.target = victim.prompt + victim.generated
@@ -134,45 +154,62 @@ class ReferenceSimulator(Simulator):
             return min(heads, key=lambda th: (-self._prio(th[1]), th[1].key))[0]
         return min(heads, key=lambda th: th[1].key)[0]
 
-    def _admit(self, clock: float, token_room: int | None):
+    def _cached_tokens(self, r: Request) -> int:
+        bt = self.config.block_tokens
+        left = r.cache_blocks - max(0, self.alloc_ctr - r.cache_at)
+        if r.cache_blocks <= 0 or left <= 0:
+            return 0
+        return min(left * bt, (r.target - 1) // bt * bt)
+
+    def _admit(self, clock: float, token_room: int | None, chunk_room: int | None):
+        bt = self.config.block_tokens
         while True:
             t = self._next_tenant()
             if t is None:
                 return None
             r = self.queues[t][0]
-            need = self._blocks(r.target)
-            if need > self.capacity - self.watermark:
+            if self._blocks(r.target) > self.capacity - self.watermark:
                 self.queues[t].popleft()
                 r.status = REJECTED
+                r.cache_blocks = 0
                 r.finish_s = clock
                 self.cnt[W_REJECTED] += 1
                 self._decide(r, SLO_MISSED)
                 continue
-            if token_room is not None and r.target > token_room:
+            hit = self._cached_tokens(r)
+            if token_room is not None and r.target - hit > token_room:
                 return None
+            need = self._blocks(r.target if chunk_room is None else min(r.target, hit + chunk_room))
             if self.free - need < self.watermark:
                 return None
             self.queues[t].popleft()
             self.free -= need
+            self.alloc_ctr += need - hit // bt
             r.blocks = need
+            r.done = hit
+            r.cache_blocks = 0
             r.status = RUNNING
             self.admit_ctr += 1
             r.admit = self.admit_ctr
             self.running.append(r)
             return r
 
+    def _grow(self, r: Request, tokens: int) -> None:
+        """Blocks for `tokens` for a running request, preempting while the pool is short."""
+        extra = self._blocks(tokens) - r.blocks
+        if extra <= 0:
+            return
+        while self.free < extra and r.status == RUNNING:
+            self._preempt()
+        if r.status == RUNNING:
+            self.free -= extra
+            self.alloc_ctr += extra
+            r.blocks += extra
+
     def _grow_decodes(self, k: int) -> None:
         for r in list(self.running):
-            if r.status != RUNNING or not r.decoding:
-                continue
-            extra = self._blocks(r.prompt + r.generated + k) - r.blocks
-            if extra <= 0:
-                continue
-            while self.free < extra and r.status == RUNNING:
-                self._preempt()
-            if r.status == RUNNING:
-                self.free -= extra
-                r.blocks += extra
+            if r.status == RUNNING and r.decoding:
+                self._grow(r, r.prompt + r.generated + k)
 
     def _emit(self, r: Request, n_tokens: int, t1: float) -> None:
         ten = self.workload.tenants[r.tenant]
@@ -223,32 +260,46 @@ class ReferenceSimulator(Simulator):
             chunks: list[tuple[Request, int]] = []
             prefill_only = False
             if knobs.prefill_decode_split:
+                evictions = self.cnt[W_EVICT]
                 self._grow_decodes(k)
                 room = cfg.chunk_token_budget - sum(1 for r in self.running if r.decoding) * (1 + k)
-                for r in self.running:
-                    if room > 0 and not r.decoding:
+                for r in list(self.running):
+                    if room <= 0:
+                        break
+                    if r.status != RUNNING or r.decoding:
+                        continue
+                    ch = min(r.target - r.done, room)
+                    self._grow(r, r.done + ch)
+                    if r.status != RUNNING:
+                        break
+                    chunks.append((r, ch))
+                    room -= ch
+                chunks = [(r, ch) for r, ch in chunks if r.status == RUNNING]
+                if self.cnt[W_EVICT] == evictions:
+                    while room > 0 and len(self.running) < knobs.batch_cap:
+                        r = self._admit(clock, None, room)
+                        if r is None:
+                            break
                         ch = min(r.target - r.done, room)
                         chunks.append((r, ch))
                         room -= ch
-                while room > 0 and len(self.running) < knobs.batch_cap:
-                    r = self._admit(clock, None)
-                    if r is None:
-                        break
-                    ch = min(r.target, room)
-                    chunks.append((r, ch))
-                    room -= ch
             else:
-                chunks = [(r, r.target - r.done) for r in self.running if not r.decoding]
+                for r in list(self.running):
+                    if r.status == RUNNING and not r.decoding:
+                        self._grow(r, r.target)
+                        if r.status == RUNNING:
+                            chunks.append((r, r.target - r.done))
+                chunks = [(r, ch) for r, ch in chunks if r.status == RUNNING]
                 tokens = sum(ch for _, ch in chunks)
                 while len(self.running) < knobs.batch_cap:
                     room = cfg.prefill_token_budget - tokens if chunks else None
                     if chunks and room <= 0:
                         break
-                    r = self._admit(clock, room)
+                    r = self._admit(clock, room, None)
                     if r is None:
                         break
-                    chunks.append((r, r.target))
-                    tokens += r.target
+                    chunks.append((r, r.target - r.done))
+                    tokens += r.target - r.done
                 prefill_only = bool(chunks)
                 if not prefill_only:
                     self._grow_decodes(k)
@@ -317,7 +368,7 @@ class ReferenceSimulator(Simulator):
             i = r.rid
             for row, v in ((STATUS, r.status), (TARGET, r.target), (DONE, r.done), (GEN, r.generated),
                            (BLOCKS, r.blocks), (ADMIT, r.admit), (NPRE, r.preemptions), (SLO, r.slo), (KEY, r.key),
-                           (DRAWS, r.draws)):
+                           (DRAWS, r.draws), (CACHE_AT, r.cache_at), (CACHE_BLOCKS, r.cache_blocks)):
                 self.ri[i, row] = v
             self.rf[i, FIRST], self.rf[i, FINISH], self.rf[i, LAST] = r.first_s, r.finish_s, r.last_s
         for e, ids in self._events.items():
@@ -338,4 +389,5 @@ class ReferenceSimulator(Simulator):
         self.si[S_FREE] = self.free
         self.si[S_ADMIT_CTR] = self.admit_ctr
         self.si[S_PRE_CTR] = self.preempt_ctr
+        self.si[S_ALLOC_CTR] = self.alloc_ctr
         self.sf[0] = clock

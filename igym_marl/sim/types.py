@@ -190,6 +190,10 @@ class SimConfig:
     acceptance_half_context: context length (tokens) at which acceptance halves.
     reload_fixed_s / host_to_device_gb_per_s: cost of switching quantization tier (new weights
       copied from host memory, then graph re-capture).
+    prefix_caching: a preempted request's computed KV blocks stay cached until the free pool
+      reuses them, and its recompute skips what is still cached (vLLM V1's automatic prefix
+      caching, on by default there). The workloads share no prompt prefixes, so this is its
+      only effect.
     """
 
     model: str = "llama-3-8b"
@@ -205,6 +209,7 @@ class SimConfig:
     acceptance_half_context: float = 8192.0
     reload_fixed_s: float = 2.0
     host_to_device_gb_per_s: float = 20.0
+    prefix_caching: bool = True
     usd_per_gpu_hour: float | None = None  # None = the GPU profile's figure
     itl_hist_bins: int = field(default=160, repr=False)
 
@@ -217,6 +222,7 @@ class SimConfig:
         _float_in("acceptance_half_context", self.acceptance_half_context, 1.0, 1e9)
         _float_in("reload_fixed_s", self.reload_fixed_s, 0.0, 3600.0)
         _float_in("host_to_device_gb_per_s", self.host_to_device_gb_per_s, 0.1, 1e4)
+        _bool("prefix_caching", self.prefix_caching)
         if self.usd_per_gpu_hour is not None:
             _float_in("usd_per_gpu_hour", self.usd_per_gpu_hour, 0.0, 1e4)
         self.replica()  # validates model, gpu, tp and that the weights fit

@@ -72,20 +72,23 @@ def test_prefill_first_stalls_decodes(sim_cls):
     assert m.tenants[0].latency.itl_p99_ms == pytest.approx(1e3 * gap, rel=0.05)  # histogram bin: +-4.5 %
 
 
-def test_preemption_by_recompute(sim_cls):
-    """Two prompts fill the KV pool exactly; the first decode of the older one needs a block, so
-    the younger one is preempted, re-queued in front, and recomputed once the older finishes."""
-    cfg = SimConfig(watermark_fraction=0.0)
+def _two_prompts_filling_the_pool(sim_cls, prefix_caching):
+    cfg = SimConfig(watermark_fraction=0.0, prefill_token_budget=1 << 20, prefix_caching=prefix_caching)
     knobs = Knobs(batch_cap=8, kv_budget_fraction=0.1, prefill_decode_split=False)
     cap = cfg.replica().kv_capacity_blocks("FP16", 0.1, 16)
     b0 = cap // 2
     b1 = cap - b0
     w = Workload.from_requests([(0.0, 16 * b0, 2, 0), (0.0, 16 * b1, 2, 0)], LOOSE)
-    sim = sim_cls(SimConfig(watermark_fraction=0.0, prefill_token_budget=1 << 20))
+    sim = sim_cls(cfg)
     sim.reset(w, seed=0, knobs=knobs)
-    m = sim.advance(30.0, knobs)
+    return sim, sim.advance(30.0, knobs), 16 * b0, 16 * b1
+
+
+def test_preemption_by_recompute(sim_cls):
+    """Two prompts fill the KV pool exactly; the first decode of the older one needs a block, so
+    the younger one is preempted, re-queued in front, and recomputed once the older finishes."""
+    sim, m, p0, p1 = _two_prompts_filling_the_pool(sim_cls, prefix_caching=False)
     c = sim._consts["FP16"]
-    p0, p1 = 16 * b0, 16 * b1
     t1 = it(c, prefills=[(p0, 0), (p1, 0)])  # both prompts fit exactly: one prefill iteration
     t2 = t1 + it(c, decode_ctx=[p0 + 1])  # request 1 was preempted before this decode
     t3 = t2 + it(c, prefills=[(p1 + 1, 0)])  # recompute prompt + its 1 generated token
@@ -95,6 +98,79 @@ def test_preemption_by_recompute(sim_cls):
     assert sim.rf[1, 1] == pytest.approx(t1, rel=1e-12)  # TTFT kept from the first run
     assert sim.rf[1, 2] == pytest.approx(t3, rel=1e-12)  # its 2nd token comes from the recompute
     assert m.prefill_tps == pytest.approx((p0 + p1 + p1 + 1) / 30.0)
+
+
+def test_preemption_recompute_skips_what_the_prefix_cache_kept(sim_cls):
+    """The same timeline with prefix caching: when request 1 is preempted no block is free ahead
+    of its blocks in the free queue, so request 0's one new block evicts request 1's tail block;
+    the rest of its prompt is still cached when it comes back, and only the last block of its
+    prompt plus its generated token are computed again (after a cached prefix of p1 - 16)."""
+    sim, m, p0, p1 = _two_prompts_filling_the_pool(sim_cls, prefix_caching=True)
+    c = sim._consts["FP16"]
+    t1 = it(c, prefills=[(p0, 0), (p1, 0)])
+    t2 = t1 + it(c, decode_ctx=[p0 + 1])
+    t3 = t2 + it(c, prefills=[(17, p1 - 16)])  # 16 evicted prompt tokens + the generated one
+    assert m.preemptions == 1 and m.finished == 2
+    assert sim.rf[1, 2] == pytest.approx(t3, rel=1e-12)
+    assert m.prefill_tps == pytest.approx((p0 + p1 + 17) / 30.0)
+
+
+SMALL_POOL = dict(model="llama-2-7b", gpu_memory_utilization=0.3, watermark_fraction=0.0, chunk_token_budget=512)
+
+
+@pytest.mark.parametrize("prefix_caching", [True, False])
+def test_chunked_prefill_allocates_chunk_by_chunk(sim_cls, prefix_caching):
+    """vLLM V1's allocation with chunked prefill, on a 101-block pool (16-token blocks) and a
+    512-token budget. Request 0 (800-token prompt, 100 outputs) and request 1 (1,200, 5 outputs):
+
+    1. r0 admitted with its first chunk only (512 tokens, 32 blocks).
+    2. r0 finishes its prompt (288 tokens, 50 blocks); r1 is admitted with 224 tokens (14 blocks)
+       although its whole prompt (75 blocks) does not fit the 51 free blocks.
+    3. r0 decodes (51 blocks); r1 computes 511 more (735 tokens, 46 blocks); 4 blocks are free.
+    4. r1's last 465 tokens need 29 blocks: the FCFS victim is the last in the running list, r1
+       itself, which stops the pass; nobody is admitted in an iteration that preempted.
+
+    With prefix caching r1's 45 full blocks stay cached behind the 4 free ones. r0's decoding takes
+    6 fresh blocks before it finishes (at contexts 817, 833, ..., 897), evicting 2 of them; r1
+    cannot be admitted while r0 runs (75 blocks needed) and then needs only 1,200 - 43 x 16 = 512
+    tokens: 800 + 735 + 512 = 2,047 prefill tokens, one preemption.
+
+    Without it r1 is admitted again with a 511-token first chunk (32 blocks fit beside r0), cannot
+    grow to its second chunk and preempts itself: admit, preempt, ... for each 2 of r0's 98 decode
+    iterations, 49 preemptions in all, then its whole prompt once r0 is done:
+    800 + 735 + 48 x 511 + 1,200 = 27,263 prefill tokens."""
+    cfg = SimConfig(prefix_caching=prefix_caching, **SMALL_POOL)
+    assert cfg.replica().kv_capacity_blocks("FP16", 0.1, 16) == 101
+    w = Workload.from_requests([(0.0, 800, 100, 0), (0.0, 1200, 5, 0)], LOOSE)
+    sim = sim_cls(cfg)
+    knobs = Knobs(batch_cap=8, kv_budget_fraction=0.1)
+    sim.reset(w, seed=0, knobs=knobs)
+    first = sim.advance(1e-6, knobs)  # one iteration
+    assert first.iterations == 1 and first.kv_blocks_used == 32 and first.running == 1
+    m = sim.advance(30.0, knobs)
+    assert m.finished == 2
+    if prefix_caching:
+        assert m.preemptions == 1 and first.prefill_tps * 1e-6 + m.prefill_tps * 30.0 == pytest.approx(2047)
+    else:
+        assert m.preemptions == 49 and first.prefill_tps * 1e-6 + m.prefill_tps * 30.0 == pytest.approx(27263)
+
+
+def test_victim_is_the_latest_arrival_of_the_lowest_priority():
+    """vLLM V1 preempts max(running, key=(priority, arrival)): the lowest-priority request, the
+    latest arrival among them, not the last admitted; FCFS preempts the last in the list."""
+    from igym_marl.sim.engine import _victim
+    from igym_marl.sim.layout import ARR, N_RF, N_RI, N_SI, N_TF, S_NRUN, TEN, TF_PRIO
+    ri = np.zeros((4, N_RI), dtype=np.int64)
+    rf = np.zeros((4, N_RF))
+    ri[:, TEN] = [0, 0, 1, 0]  # tenant 1 has the higher priority
+    rf[:, ARR] = [5.0, 9.0, 10.0, 1.0]
+    tf = np.zeros((N_TF, 2))
+    tf[TF_PRIO] = [0, 1]
+    si = np.zeros(N_SI, dtype=np.int64)
+    si[S_NRUN] = 4
+    run = np.array([0, 1, 2, 3, 0], dtype=np.int64)
+    assert _victim(ri, rf, si, run, tf, True) == 1
+    assert _victim(ri, rf, si, run, tf, False) == 3
 
 
 def test_reject_prompt_larger_than_pool(sim_cls):
