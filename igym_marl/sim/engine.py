@@ -17,12 +17,12 @@ import numpy as np
 from numba import njit
 
 from . import cost_model as _cm
-from .layout import (ADMIT, ARR, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST,
+from .layout import (ABANDONED, ADMIT, ARR, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_ABANDONED, EV_DECIDED, EV_FINISHED, EV_FIRST,
                      FINISH, FINISHED, FIRST, GEN, KEY, LAST, NPRE, OUT, P_BLOCK_TOKENS, P_CHUNK_BUDGET,
                      P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET, P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING,
                      S_ADMIT_CTR, S_ALLOC_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR,
                      S_WATERMARK, SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO,
-                     TF_TPOT_S, TF_TTFT_S, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
+                     TF_TIMEOUT_S, TF_TPOT_S, TF_TTFT_S, W_ABANDONED, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
                      W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
 
@@ -108,6 +108,27 @@ def _decide(ri, rf, tf, rid, outcome, ev, ev_n):
         ri[rid, SLO] = outcome
         ev[EV_DECIDED, ev_n[EV_DECIDED]] = rid
         ev_n[EV_DECIDED] += 1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _abandon_expired(ri, rf, q, qh, ql, tf, clock, cnt, ev, ev_n):
+    """Clients give up: a queue head that never got a first token and has waited longer than its
+    tenant's patience (TF_TIMEOUT_S) is withdrawn, as vLLM aborts a request whose client closed
+    the connection. Queues are in arrival order behind any preempted requests, so checking heads
+    each iteration withdraws every expired request that could otherwise be admitted."""
+    for t in range(ql.shape[0]):
+        while ql[t] > 0:
+            rid = q[t, qh[t]]
+            if rf[rid, FIRST] == rf[rid, FIRST] or clock - rf[rid, ARR] <= tf[TF_TIMEOUT_S, t]:
+                break
+            _pop_front(q, qh, ql, t)
+            ri[rid, STATUS] = ABANDONED
+            ri[rid, CACHE_BLOCKS] = 0
+            rf[rid, FINISH] = clock
+            cnt[W_ABANDONED] += 1.0
+            ev[EV_ABANDONED, ev_n[EV_ABANDONED]] = rid
+            ev_n[EV_ABANDONED] += 1
+            _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -313,6 +334,7 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             cnt[W_ARRIVED] += 1.0
         if clock >= t_end:
             break
+        _abandon_expired(ri, rf, q, qh, ql, tf, clock, cnt, ev, ev_n)
         # ---- schedule ----
         n_pf = 0
         pf_tokens = 0

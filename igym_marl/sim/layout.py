@@ -6,7 +6,7 @@ share a cache line).
 """
 
 # request status
-FUTURE, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
+FUTURE, WAITING, RUNNING, FINISHED, REJECTED, ABANDONED = 0, 1, 2, 3, 4, 5
 # SLO outcome, decided once per request
 SLO_OPEN, SLO_MET, SLO_MISSED = 0, 1, 2
 
@@ -26,16 +26,16 @@ N_SI = 10
 
 # per-window counters (float64)
 (W_ITERS, W_BUSY_S, W_PREFILL_TOK, W_DECODE_TOK, W_EVICT, W_SPEC_PROPOSED, W_SPEC_ACCEPTED,
- W_REJECTED, W_ARRIVED, W_KV_BLOCK_S, W_PREFILL_ITERS, W_MAX_ITER_S) = range(12)
-N_W = 12
+ W_REJECTED, W_ARRIVED, W_KV_BLOCK_S, W_PREFILL_ITERS, W_MAX_ITER_S, W_ABANDONED) = range(13)
+N_W = 13
 
 # event lists (int64[N_EV, n]) with counts in ev_n
-EV_DECIDED, EV_FIRST, EV_FINISHED = range(3)
-N_EV = 3
+EV_DECIDED, EV_FIRST, EV_FINISHED, EV_ABANDONED = range(4)
+N_EV = 4
 
 # tenant table (float64[N_TF, T])
-TF_PRIO, TF_TTFT_S, TF_TPOT_S, TF_ACC0 = range(4)
-N_TF = 4
+TF_PRIO, TF_TTFT_S, TF_TPOT_S, TF_ACC0, TF_TIMEOUT_S = range(5)
+N_TF = 5
 
 # engine parameters (float64[N_P])
 P_CHUNK_BUDGET, P_PREFILL_BUDGET, P_BLOCK_TOKENS, P_DRAFT_RATIO, P_HALF_CTX, P_PREFIX_CACHING = range(6)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numba import njit
 
-from .layout import (ARR, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, OUT,
+from .layout import (ABANDONED, ARR, EV_ABANDONED, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, OUT,
                      REJECTED, RUNNING, SLO, SLO_MET, STATUS, TEN, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS, W_KV_BLOCK_S, W_MAX_ITER_S,
                      W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED, W_SPEC_ACCEPTED, W_SPEC_PROPOSED,
                      WAITING, PROMPT)
@@ -160,9 +160,11 @@ class TenantWindow(_NanEqual):
     arrived: int  # requests that arrived in the window
     first_tokens: int
     finished: int
+    abandoned: int  # withdrawn by their clients in the window (waited past Tenant.timeout_s)
     slo_met: int  # requests whose SLO outcome was decided in the window, as met
     slo_missed: int
     goodput_tokens: int  # output tokens of the requests that met their SLOs
+    goodput_prompt_tokens: int  # prompt tokens of the requests that met their SLOs
     slo_attainment: float  # met / (met + missed); NaN if nothing was decided
     queue_depth: int  # waiting at the window's end
     running: int
@@ -181,6 +183,7 @@ class WindowMetrics(_NanEqual):
     first_tokens: int
     finished: int
     rejected: int
+    abandoned: int  # withdrawn by their clients (waited past Tenant.timeout_s without a first token)
     slo_met: int
     slo_missed: int
     goodput_requests: int
@@ -224,6 +227,7 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
     first_ids = ev[EV_FIRST, : ev_n[EV_FIRST]]
     fin_ids = ev[EV_FINISHED, : ev_n[EV_FINISHED]]
     dec_ids = ev[EV_DECIDED, : ev_n[EV_DECIDED]]
+    ab_ids = ev[EV_ABANDONED, : ev_n[EV_ABANDONED]]
     arr_lo, arr_hi = si_state["arrived_range"]
     arr_ids = np.arange(arr_lo, arr_hi)
     met_mask = ri[dec_ids, SLO] == SLO_MET
@@ -236,11 +240,15 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
     def per_tenant(ids, weights=None):
         return np.bincount(ri[ids, TEN], weights=weights, minlength=n_t)
     n_arr, n_first, n_fin = per_tenant(arr_ids), per_tenant(first_ids), per_tenant(fin_ids)
+    n_ab = per_tenant(ab_ids)
     n_met, n_dec = per_tenant(met_ids), per_tenant(dec_ids)
     tok_met = per_tenant(met_ids, ri[met_ids, OUT])
+    prompt_met = per_tenant(met_ids, ri[met_ids, PROMPT])
     per = tuple(TenantWindow(
         name=tenants[t].name, arrived=int(n_arr[t]), first_tokens=int(n_first[t]), finished=int(n_fin[t]),
+        abandoned=int(n_ab[t]),
         slo_met=int(n_met[t]), slo_missed=int(n_dec[t] - n_met[t]), goodput_tokens=int(tok_met[t]),
+        goodput_prompt_tokens=int(prompt_met[t]),
         slo_attainment=float(n_met[t] / n_dec[t]) if n_dec[t] else NAN,
         queue_depth=int(queue[t]), running=int(running[t]), oldest_wait_ms=float(oldest[t]),
         latency=_stats(lat[t])) for t in range(n_t))
@@ -255,7 +263,7 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
     return WindowMetrics(
         t_start_s=t_start, seconds=seconds, clock_s=clock,
         arrived=int(arr_ids.size), first_tokens=int(first_ids.size), finished=int(fin_ids.size),
-        rejected=int(cnt[W_REJECTED]), slo_met=met, slo_missed=miss, goodput_requests=met,
+        rejected=int(cnt[W_REJECTED]), abandoned=int(ab_ids.size), slo_met=met, slo_missed=miss, goodput_requests=met,
         goodput_tokens=good_tok, slo_attainment=met / (met + miss) if met + miss else NAN,
         throughput_tps=tokens / seconds, prefill_tps=float(cnt[W_PREFILL_TOK]) / seconds,
         goodput_rps=met / seconds, goodput_tps=good_tok / seconds, arrival_rate_rps=arr_ids.size / seconds,
@@ -280,6 +288,7 @@ class TenantEpisode(_NanEqual):
     offered: int  # requests that arrived
     finished: int
     rejected: int
+    abandoned: int
     slo_met: int
     slo_missed: int  # decided misses + requests still open but already late
     unfinished: int  # waiting or running at the end
@@ -291,9 +300,10 @@ class TenantEpisode(_NanEqual):
 @dataclass(frozen=True, eq=False)
 class EpisodeMetrics(_NanEqual):
     duration_s: float
-    offered: int
+    offered: int  # = finished + rejected + abandoned + unfinished
     finished: int
     rejected: int
+    abandoned: int
     unfinished: int
     slo_met: int
     goodput_tokens: int
@@ -322,7 +332,8 @@ def episode_metrics(*, duration_s, ri, rf, n_arrived, totals, itl_total, edges, 
         met = int(np.count_nonzero(sel & (ri[ids, SLO] == SLO_MET)))
         per.append(TenantEpisode(
             name=ten.name, offered=off, finished=int(np.count_nonzero(sel & (st == FINISHED))),
-            rejected=int(np.count_nonzero(sel & (st == REJECTED))), slo_met=met, slo_missed=off - met,
+            rejected=int(np.count_nonzero(sel & (st == REJECTED))),
+            abandoned=int(np.count_nonzero(sel & (st == ABANDONED))), slo_met=met, slo_missed=off - met,
             unfinished=int(np.count_nonzero(sel & ((st == WAITING) | (st == RUNNING)))),
             goodput_tokens=int(ri[ids[sel & (ri[ids, SLO] == SLO_MET)], OUT].sum()),
             slo_attainment=met / off if off else NAN,
@@ -331,7 +342,7 @@ def episode_metrics(*, duration_s, ri, rf, n_arrived, totals, itl_total, edges, 
     proposed = totals[W_SPEC_PROPOSED]
     return EpisodeMetrics(
         duration_s=duration_s, offered=int(n_arrived), finished=int(fin.size),
-        rejected=int(np.count_nonzero(st == REJECTED)),
+        rejected=int(np.count_nonzero(st == REJECTED)), abandoned=int(np.count_nonzero(st == ABANDONED)),
         unfinished=int(np.count_nonzero((st == WAITING) | (st == RUNNING))),
         slo_met=int(met_ids.size), goodput_tokens=int(ri[met_ids, OUT].sum()),
         slo_attainment=met_ids.size / n_arrived if n_arrived else NAN,

@@ -6,7 +6,9 @@ for reading.
 
 One scheduling step (vLLM-style, iteration-level):
 
-1. Requests that have arrived join the back of their tenant's queue.
+1. Requests that have arrived join the back of their tenant's queue. A queue head that has had
+   no first token and has waited longer than its tenant's ``timeout_s`` is withdrawn by its
+   client (abandoned, an SLO miss), heads checked every iteration.
 2. **Chunked prefill** (``prefill_decode_split=True``, Sarathi-Serve, with vLLM V1's KV
    allocation): every running request past its prefill decodes (1 + k query tokens with
    speculation depth k); its KV grows to hold prompt + generated + k tokens, oldest request
@@ -39,17 +41,18 @@ One scheduling step (vLLM-style, iteration-level):
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import cost_model as cm
-from .layout import (ADMIT, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
+from .layout import (ABANDONED, ADMIT, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_ABANDONED, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
                      FINISHED, FIRST, GEN, KEY, LAST, NPRE, REJECTED, RUNNING, S_ADMIT_CTR,
                      S_ALLOC_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
                      SLO_OPEN, STATUS, TARGET, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
-                     W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
+                     W_ABANDONED, W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
 from .simulator import Simulator
 from .types import Knobs
@@ -110,6 +113,14 @@ class ReferenceSimulator(Simulator):
         self.preempt_ctr = 0
         self.alloc_ctr = 0
 
+    def clone(self) -> "ReferenceSimulator":
+        new = super().clone()
+        memo: dict = {}  # one memo: a request in a queue and in the running list stays one object
+        new.reqs = copy.deepcopy(self.reqs, memo)
+        new.queues = copy.deepcopy(self.queues, memo)
+        new.running = copy.deepcopy(self.running, memo)
+        return new
+
     # ------------------------------------------------------------------ rules
     def _prio(self, r: Request) -> float:
         return self.workload.tenants[r.tenant].priority
@@ -153,6 +164,19 @@ class ReferenceSimulator(Simulator):
         if self._priority:
             return min(heads, key=lambda th: (-self._prio(th[1]), th[1].key))[0]
         return min(heads, key=lambda th: th[1].key)[0]
+
+    def _abandon_expired(self, clock: float) -> None:
+        """Withdraw queue heads that waited past their tenant's patience without a first token."""
+        for t, q in enumerate(self.queues):
+            timeout = self.workload.tenants[t].timeout_s
+            while q and np.isnan(q[0].first_s) and clock - q[0].arrival_s > timeout:
+                r = q.popleft()
+                r.status = ABANDONED
+                r.cache_blocks = 0
+                r.finish_s = clock
+                self.cnt[W_ABANDONED] += 1
+                self._events[EV_ABANDONED].append(r.rid)
+                self._decide(r, SLO_MISSED)
 
     def _cached_tokens(self, r: Request) -> int:
         bt = self.config.block_tokens
@@ -240,7 +264,7 @@ class ReferenceSimulator(Simulator):
     def _run_window(self, t_end: float, knobs: Knobs) -> None:
         k = knobs.speculation_depth
         self._priority = knobs.priority_routing
-        self._events = {EV_DECIDED: [], EV_FIRST: [], EV_FINISHED: []}
+        self._events = {EV_DECIDED: [], EV_FIRST: [], EV_FINISHED: [], EV_ABANDONED: []}
         self.capacity, self.free, self.watermark = int(self.si[S_CAP]), int(self.si[S_FREE]), int(self.si[S_WATERMARK])
         c = self._consts[knobs.quantization_tier]
         cfg = self.config
@@ -257,6 +281,7 @@ class ReferenceSimulator(Simulator):
                 self.cnt[W_ARRIVED] += 1
             if clock >= t_end:
                 break
+            self._abandon_expired(clock)
             chunks: list[tuple[Request, int]] = []
             prefill_only = False
             if knobs.prefill_decode_split:

@@ -28,8 +28,8 @@ from .layout import (ARR, BLOCKS, FINISH, FIRST, LAST, N_EV, N_P, N_RF, N_RI, N_
                      P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET, P_PREFIX_CACHING,
                      PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_WATERMARK,
                      STATUS, TARGET,
-                     TEN, TF_ACC0, TF_PRIO, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S, WAITING, FINISHED,
-                     REJECTED)
+                     TEN, TF_ACC0, TF_PRIO, TF_TIMEOUT_S, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S, WAITING, FINISHED,
+                     REJECTED, ABANDONED)
 from .metrics import EpisodeMetrics, WindowMetrics, episode_metrics, itl_edges_ms, window_metrics
 from .profiles import GB, get_tier
 from .types import Knobs, SimConfig, Workload, _float_in
@@ -48,6 +48,7 @@ class Snapshot:
     running: tuple[int, ...]  # per tenant
     finished: int
     rejected: int
+    abandoned: int
     kv_blocks_used: int
     kv_capacity_blocks: int
     pending_prompt_tokens: int  # prompt tokens of waiting requests (recompute included)
@@ -111,6 +112,7 @@ class Simulator:
             self.tf[TF_TTFT_S, t] = ten.ttft_slo_ms / 1e3
             self.tf[TF_TPOT_S, t] = ten.tpot_slo_ms / 1e3
             self.tf[TF_ACC0, t] = ten.spec_acceptance
+            self.tf[TF_TIMEOUT_S, t] = ten.timeout_s
         self.cnt = np.zeros(N_W)
         self.totals = np.zeros(N_W)
         self.ev = np.zeros((N_EV, max(n, 1)), dtype=np.int64)
@@ -230,6 +232,7 @@ class Simulator:
             waiting=tuple(int(x) for x in self.ql),
             running=tuple(int(x) for x in np.bincount(self.ri[run_ids, TEN], minlength=n_t)),
             finished=int(np.count_nonzero(st == FINISHED)), rejected=int(np.count_nonzero(st == REJECTED)),
+            abandoned=int(np.count_nonzero(st == ABANDONED)),
             kv_blocks_used=int(self.si[S_CAP] - self.si[S_FREE]), kv_capacity_blocks=int(self.si[S_CAP]),
             pending_prompt_tokens=pend_sum, max_waiting_prompt_tokens=pend_max)
 
@@ -257,7 +260,8 @@ class Simulator:
         n_run = int(np.count_nonzero(st == RUNNING))
         assert n_wait == int(self.ql.sum()), "queue lengths disagree with waiting requests"
         assert n_run == int(self.si[S_NRUN]), "running list disagrees with running requests"
-        assert n_wait + n_run + np.count_nonzero(st == FINISHED) + np.count_nonzero(st == REJECTED) == n_arr
+        assert n_wait + n_run + np.count_nonzero(st == FINISHED) + np.count_nonzero(st == REJECTED) + \
+            np.count_nonzero(st == ABANDONED) == n_arr
         held = int(self.ri[:, BLOCKS].sum())
         assert held == self.si[S_CAP] - self.si[S_FREE], "blocks held != blocks in use"
         assert 0 <= held <= self.si[S_CAP], "KV blocks in use exceed capacity"

@@ -95,7 +95,9 @@ class Tenant:
     priority: larger is more important (used when priority_routing is on).
     ttft_slo_ms / tpot_slo_ms: p99 targets; each request is judged against them.
     spec_acceptance: draft-token acceptance rate at zero context (falls with context length).
-    weight: share of the score given to this tenant's goodput (used by the env's score).
+    weight: the tenant's price tier, multiplying the value of its requests in the env's score.
+    timeout_s: patience of its clients: a request still without a first token after waiting this
+      long is withdrawn (abandoned; an SLO miss). inf (the default): clients never give up.
     """
 
     name: str
@@ -104,6 +106,7 @@ class Tenant:
     priority: int = 0
     spec_acceptance: float = 0.7
     weight: float = 1.0
+    timeout_s: float = math.inf
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -113,6 +116,9 @@ class Tenant:
         _int_in("Tenant.priority", self.priority, -1000, 1000)
         _float_in("Tenant.spec_acceptance", self.spec_acceptance, 0.0, 0.99)
         _float_in("Tenant.weight", self.weight, 0.0, 1e6)
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, numbers.Real) or \
+                not (self.timeout_s == math.inf or 0.0 < float(self.timeout_s) <= 1e9):
+            raise ValueError(f"Tenant.timeout_s={self.timeout_s!r} is not allowed; allowed: seconds in (0, 1e9] or inf")
 
 
 @dataclass(frozen=True, eq=False)

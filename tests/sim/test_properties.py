@@ -1,5 +1,6 @@
 """Invariants over random workloads and knob sequences, and fast kernel == reference."""
 
+import dataclasses
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,12 +25,16 @@ configs = st.sampled_from([SimConfig(), SimConfig(model="llama-2-7b", gpu_memory
                            SimConfig(model="llama-2-70b", tp=2, chunk_token_budget=512)])
 
 
+# Impatient clients make abandonment common too.
+IMPATIENT = tuple(dataclasses.replace(t, timeout_s=s) for t, s in zip(TOY_TENANTS, (1.5, 4.0)))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), knobs=st.lists(knob_st, min_size=1, max_size=6),
-       config=configs, window=st.sampled_from([0.5, 2.0, 5.0]))
-def test_invariants_and_reference_equivalence(seed, n, knobs, config, window):
+       config=configs, window=st.sampled_from([0.5, 2.0, 5.0]), tenants=st.sampled_from([TOY_TENANTS, IMPATIENT]))
+def test_invariants_and_reference_equivalence(seed, n, knobs, config, window, tenants):
     rng = np.random.default_rng(seed)
-    w = random_workload(rng, n, horizon_s=window * len(knobs), tenants=TOY_TENANTS, max_prompt=6000)
+    w = random_workload(rng, n, horizon_s=window * len(knobs), tenants=tenants, max_prompt=6000)
     fast, ref = Simulator(config), ReferenceSimulator(config)
     fast.reset(w, seed=seed)
     ref.reset(w, seed=seed)
@@ -47,8 +52,8 @@ def test_invariants_and_reference_equivalence(seed, n, knobs, config, window):
         assert a.kv_blocks_used <= a.kv_capacity_blocks
         assert 0.0 <= a.kv_occupancy <= 1.0
     e = fast.episode_metrics()
-    # conservation: every arrived request is finished, rejected, waiting or running
-    assert e.offered == e.finished + e.rejected + e.unfinished
+    # conservation: every arrived request is finished, rejected, abandoned, waiting or running
+    assert e.offered == e.finished + e.rejected + e.abandoned + e.unfinished
     assert e.offered == int(np.count_nonzero(w.arrival_s <= fast.clock_s))
     ttft = fast.rf[:, 1] - fast.rf[:, 0]
     e2e = fast.rf[:, 2] - fast.rf[:, 0]

@@ -201,6 +201,28 @@ def test_late_waiting_request_counts_as_miss_immediately(sim_cls):
     assert sim.episode_metrics().slo_met == 1
 
 
+def test_impatient_client_abandons_a_request_still_waiting(sim_cls):
+    """batch_cap 1 and a long first request: the second waits; its client gives up after 0.5 s.
+    The withdrawal happens at the first iteration boundary past 0.5 s (the engine checks its
+    queue heads before every iteration): an SLO miss, never admitted, never reaching the KV pool."""
+    ten = (Tenant("i", ttft_slo_ms=1e6, tpot_slo_ms=1e6, timeout_s=0.5),)
+    w = Workload.from_requests([(0.0, 100, 400, 0), (0.0, 100, 2, 0)], ten)
+    sim = sim_cls(SimConfig())
+    sim.reset(w, seed=0)
+    m = sim.advance(1.0, Knobs(batch_cap=1))
+    c = sim._consts["FP16"]
+    t, gen = it(c, prefills=[(100, 0)]), 1
+    while t <= 0.5:  # request 0 decodes alone; each iteration boundary is a check
+        t += it(c, decode_ctx=[100 + gen])
+        gen += 1
+    assert m.abandoned == 1 and m.tenants[0].abandoned == 1 and m.slo_missed == 1
+    assert sim.ri[1, 3] == 5  # status ABANDONED
+    assert sim.rf[1, 2] == pytest.approx(t, rel=1e-12)  # withdrawn at that boundary
+    assert np.isnan(sim.rf[1, 1]) and sim.ri[1, 9] == 0  # no first token, never preempted
+    e = sim.episode_metrics()
+    assert e.offered == e.finished + e.rejected + e.abandoned + e.unfinished == 2
+
+
 def test_speculation_tokens_and_cost(sim_cls):
     """With acceptance 0.99 at zero context (almost all drafts accepted), depth 4 delivers up to
     5 tokens per pass; each pass costs the verification of 5 tokens plus 4 draft steps (the
