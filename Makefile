@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test bench calibrate leaderboard clean
+.PHONY: demo test bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 
 leaderboard: $(STAMP)
 	$(BIN)/python evaluate.py --compare --episodes 10 --workers 2 --markdown docs/leaderboard.md --plot docs/img/leaderboard.png
+
+adaptivity: $(STAMP)
+	$(BIN)/python scripts/measure_adaptivity.py --tasks all --episodes 10 --workers 2
 
 calibrate: $(STAMP)
 	$(BIN)/python scripts/calibrate_cost_model.py

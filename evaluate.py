@@ -18,70 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 
-COMPARE = ("random", "vllm-default", "best-constant", "heuristic")
+from agents.stats import MIN_HEADROOM, REFERENCES, footnotes, headroom, headroom_markdown, label, markdown, summarize
+
+COMPARE = ("random", "vllm-default", "best-constant", "heuristic", "mappo", "oracle")
 EVAL_START, EVAL_END = 1_000_000, 2_000_000
-
-
-# ---------------------------------------------------------------------------------- statistics
-def iqm(x) -> float:
-    """Interquartile mean: the mean of the middle 50 % (25 % trimmed from each end)."""
-    x = np.sort(np.asarray(x, dtype=float))
-    n = len(x)
-    k = int(np.floor(0.25 * n))
-    return float(x[k:n - k].mean()) if n - 2 * k > 0 else float(x.mean())
-
-
-def bootstrap_ci(groups: list, stat=np.mean, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile CI of the mean over all values, resampling within each group (stratified)."""
-    rng = np.random.default_rng(seed)
-    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
-    if not groups:
-        return float("nan"), float("nan")
-    boots = np.empty(n_boot)
-    for b in range(n_boot):
-        boots[b] = stat(np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups]))
-    return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
-
-
-def summarize(records: list[dict]) -> list[dict]:
-    rows = []
-    agents = list(dict.fromkeys(r["agent"] for r in records))
-    tasks = list(dict.fromkeys(r["task"] for r in records))
-    for a in agents:
-        per_task = {t: [r["score"] for r in records if r["agent"] == a and r["task"] == t] for t in tasks}
-        for t, xs in per_task.items():
-            if xs:
-                lo, hi = bootstrap_ci([xs])
-                rows.append({"agent": a, "task": t, "episodes": len(xs), "mean": float(np.mean(xs)), "iqm": iqm(xs),
-                             "ci_low": lo, "ci_high": hi})
-        groups = [xs for xs in per_task.values() if xs]
-        if len(groups) > 1:
-            lo, hi = bootstrap_ci(groups)
-            allx = np.concatenate(groups)
-            rows.append({"agent": a, "task": "all", "episodes": int(allx.size), "mean": float(allx.mean()),
-                         "iqm": iqm(allx), "ci_low": lo, "ci_high": hi})
-    return rows
-
-
-def markdown(rows: list[dict]) -> str:
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    agents = list(dict.fromkeys(r["agent"] for r in rows))
-    cell = {(r["agent"], r["task"]): r for r in rows}
-    out = ["| agent | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for a in agents:
-        cs = []
-        for t in tasks:
-            r = cell.get((a, t))
-            cs.append("" if r is None else f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
-                                           f"(IQM {r['iqm']:.3f}, n={r['episodes']})")
-        out.append(f"| {a} | " + " | ".join(cs) + " |")
-    return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------- running
@@ -105,7 +51,8 @@ def run_jobs(jobs: list, workers: int, progress: bool) -> list[dict]:
             out.append(_job(j))
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        # spawn: a worker must not inherit a lock held by torch or numba threads in the parent
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
             for rec in ex.map(_job, jobs):
                 out.append(rec)
                 bar.update(1)
@@ -131,7 +78,8 @@ def plot_scores(rows: list[dict], path: str) -> None:
                 ys.append(r["mean"])
                 err[0].append(r["mean"] - r["ci_low"])
                 err[1].append(r["ci_high"] - r["mean"])
-        ax.bar(xs, ys, width, yerr=err, capsize=3, label=a)
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=label(a),
+               **({"hatch": "//", "edgecolor": "0.3", "fill": False} if a in REFERENCES else {}))
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks)
     ax.set_ylabel("episode score (mean, 95 % CI)")
@@ -215,13 +163,22 @@ def main(argv=None) -> int:
     jobs = [(a, t, s, options) for a in agents for t in tasks for s in seeds]
     records = run_jobs(jobs, args.workers, not args.no_progress)
     rows = summarize(records)
-    print(markdown(rows))
+    report = markdown(rows)
+    room = headroom(records)
+    if room:
+        report += ("\n\nShare of the headroom captured, (score - best constant) / (oracle - best constant), "
+                   "mean [95 % CI] over the same seeds (\"no headroom\": the oracle is less than "
+                   f"{MIN_HEADROOM} above the best constant):\n\n" + headroom_markdown(room))
+    notes = footnotes(agents)
+    if notes:
+        report += "\n\n" + notes
+    print(report)
     if args.out:
         Path(args.out).write_text(json.dumps(records, indent=1) + "\n")
         import pandas as pd
         pd.DataFrame(records).to_csv(Path(args.out).with_suffix(".csv"), index=False)
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows) + "\n")
+        Path(args.markdown).write_text(report + "\n")
     if args.plot:
         plot_scores(rows, args.plot)
     if args.timeline:

@@ -52,8 +52,13 @@ def _ppo(arg, checkpoint=None, **kw):
     return PPOPolicy(checkpoint)
 
 
+def _oracle(arg, **kw):
+    from .oracle import OraclePolicy
+    return OraclePolicy()
+
+
 POLICIES = {"random": _random, "constant": _constant, "vllm-default": _vllm_default, "best-constant": _best_constant,
-            "heuristic": _heuristic, "llm": _llm, "ppo": _ppo, "mappo": _mappo}
+            "heuristic": _heuristic, "llm": _llm, "ppo": _ppo, "mappo": _mappo, "oracle": _oracle}
 
 
 def make_policy(name: str, **options) -> Policy:

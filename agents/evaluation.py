@@ -41,6 +41,8 @@ def run_episode(policy: Policy, task: str | TaskSpec, seed: int, agent_name: str
         env = serving_v0.parallel_env(task=task_spec, episode_windows=episode_windows)
     obs, infos = env.reset(seed=seed)
     policy.reset(env.task, seed)
+    if getattr(policy, "sees_env", False):  # a clairvoyant reference (agents/oracle.py), not a policy
+        policy.attach(env)
     info = infos[AGENTS[0]]
     while env.agents:
         obs, _, _, _, infos = env.step(policy.act(obs, infos, env.state()))

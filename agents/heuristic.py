@@ -1,24 +1,32 @@
 """A tuned heuristic: per-component rules a serving engineer would write.
 
-* **batch_scheduler** (Orca's trade-off between batching and per-token latency): raise the batch
-  cap one level (x2) while requests wait longer than ``drain_wait`` x the tightest TTFT SLO and
-  decoding keeps its TPOT headroom; lower it one level when the p99 TPOT of a tenant exceeds
-  ``tpot_margin`` x its SLO and nothing is waiting that long; never below ``batch_min``.
-  Chunked prefill stays on (smooth decoding; Sarathi-Serve, Agrawal et al., OSDI 2024).
-* **kv_manager** (vLLM's block manager): grow the KV budget by two levels on any preemption or
-  rejection, or when the largest waiting prompt would not fit in the free share of the pool;
-  shrink it by one level after ``kv_patience`` windows below ``kv_low`` occupancy (the pool costs
-  memory), never below ``kv_min``. The quantization tier is fixed (``tier``): switching pauses
-  the engine.
-* **spec_controller**: speculate ``spec_depth`` tokens only while the batch is small
-  (<= ``spec_max_batch`` running, nothing queued), where it pays (docs/tasks.md).
-* **tenant_router**: turn priority routing on when the highest-priority tenant's oldest request
-  has waited ``prio_on`` x its TTFT SLO or its window attainment fell below ``prio_att``; off
-  again after ``prio_patience`` calm windows (priority starves the others).
+Each rule can be switched down to a constant, so the heuristic can always play any constant
+configuration (``HeuristicParams.playing(knobs)``); its tuning starts there, from the task's
+global best constant, and only keeps changes that score better on training seeds.
 
-The thresholds are tuned per task on training seeds by :func:`agents.tuning.tune_heuristic`
-(a coordinate search over the small grid ``HEURISTIC_GRID``); the result is cached in
-``agents/data/heuristic_params.json``.
+* **tenant_router** and **pressure**: the engine is *under pressure* when the highest-priority
+  tenant sends more than ``pressure_load`` x the task's capacity (req/s), or its oldest waiting
+  request has waited ``pressure_wait`` x its TTFT SLO, or its SLO attainment in the window fell
+  below ``pressure_att`` (inf, inf and 0 switch a trigger off); it is *calm* again after
+  ``calm_windows`` windows without pressure. Priority routing is ``priority``: "on", "off", or
+  "pressure" (on while under pressure).
+* **kv_manager** (vLLM's block manager; the pool size decides who gets preempted): the KV budget
+  is ``kv_pressure`` under pressure and ``kv_calm`` when calm. A small pool with priority routing
+  makes the lowest-priority work the first to be preempted, so the premium tenant keeps its
+  SLOs through a storm; a large pool serves long prompts and big batches when nobody needs
+  protecting. On top, while the largest waiting prompt would not fit the free pool, the budget
+  grows ``kv_grow`` levels (0: never). The quantization tier is fixed (``tier``): switching
+  pauses the engine to reload the weights.
+* **batch_scheduler** (Orca's trade-off between batching and per-token latency): raise the batch
+  cap one level while requests wait longer than ``drain_wait`` x the tightest TTFT SLO and
+  decoding keeps its TPOT headroom; lower it one level when a tenant's p99 TPOT exceeds
+  ``tpot_margin`` x its SLO and nothing waits that long; always within
+  [``batch_min``, ``batch_max``] (equal: a constant cap). Chunked prefill is ``split``.
+* **spec_controller**: speculate ``spec_depth`` tokens while at most ``spec_max_batch`` requests
+  run (512: always) and, unless ``spec_when_queued``, nothing waits.
+
+``agents.tuning.tune_heuristic`` tunes the parameters per task over ``HEURISTIC_GRID`` on training
+seeds; the result is cached in ``agents/data/heuristic_params.json`` (docs/baselines.md).
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from igym_marl.envs import SPECS
-from igym_marl.envs.features import N_SHARED
 from igym_marl.sim import Knobs
 
 from .base import KnobPolicy, metrics_of
@@ -36,34 +43,68 @@ from .base import KnobPolicy, metrics_of
 PARAMS_FILE = Path(__file__).parent / "data" / "heuristic_params.json"
 BATCH_LEVELS = SPECS["batch_scheduler"].levels[0]
 KV_LEVELS = SPECS["kv_manager"].levels[0]
+TIERS = SPECS["kv_manager"].levels[1]
+PRIORITY_MODES = ("off", "on", "pressure")
+
+INF = float("inf")
+HEURISTIC_GRID = {
+    "pressure_load": (0.2, 0.3, 0.4, 0.6, INF),
+    "kv_pressure": (0.1, 0.2, 0.3),
+    "kv_calm": (0.1, 0.3, 0.5, 0.7, 0.9),
+    "kv_grow": (0, 2),
+    "priority": PRIORITY_MODES,
+    "pressure_wait": (0.25, 0.5, 1.0, INF),
+    "pressure_att": (0.0, 0.5, 0.8, 0.95),
+    "calm_windows": (1, 3, 6, 12),
+    "batch_min": (16, 32, 64, 128, 256, 512),
+    "batch_max": (64, 128, 256, 512),
+    "drain_wait": (0.25, 0.5, 1.0),
+    "tpot_margin": (0.8, 1.0, 1.2),
+    "split": (False, True),
+    "tier": TIERS,
+    "spec_depth": (0, 1, 2),
+    "spec_max_batch": (4, 16, 512),
+}
 
 
 @dataclass(frozen=True)
 class HeuristicParams:
-    batch_min: int = 32
+    kv_pressure: float = 0.1
+    kv_calm: float = 0.5
+    kv_grow: int = 0
+    priority: str = "pressure"
+    pressure_load: float = 0.3
+    pressure_wait: float = float("inf")
+    pressure_att: float = 0.0
+    calm_windows: int = 3
+    batch_min: int = 64
+    batch_max: int = 512
     batch_start: int = 256
     drain_wait: float = 0.5
     tpot_margin: float = 1.0
-    kv_min: float = 0.4
-    kv_start: float = 0.9
-    kv_low: float = 0.5
-    kv_patience: int = 3
+    split: bool = True
     tier: str = "FP16"
-    spec_depth: int = 2
+    spec_depth: int = 0
     spec_max_batch: int = 4
-    prio_on: float = 0.5
-    prio_att: float = 0.8
-    prio_patience: int = 3
+    spec_when_queued: bool = False
 
     def __post_init__(self):
-        if self.batch_min not in BATCH_LEVELS or self.batch_start not in BATCH_LEVELS:
-            raise ValueError(f"batch_min/batch_start must be batch levels {BATCH_LEVELS}")
-        if round(self.kv_min, 1) not in KV_LEVELS or round(self.kv_start, 1) not in KV_LEVELS:
-            raise ValueError(f"kv_min/kv_start must be KV levels {KV_LEVELS}")
-        if self.tier not in SPECS["kv_manager"].levels[1]:
-            raise ValueError(f"tier={self.tier!r}; allowed: {SPECS['kv_manager'].levels[1]}")
-        if not 0 <= self.spec_depth <= 8:
-            raise ValueError(f"spec_depth={self.spec_depth!r}; allowed: 0..8")
+        for name in ("batch_min", "batch_max", "batch_start"):
+            if getattr(self, name) not in BATCH_LEVELS:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; allowed: {BATCH_LEVELS}")
+        if not self.batch_min <= self.batch_max:
+            raise ValueError(f"batch_min={self.batch_min} > batch_max={self.batch_max}")
+        for name in ("kv_pressure", "kv_calm"):
+            if round(getattr(self, name), 1) not in KV_LEVELS:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; allowed: {KV_LEVELS}")
+        if self.tier not in TIERS:
+            raise ValueError(f"tier={self.tier!r} is not allowed; allowed: {TIERS}")
+        if self.priority not in PRIORITY_MODES:
+            raise ValueError(f"priority={self.priority!r} is not allowed; allowed: {PRIORITY_MODES}")
+        if self.spec_depth not in SPECS["spec_controller"].levels[0]:
+            raise ValueError(f"spec_depth={self.spec_depth!r} is not allowed; allowed: 0..8")
+        if self.kv_grow not in range(0, len(KV_LEVELS)):
+            raise ValueError(f"kv_grow={self.kv_grow!r} is not allowed; allowed: 0..{len(KV_LEVELS) - 1}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "HeuristicParams":
@@ -72,6 +113,16 @@ class HeuristicParams:
         if unknown:
             raise ValueError(f"unknown heuristic parameter(s) {sorted(unknown)}; allowed: {sorted(names)}")
         return cls(**d)
+
+    @classmethod
+    def playing(cls, k: Knobs) -> "HeuristicParams":
+        """The parameters with which the heuristic plays the constant `k` every window."""
+        kv = round(k.kv_budget_fraction, 1)
+        return cls(kv_pressure=kv, kv_calm=kv, kv_grow=0, priority="on" if k.priority_routing else "off",
+                   pressure_load=float("inf"), pressure_wait=float("inf"), pressure_att=0.0,
+                   batch_min=k.batch_cap, batch_max=k.batch_cap, batch_start=k.batch_cap,
+                   split=k.prefill_decode_split, tier=k.quantization_tier, spec_depth=k.speculation_depth,
+                   spec_max_batch=512, spec_when_queued=True)
 
 
 def load_tuned(task_id: str) -> HeuristicParams:
@@ -91,81 +142,68 @@ class HeuristicPolicy(KnobPolicy):
 
     def reset(self, task, seed):
         super().reset(task, seed)
-        self.p = self.fixed_params if self.fixed_params is not None else load_tuned(task.id)
-        self.b = BATCH_LEVELS.index(self.p.batch_start)
-        self.k = KV_LEVELS.index(round(self.p.kv_start, 1))
-        self.k_min = KV_LEVELS.index(round(self.p.kv_min, 1))
-        self.b_min = BATCH_LEVELS.index(self.p.batch_min)
-        self.low_windows = 0
-        self.priority = False
+        p = self.p = self.fixed_params if self.fixed_params is not None else load_tuned(task.id)
+        self.b = BATCH_LEVELS.index(min(max(p.batch_start, p.batch_min), p.batch_max))
+        self.b_lo, self.b_hi = BATCH_LEVELS.index(p.batch_min), BATCH_LEVELS.index(p.batch_max)
+        self.grown = 0  # KV levels added for waiting long prompts
+        self.pressure = False
         self.calm = 0
         self.min_ttft_ms = min(t.ttft_slo_ms for t in task.tenants)
+        cap = task.capacity_rps
+        self.capacity = cap if cap == cap and cap > 0 else 1.0  # trace tasks have no measured capacity
         self.top = max(range(len(task.tenants)), key=lambda i: task.tenants[i].priority)
-        self.multi = len({t.priority for t in task.tenants}) > 1
-        self.spec = 0
-        self._kv_obs = None
-
-    def act(self, observations, infos, state=None):
-        self._kv_obs = observations.get("kv_manager") if observations else None
-        return super().act(observations, infos, state)
+        self.spec = p.spec_depth if p.spec_max_batch >= 512 and p.spec_when_queued else 0
 
     def decide(self, infos) -> Knobs:
         m = metrics_of(infos)
         p = self.p
         if m is not None:
+            self._pressure(m, p)
             self._batch(m, p)
             self._kv(m, p)
             self._spec(m, p)
-            self._router(m, p)
-        return Knobs(batch_cap=BATCH_LEVELS[self.b], kv_budget_fraction=KV_LEVELS[self.k],
-                     speculation_depth=self.spec, quantization_tier=p.tier, prefill_decode_split=True,
-                     priority_routing=self.priority)
+        kv = p.kv_pressure if self.pressure else p.kv_calm
+        kv_level = min(KV_LEVELS.index(round(kv, 1)) + self.grown, len(KV_LEVELS) - 1)
+        priority = p.priority == "on" or (p.priority == "pressure" and self.pressure)
+        return Knobs(batch_cap=BATCH_LEVELS[self.b], kv_budget_fraction=KV_LEVELS[kv_level],
+                     speculation_depth=self.spec, quantization_tier=p.tier, prefill_decode_split=p.split,
+                     priority_routing=priority)
 
     # ---------------------------------------------------------------- components
+    def _pressure(self, m, p):
+        t = m.tenants[self.top]
+        slo = self.task.tenants[self.top].ttft_slo_ms
+        decided = t.slo_met + t.slo_missed
+        loaded = t.arrived / m.seconds > p.pressure_load * self.capacity
+        if loaded or t.oldest_wait_ms > p.pressure_wait * slo or (decided and t.slo_met / decided < p.pressure_att):
+            self.pressure, self.calm = True, 0
+        elif self.pressure:
+            self.calm += 1
+            if self.calm >= p.calm_windows:
+                self.pressure = False
+
     def _batch(self, m, p):
         oldest = max(t.oldest_wait_ms for t in m.tenants)
         draining = m.queue_depth > 0 and oldest > p.drain_wait * self.min_ttft_ms
         slow = any(t.latency.tpot_p99_ms > p.tpot_margin * spec.tpot_slo_ms
                    for t, spec in zip(m.tenants, self.task.tenants) if t.finished)
         if draining and not slow:
-            self.b = min(self.b + 1, len(BATCH_LEVELS) - 1)
+            self.b = min(self.b + 1, self.b_hi)
         elif slow and not draining:
-            self.b = max(self.b - 1, self.b_min)
+            self.b = max(self.b - 1, self.b_lo)
 
     def _kv(self, m, p):
-        largest = 0.0
-        if self._kv_obs is not None:
-            s = float(self._kv_obs[N_SHARED + 2])  # s(largest waiting prompt / KV capacity in tokens)
-            largest = s / (1.0 - s) if s < 1.0 else float("inf")
-        if m.preemptions or m.rejected or largest > 1.0 - m.kv_occupancy:
-            self.k = min(self.k + 2, len(KV_LEVELS) - 1)
-            self.low_windows = 0
-        elif m.kv_occupancy_mean < p.kv_low:
-            self.low_windows += 1
-            if self.low_windows >= p.kv_patience:
-                self.k = max(self.k - 1, self.k_min)
-                self.low_windows = 0
-        else:
-            self.low_windows = 0
+        """Grow while the largest waiting prompt does not fit the free pool (read from the infos'
+        metrics: blocks used and capacity at the window's end), shrink back once nothing waits."""
+        free_tokens = (m.kv_capacity_blocks - m.kv_blocks_used) * self.task.config.block_tokens
+        if p.kv_grow and m.max_waiting_prompt_tokens > free_tokens:
+            self.grown = min(self.grown + p.kv_grow, len(KV_LEVELS) - 1)
+        elif m.queue_depth == 0:
+            self.grown = 0
 
     def _spec(self, m, p):
-        self.spec = p.spec_depth if (m.running <= p.spec_max_batch and m.queue_depth == 0) else 0
-
-    def _router(self, m, p):
-        if not self.multi:
-            self.priority = False
-            return
-        t = m.tenants[self.top]
-        slo = self.task.tenants[self.top].ttft_slo_ms
-        decided = t.slo_met + t.slo_missed
-        pressure = t.oldest_wait_ms > p.prio_on * slo or (decided and t.slo_met / decided < p.prio_att)
-        if pressure:
-            self.priority = True
-            self.calm = 0
-        elif self.priority:
-            self.calm += 1
-            if self.calm >= p.prio_patience:
-                self.priority = False
+        small = m.running <= p.spec_max_batch
+        self.spec = p.spec_depth if small and (p.spec_when_queued or m.queue_depth == 0) else 0
 
 
-__all__ = ["HeuristicPolicy", "HeuristicParams", "load_tuned", "PARAMS_FILE"]
+__all__ = ["HeuristicPolicy", "HeuristicParams", "HEURISTIC_GRID", "load_tuned", "PARAMS_FILE"]

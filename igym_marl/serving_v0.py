@@ -130,18 +130,26 @@ step also ``episode`` (the score, its components and the simulator's episode met
 
 Rewards
 -------
-The episode score (``igym_marl.envs.reward``)::
+The episode score (``igym_marl.envs.reward``) is the share of the episode's offered value served
+within SLO::
 
-    score = sum over requests that met all their SLOs of  w(tenant) x q(tier) x (1 - 0.3 x memory share)
-            ---------------------------------------------------------------------------------------
-                          sum over all requests offered in the episode of  w(tenant)
+    score = sum over requests that met all their SLOs of  v(request) x q(tier)
+            -----------------------------------------------------------------
+                    sum over all requests offered in the episode of  v(request)
 
-q is the quantization tier's quality factor and the memory share is GPU memory reserved over
-installed, both in the window where the request finished. A request that misses an SLO or is
-never served earns 0; serving nothing scores 0; the score is below 1. The team reward of a
-window is the score earned in it, times ``reward_scale`` (default 100), so an episode's return is
-100 x its score. ``shaping=True`` adds small per-agent terms in [-0.1, 0]
-(``igym_marl.envs.parallel._shaping``); off by default.
+    v(request) = w(tenant) x (prompt tokens + 4 x output tokens)
+
+v is what the request is worth to an operator paid per token (output tokens at four times input
+tokens, as public API prices go; w the tenant's price tier: adversarial interactive 2, standard 1,
+batch 0.5); q is the quantization tier's quality factor (FP16 1, INT8 0.995, INT4 0.97) in the
+window where the request finished. A request that misses an SLO, is rejected, is abandoned by its
+client or is never served earns 0; serving nothing scores 0; the score is at most 1. The team
+reward of a window is the score earned in it, times ``reward_scale`` (default 100), so an
+episode's return is 100 x its score. ``value="requests"`` counts every request of a tenant alike
+(v = w); ``memory_cost=c`` multiplies each request's worth by 1 - c x (GPU memory reserved /
+installed) for a GPU shared with another workload (default 0: a replica owns its GPUs).
+``shaping=True`` adds small per-agent terms in [-0.1, 0] (``igym_marl.envs.parallel._shaping``);
+off by default.
 
 Starting State
 --------------
@@ -158,18 +166,23 @@ windows (200 / 120 / 200); then ``agents`` is empty.
 Arguments
 ---------
 ``parallel_env(task="static_workload", render_mode=None, action_format="discrete",
-reward_scale=100.0, shaping=False, episode_windows=None, **task_overrides)``
+reward_scale=100.0, shaping=False, episode_windows=None, memory_cost=0.0, value="tokens",
+**task_overrides)``
 
 * ``task``: ``static_workload``, ``bursty_workload``, ``adversarial_multitenant`` (aliases
   ``static_uniform``, ``bursty_sharegpt``), ``trace`` (with ``path=``), or a ``TaskSpec``.
 * ``render_mode``: ``"ansi"`` (text dashboard of the last window) or ``"rgb_array"`` (timeline
   of the episode so far); ``igym_marl.envs.save_timeline(env, "episode.png")`` writes the PNG.
 * ``episode_windows``: shorter episodes (for tests and quick runs).
+* ``memory_cost``, ``value``: see Rewards.
 * ``task_overrides``: TaskSpec fields, e.g. ``config=SimConfig(gpu="h100-80gb")``.
 
 Version History
 ---------------
-* v0: initial release.
+* v0: initial release. Within v0 the score was redefined once: requests are valued per token (they
+  were counted) and the memory term is off by default (it was 0.3); clients give up after their
+  tenant's patience; the adversarial task became a compressed day. Scores from before that change
+  are not comparable with later ones (docs/tasks.md says why it changed).
 """
 
 from pettingzoo.utils import parallel_to_aec, wrappers

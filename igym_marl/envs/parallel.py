@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from functools import lru_cache
 
@@ -15,7 +17,7 @@ from ..workloads.tasks import TaskSpec, get_task
 from .actions import (AGENTS, DEFAULT_ACTIONS, SPECS, decode_action, encode_action, joint_knobs,
                       knobs_to_actions)
 from .features import OBS_DIM, STATE_DIM, FeatureBuilder, inferencegym_fields
-from .reward import ScoreKeeper
+from .reward import MEMORY_COST, VALUE_BASES, ScoreKeeper
 
 ACTION_FORMATS = ("discrete", "multidiscrete")
 _INT_TYPES = {int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64}
@@ -30,7 +32,8 @@ class ServingParallelEnv(ParallelEnv):
 
     def __init__(self, task: str | TaskSpec = "static_workload", render_mode: str | None = None,
                  action_format: str = "discrete", reward_scale: float = 100.0, shaping: bool = False,
-                 episode_windows: int | None = None, **task_overrides):
+                 episode_windows: int | None = None, memory_cost: float = MEMORY_COST, value: str = "tokens",
+                 **task_overrides):
         if isinstance(task, TaskSpec):
             self.task = task
         else:
@@ -40,8 +43,7 @@ class ServingParallelEnv(ParallelEnv):
         if episode_windows is not None:
             if isinstance(episode_windows, bool) or not isinstance(episode_windows, int) or episode_windows < 1:
                 raise ValueError(f"episode_windows={episode_windows!r} must be an integer >= 1")
-            from dataclasses import replace
-            self.task = replace(self.task, episode_windows=episode_windows)
+            self.task = dataclasses.replace(self.task, episode_windows=episode_windows)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None, {', '.join(RENDER_MODES)}")
         if action_format not in ACTION_FORMATS:
@@ -50,6 +52,12 @@ class ServingParallelEnv(ParallelEnv):
             raise ValueError(f"reward_scale={reward_scale!r} must be a positive number")
         if not isinstance(shaping, bool):
             raise ValueError(f"shaping={shaping!r} must be True or False")
+        if isinstance(memory_cost, bool) or not isinstance(memory_cost, (int, float)) or not 0.0 <= memory_cost <= 1.0:
+            raise ValueError(f"memory_cost={memory_cost!r} must be a number in 0..1")
+        self.memory_cost = float(memory_cost)
+        if value not in VALUE_BASES:
+            raise ValueError(f"value={value!r} is unknown; allowed: {', '.join(VALUE_BASES)}")
+        self.value = value
         self.render_mode = render_mode
         self.action_format = action_format
         self.reward_scale = float(reward_scale)
@@ -62,13 +70,7 @@ class ServingParallelEnv(ParallelEnv):
         self.usd_per_hour = self.task.config.gpu_hour_usd * r.tp
         self.features = FeatureBuilder(self.task.tenants, self.task.capacity_rps, self.total_gpu_gb, r.weights_gb,
                                        self.task.config.block_tokens, self.task.episode_windows)
-        # spaces: built once per instance, never shared or changed
-        self._obs_spaces = {a: spaces.Box(0.0, 1.0, (OBS_DIM[a],), np.float32) for a in AGENTS}
-        if action_format == "discrete":
-            self._act_spaces = {a: spaces.Discrete(SPECS[a].n) for a in AGENTS}
-        else:
-            self._act_spaces = {a: spaces.MultiDiscrete(list(SPECS[a].sizes)) for a in AGENTS}
-        self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
+        self._build_spaces()
         self._n = {a: SPECS[a].n for a in AGENTS}
         self._rng = None
         self._state = np.zeros(STATE_DIM, dtype=np.float32)
@@ -76,6 +78,15 @@ class ServingParallelEnv(ParallelEnv):
         self.window = 0
 
     # ------------------------------------------------------------------ spaces
+    def _build_spaces(self) -> None:
+        """Spaces: built once per instance (a clone gets its own), never shared or changed."""
+        self._obs_spaces = {a: spaces.Box(0.0, 1.0, (OBS_DIM[a],), np.float32) for a in AGENTS}
+        if self.action_format == "discrete":
+            self._act_spaces = {a: spaces.Discrete(SPECS[a].n) for a in AGENTS}
+        else:
+            self._act_spaces = {a: spaces.MultiDiscrete(list(SPECS[a].sizes)) for a in AGENTS}
+        self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
+
     def observation_space(self, agent):
         if agent not in self._obs_spaces:
             raise ValueError(f"agent={agent!r} is unknown; agents are {', '.join(AGENTS)}")
@@ -100,7 +111,8 @@ class ServingParallelEnv(ParallelEnv):
         self.episode_seed = episode_seed
         self.workload = self.task.workload(episode_seed)
         self.sim.reset(self.workload, seed=episode_seed)
-        self.keeper = ScoreKeeper.for_episode(self.workload, self.task.horizon_s, self.total_gpu_gb)
+        self.keeper = ScoreKeeper.for_episode(self.workload, self.task.horizon_s, self.total_gpu_gb,
+                                              self.memory_cost, self.value)
         self.agents = list(AGENTS)
         self.window = 0
         self.last_actions = dict(DEFAULT_ACTIONS)
@@ -188,6 +200,25 @@ class ServingParallelEnv(ParallelEnv):
         if done:
             self.agents = []
         return obs, rewards, terminations, truncations, infos
+
+    def clone(self) -> "ServingParallelEnv":
+        """An independent copy of the env mid-episode whose future equals this one's under the
+        same actions: the simulator's state arrays, the score keeper, the history list and the
+        seed generator are copied (the task, the workload and the metrics objects are immutable
+        and shared). For look-ahead controllers; see agents/oracle.py."""
+        if not hasattr(self, "keeper"):
+            raise RuntimeError("clone() needs an episode: call reset() first")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.sim = self.sim.clone()
+        new.keeper = dataclasses.replace(self.keeper)
+        new.history = list(self.history)
+        new.agents = list(self.agents)
+        new.last_actions = dict(self.last_actions)
+        new._state = self._state.copy()
+        new._rng = copy.deepcopy(self._rng)
+        new._build_spaces()
+        return new
 
     @property
     def score(self) -> float:

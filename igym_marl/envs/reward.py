@@ -1,32 +1,55 @@
 """The episode score and its per-window decomposition (the team reward).
 
-    score = sum over requests r that met all their SLOs of  w(r) x q(r) x m(r)
-            -------------------------------------------------------------------
-                      sum over all requests offered in the episode of  w(r)
+The score is the share of the episode's offered value that was served within SLO:
 
-* w(r): the weight of r's tenant (``Tenant.weight``);
+    score = sum over requests r that met all their SLOs of  v(r) x q(r) x m(r)
+            -------------------------------------------------------------------
+                      sum over all requests offered in the episode of  v(r)
+
+* v(r) = w(tenant) x (prompt tokens + 4 x output tokens): what the request is worth to the
+  operator. LLM APIs charge per token, output tokens at about four times input tokens (the ratio
+  of OpenAI's list prices for GPT-4o and GPT-4o-mini, and Google's for Gemini; Anthropic's is 5),
+  and a tier multiplier ``Tenant.weight`` (adversarial: interactive 2 for a premium latency tier,
+  standard 1, batch 0.5 as OpenAI's Batch API discounts by half). A request that breaks its SLA
+  earns nothing. Counting requests instead (every request worth w) would value a 20-token chat
+  reply like a 16k-token document summary: no operator is paid that way.
 * q(r): the answer-quality factor of the quantization tier in force in the window where r
   finished (FP16 1.0, INT8 0.995, INT4 0.97; docs/simulator.md gives the sources);
-* m(r) = 1 - MEMORY_COST x (GPU memory reserved / GPU memory installed) in that window: weights,
-  activation reserve and the KV pool at the current budget; MEMORY_COST = 0.3.
+* m(r) = 1 - memory_cost x (GPU memory reserved / GPU memory installed) in that window: weights,
+  activation reserve and the KV pool at the current budget. **memory_cost is 0 by default**, so
+  m = 1: a replica owns its GPUs, and memory it leaves unreserved earns an operator nothing (vLLM
+  reserves its pool at start-up whatever the traffic). A positive memory_cost models a GPU
+  shared with another workload that can use what the replica leaves free (docs/tasks.md).
 
 A request that misses an SLO (late first token, slow decoding, rejected) or is never served earns
-nothing but stays in the denominator, so serving nothing scores 0 and the score is at most
-max(m) < 1. The denominator is known at reset (the episode's traffic is drawn then), so the
-window reward ``r_t`` = the score earned by the requests that met their SLOs in window t, and
-the rewards of an episode sum to its score. The env multiplies rewards by ``reward_scale``
-(default 100: an episode's return is its score in percent).
+nothing but stays in the denominator, so serving nothing scores 0 and the score is at most 1. The
+denominator is known at reset (the episode's traffic is drawn then), so the window reward
+``r_t`` = the score earned by the requests that met their SLOs in window t, and the rewards of an
+episode sum to its score. The env multiplies rewards by ``reward_scale`` (default 100: an
+episode's return is its score in percent).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..sim.metrics import WindowMetrics
 from ..sim.profiles import get_tier
 from ..sim.types import Workload
 
-MEMORY_COST = 0.3
+MEMORY_COST = 0.0  # the default memory_cost (see the module docstring)
+OUTPUT_PRICE = 4.0  # value of an output token, in input tokens
+VALUE_BASES = ("tokens", "requests")  # v(r) = w x (prompt + 4 output), or v(r) = w
+
+
+def request_values(workload: Workload, value: str = "tokens") -> np.ndarray:
+    """v(r) of every request of a workload (see the module docstring), float64[n]."""
+    w = np.array([t.weight for t in workload.tenants])
+    if value == "requests":
+        return w[workload.tenant].astype(np.float64)
+    return w[workload.tenant] * (workload.prompt_tokens + OUTPUT_PRICE * workload.output_tokens)
 
 
 @dataclass
@@ -35,39 +58,46 @@ class ScoreKeeper:
 
     weights: tuple[float, ...]
     total_gpu_gb: float
-    offered_weight: float = 0.0
+    memory_cost: float = MEMORY_COST
+    value: str = "tokens"
+    offered_value: float = 0.0
     score: float = 0.0
-    met_weight: float = 0.0  # sum of w over requests that met their SLOs
-    quality_sum: float = 0.0  # sum of w x q over them
-    memory_sum: float = 0.0  # sum of w x m over them
+    met_value: float = 0.0  # sum of v over requests that met their SLOs
+    quality_sum: float = 0.0  # sum of v x q over them
+    memory_sum: float = 0.0  # sum of v x m over them
 
     @classmethod
-    def for_episode(cls, workload: Workload, horizon_s: float, total_gpu_gb: float) -> "ScoreKeeper":
-        w = tuple(t.weight for t in workload.tenants)
-        keeper = cls(w, total_gpu_gb)
-        inside = workload.arrival_s < horizon_s
-        keeper.offered_weight = float(sum(w[t] for t in workload.tenant[inside]))
+    def for_episode(cls, workload: Workload, horizon_s: float, total_gpu_gb: float,
+                    memory_cost: float = MEMORY_COST, value: str = "tokens") -> "ScoreKeeper":
+        if value not in VALUE_BASES:
+            raise ValueError(f"value={value!r} is unknown; allowed: {', '.join(VALUE_BASES)}")
+        keeper = cls(tuple(t.weight for t in workload.tenants), total_gpu_gb, memory_cost, value)
+        keeper.offered_value = float(request_values(workload, value)[workload.arrival_s < horizon_s].sum())
         return keeper
 
     def memory_factor(self, m: WindowMetrics) -> float:
-        return 1.0 - MEMORY_COST * m.gpu_memory_used_gb / self.total_gpu_gb
+        return 1.0 - self.memory_cost * m.gpu_memory_used_gb / self.total_gpu_gb
 
     def window(self, m: WindowMetrics, tier: str) -> float:
         """The score earned in this window (unscaled)."""
-        met_w = sum(w * t.slo_met for w, t in zip(self.weights, m.tenants))
+        if self.value == "requests":
+            met_v = sum(w * t.slo_met for w, t in zip(self.weights, m.tenants))
+        else:
+            met_v = sum(w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
+                        for w, t in zip(self.weights, m.tenants))
         q = get_tier(tier).quality
         mf = self.memory_factor(m)
-        self.met_weight += met_w
-        self.quality_sum += met_w * q
-        self.memory_sum += met_w * mf
-        r = met_w * q * mf / self.offered_weight if self.offered_weight > 0 else 0.0
+        self.met_value += met_v
+        self.quality_sum += met_v * q
+        self.memory_sum += met_v * mf
+        r = met_v * q * mf / self.offered_value if self.offered_value > 0 else 0.0
         self.score += r
         return r
 
     def components(self) -> dict:
-        """goodput: weighted share of offered requests that met their SLOs; quality and memory: the
-        weighted means of q and m over them. score = goodput x quality x memory."""
-        good = self.met_weight / self.offered_weight if self.offered_weight else 0.0
+        """goodput: the share of offered value served within SLO; quality and memory: the
+        value-weighted means of q and m over it. score = goodput x quality x memory."""
+        good = self.met_value / self.offered_value if self.offered_value else 0.0
         return {"score": self.score, "goodput": good,
-                "quality": self.quality_sum / self.met_weight if self.met_weight else 0.0,
-                "memory": self.memory_sum / self.met_weight if self.met_weight else 0.0}
+                "quality": self.quality_sum / self.met_value if self.met_value else 0.0,
+                "memory": self.memory_sum / self.met_value if self.met_value else 0.0}

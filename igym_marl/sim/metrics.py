@@ -197,6 +197,8 @@ class WindowMetrics(_NanEqual):
     mean_prompt_tokens: float  # of the window's arrivals (NaN if none)
     queue_depth: int
     running: int
+    pending_prompt_tokens: int  # prompt tokens of the waiting requests at the window's end (recompute included)
+    max_waiting_prompt_tokens: int  # the largest of them (0 if nothing waits)
     kv_blocks_used: int
     kv_capacity_blocks: int
     kv_occupancy: float  # used / capacity at the window's end
@@ -268,7 +270,9 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
         throughput_tps=tokens / seconds, prefill_tps=float(cnt[W_PREFILL_TOK]) / seconds,
         goodput_rps=met / seconds, goodput_tps=good_tok / seconds, arrival_rate_rps=arr_ids.size / seconds,
         mean_prompt_tokens=float(ri[arr_ids, PROMPT].mean()) if arr_ids.size else NAN,
-        queue_depth=int(queue.sum()), running=int(running.sum()), kv_blocks_used=used, kv_capacity_blocks=cap,
+        queue_depth=int(queue.sum()), running=int(running.sum()),
+        pending_prompt_tokens=int(si_state["pending"][0]), max_waiting_prompt_tokens=int(si_state["pending"][1]),
+        kv_blocks_used=used, kv_capacity_blocks=cap,
         kv_occupancy=used / cap if cap else 0.0,
         kv_occupancy_mean=float(cnt[W_KV_BLOCK_S]) / span / cap if cap else 0.0,
         gpu_memory_used_gb=gpu_memory_used_gb, kv_used_gb=kv_used_gb, preemptions=int(cnt[W_EVICT]),

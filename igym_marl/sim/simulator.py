@@ -203,6 +203,7 @@ class Simulator:
         oldest = np.where(waiting, 1e3 * (self.sf[0] - np.where(waiting, self.oldest_arrival, 0.0)), 0.0)
         return {"arrived_range": (arrived_before, int(self.si[S_NEXT])), "queue_depth": self.ql.copy(),
                 "running": running, "oldest_wait_ms": oldest, "capacity": int(self.si[S_CAP]),
+                "pending": self.pending_prompts(),
                 "used": int(self.si[S_CAP] - self.si[S_FREE])}
 
     def _memory_gb(self, knobs: Knobs) -> tuple[float, float]:

@@ -148,7 +148,12 @@ def _assemble(parts, tenants, name) -> Workload:
     return Workload(arr[order], *(c[order] for c in cols), tenants=tuple(tenants), name=name)
 
 
-DEFAULT_TENANT = Tenant("default", ttft_slo_ms=500.0, tpot_slo_ms=100.0, spec_acceptance=0.6)
+# Client patience (Tenant.timeout_s): people watching a chat give up after about 10 s (Nielsen's
+# limit for keeping a user's attention on a dialogue, "Usability Engineering", 1993); API clients
+# wait 60 s (the default read timeout of common reverse proxies such as nginx); batch clients 600 s
+# (the OpenAI Python SDK's default request timeout).
+USER_TIMEOUT_S, API_TIMEOUT_S, BATCH_TIMEOUT_S = 10.0, 60.0, 600.0
+DEFAULT_TENANT = Tenant("default", ttft_slo_ms=500.0, tpot_slo_ms=100.0, spec_acceptance=0.6, timeout_s=API_TIMEOUT_S)
 
 
 def poisson_workload(rate_rps: float, duration_s: float, seed, lengths=SHAREGPT_LENGTHS,
@@ -191,8 +196,9 @@ def streams_workload(streams: list[TenantStream], dt: float, seed, name: str = "
 
 # ---------------------------------------------------------------------------------- BurstGPT
 # Draft acceptance: lower for open chat than for API/code traffic (Spec-Bench, Xia et al. 2024).
-CONVERSATION = Tenant("conversation", ttft_slo_ms=300.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6)
-API = Tenant("api", ttft_slo_ms=1000.0, tpot_slo_ms=150.0, priority=0, spec_acceptance=0.65)
+CONVERSATION = Tenant("conversation", ttft_slo_ms=300.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6,
+                      timeout_s=USER_TIMEOUT_S)
+API = Tenant("api", ttft_slo_ms=1000.0, tpot_slo_ms=150.0, priority=0, spec_acceptance=0.65, timeout_s=API_TIMEOUT_S)
 
 
 @dataclass(frozen=True)

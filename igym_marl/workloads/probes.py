@@ -3,8 +3,8 @@
 * :data:`TRADEOFFS`: for every knob, a phase where raising it helps and a phase where it hurts,
   each a small controlled experiment (steady traffic, one knob changed, the rest at vLLM's
   default). :func:`measure_tradeoffs` runs them; the tests assert each direction.
-* :func:`constant_search`: the best constant configuration of a task on training seeds, by
-  coordinate search over the full knob grid, scored with :func:`episode_value`.
+* :func:`coordinate_search`: maximise a function over a grid one parameter at a time (the
+  heuristic's tuning uses it; the global best constant is searched by agents.tuning).
 
 Seeds: episodes for training/tuning use seeds in ``TRAIN_SEEDS``; evaluation uses
 ``EVAL_SEEDS``, disjoint by construction.
@@ -17,11 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..sim.profiles import QUANT_TIERS, get_tier
+from ..sim.profiles import get_tier
 from ..sim.simulator import Simulator
 from ..sim.types import Knobs, SimConfig, Tenant, Workload
 from .generators import SHAREGPT_LENGTHS, _assemble, poisson_workload
-from .tasks import VLLM_DEFAULT, TaskSpec
+from .tasks import VLLM_DEFAULT
 
 TRAIN_SEEDS = range(0, 1_000_000)
 EVAL_SEEDS = range(1_000_000, 2_000_000)
@@ -82,8 +82,10 @@ TRADEOFFS = (
     TradeOff("kv_budget_fraction",
              Phase("0.5x load with six 16k-32k-token prompts", _with_long(0.5, 6, 16384, 32768),
                    _k(kv_budget_fraction=0.1), _k(kv_budget_fraction=0.5), "goodput_rps", "higher", "helps"),
-             Phase("0.5x load, short prompts only", _steady(0.5), _k(kv_budget_fraction=0.2),
-                   _k(kv_budget_fraction=1.0), "gpu_memory_gb_per_goodput_rps", "lower", "hurts")),
+             Phase("overload (1.2x), interactive + batch tenants, priority on: interactive goodput (a small pool "
+                   "preempts batch work)", _steady(1.2, (INTERACTIVE_HI, BATCH_LO)),
+                   _k(kv_budget_fraction=0.1, priority_routing=True), _k(kv_budget_fraction=0.9, priority_routing=True),
+                   "tenant0_goodput_rps", "higher", "hurts")),
     TradeOff("speculation_depth",
              Phase("low load (0.05x)", _steady(0.05), _k(speculation_depth=0), _k(speculation_depth=1),
                    "tpot_p50_ms", "lower", "helps"),
@@ -150,35 +152,7 @@ def measure_tradeoffs(seeds=(0, 1, 2), seconds: float = 300.0) -> list[dict]:
     return rows
 
 
-# ---------------------------------------------------------------------------------- best constant
-def episode_value(task: TaskSpec, sim: Simulator) -> float:
-    """Tenant-weighted SLO attainment of all offered traffic, times the tier's quality factor.
-
-    A provisional bar for constant policies; the environment's score refines it."""
-    e = sim.episode_metrics()
-    num = sum(ten.weight * t.slo_met for ten, t in zip(task.tenants, e.tenants))
-    den = sum(ten.weight * t.offered for ten, t in zip(task.tenants, e.tenants))
-    return num / den * get_tier(sim.knobs.quantization_tier).quality if den else 0.0
-
-
-def run_episode(task: TaskSpec, knobs: Knobs, seed: int) -> Simulator:
-    sim = Simulator(task.config)
-    sim.reset(task.workload(seed), seed=seed, knobs=knobs)
-    for _ in range(task.episode_windows):
-        sim.advance(task.window_s, knobs)
-    return sim
-
-
-GRID = {
-    "batch_cap": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-    "kv_budget_fraction": tuple(round(0.1 * i, 1) for i in range(1, 11)),
-    "speculation_depth": tuple(range(9)),
-    "quantization_tier": tuple(QUANT_TIERS),
-    "prefill_decode_split": (False, True),
-    "priority_routing": (False, True),
-}
-
-
+# ---------------------------------------------------------------------------------- search
 def coordinate_search(start: dict, grid: dict, evaluate: Callable[[dict], float], passes: int = 2):
     """Maximise `evaluate` over the product of `grid`'s levels by coordinate search: from `start`,
     try every level of one parameter with the others fixed, keep the best (ties keep the current
@@ -199,14 +173,3 @@ def coordinate_search(start: dict, grid: dict, evaluate: Callable[[dict], float]
             cands = [{**best, name: v} for v in levels]
             best = max(cands, key=lambda c: (score(c), c == best))
     return best, score(best), log
-
-
-def constant_search(task: TaskSpec, seeds=(0, 1, 2), passes: int = 2, start: Knobs = VLLM_DEFAULT,
-                    value: Callable[[TaskSpec, Simulator], float] = episode_value) -> tuple[Knobs, float, list]:
-    """The best constant Knobs over GRID (the agents' action levels) by coordinate search, each
-    point scored by the mean of `value` over `seeds`."""
-    def evaluate(point: dict) -> float:
-        k = Knobs(**point)
-        return float(np.mean([value(task, run_episode(task, k, s)) for s in seeds]))
-    best, v, log = coordinate_search(start.as_dict(), GRID, evaluate, passes)
-    return Knobs(**best), v, [(Knobs(**p), x) for p, x in log]

@@ -32,14 +32,14 @@ import numpy as np
 import pandas as pd
 
 from ..sim.types import Tenant, Workload
-from .generators import API, CONVERSATION
+from .generators import API, API_TIMEOUT_S, CONVERSATION
 
 BURSTGPT_COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 BURSTGPT_OPTIONAL = ("Session ID", "Elapsed time")
 AZURE_PROCESSED = ("arrived_at", "num_prefill_tokens", "num_decode_tokens")
 AZURE_RAW = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
-DEFAULT_TRACE_TENANT = Tenant("trace", ttft_slo_ms=500.0, tpot_slo_ms=100.0, spec_acceptance=0.6)
+DEFAULT_TRACE_TENANT = Tenant("trace", ttft_slo_ms=500.0, tpot_slo_ms=100.0, spec_acceptance=0.6, timeout_s=API_TIMEOUT_S)
 # BurstGPT's "Log Type" values mapped to tenants by default.
 DEFAULT_BURSTGPT_TENANTS = {"Conversation log": CONVERSATION, "API log": API}
 

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from igym_marl import serving_v0
-from igym_marl.envs import (AGENTS, DEFAULT_ACTIONS, MEMORY_COST, SPECS, InferenceGymEnv, decode_action,
-                            encode_action, save_timeline)
+from igym_marl.envs import (AGENTS, DEFAULT_ACTIONS, SPECS, InferenceGymEnv, decode_action, encode_action,
+                            save_timeline)
+from igym_marl.envs.reward import OUTPUT_PRICE
+from igym_marl.sim.layout import SLO, SLO_MET
 from igym_marl.envs.features import LAST_ACTION, OWN, SHARED, TENANT
 from igym_marl.sim import Tenant, Workload
 from igym_marl.workloads import get_task
@@ -38,12 +40,16 @@ def test_rewards_sum_to_the_score_and_degenerate_policies_score_low(task):
     assert ret == pytest.approx(100.0 * default, rel=1e-9)  # return = reward_scale x score
     ep = info["episode"]
     assert ep["score"] == pytest.approx(ep["goodput"] * ep["quality"] * ep["memory"], rel=1e-9)
-    # the goodput component is the tenant-weighted share of offered requests that met their SLOs
-    em = ep["metrics"]
-    w = [t.weight for t in env.task.tenants]
-    offered = sum(wi * t.offered for wi, t in zip(w, em.tenants))
-    assert ep["goodput"] == pytest.approx(sum(wi * t.slo_met for wi, t in zip(w, em.tenants)) / offered, rel=1e-9)
-    assert 0.0 < default < 1.0 - MEMORY_COST * 0.2
+    assert ep["memory"] == 1.0  # memory_cost is 0 by default: unreserved memory earns nothing
+    # the goodput component is the share of offered value (tier weight x (prompt + 4 x output tokens))
+    # served within SLO, recomputed here request by request
+    wl = env.workload
+    inside = wl.arrival_s < env.task.horizon_s
+    w = np.array([t.weight for t in wl.tenants])[wl.tenant]
+    value = w * (wl.prompt_tokens + OUTPUT_PRICE * wl.output_tokens)
+    met = env.sim.ri[: len(wl), SLO] == SLO_MET
+    assert ep["goodput"] == pytest.approx(value[met].sum() / value[inside].sum(), rel=1e-9)
+    assert 0.0 < default < 1.0
     for degenerate in (MIN, MAX):
         run(env, const(degenerate), seed=1)
         assert env.score < 0.5 * default
@@ -59,16 +65,26 @@ def test_serving_nothing_scores_zero():
     assert ret == 0.0 and env.score == 0.0 and info["episode"]["metrics"].rejected == 20
 
 
-def test_score_below_one_for_any_policy():
+def test_score_below_one_for_any_policy_and_counting_requests_is_an_option():
     rng = np.random.default_rng(0)
     env = serving_v0.parallel_env(task="static_workload", episode_windows=60)
     for seed in range(3):
         run(env, lambda e, o: {a: int(rng.integers(SPECS[a].n)) for a in AGENTS}, seed=seed)
         assert 0.0 <= env.score < 1.0
-    # the best possible: every request met at FP16 -> at most the memory factor of the smallest footprint
-    run(env, const({**DEFAULT_ACTIONS, "kv_manager": encode_action("kv_manager", kv_budget_fraction=0.1,
-                                                                       quantization_tier="FP16")}))
-    assert env.score < 1.0 - MEMORY_COST * 18.0 / 80.0  # weights + activations alone hold 18 GB of 80
+    # value="requests" counts every request of a tenant alike; memory_cost charges reserved memory
+    by_count = serving_v0.parallel_env(task="adversarial_multitenant", episode_windows=30, value="requests",
+                                       memory_cost=0.3)
+    _, info = run(by_count, const(DEFAULT_ACTIONS), seed=2)
+    em, ep = info["episode"]["metrics"], info["episode"]
+    w = [t.weight for t in by_count.task.tenants]
+    assert ep["goodput"] == pytest.approx(sum(wi * t.slo_met for wi, t in zip(w, em.tenants)) /
+                                          sum(wi * t.offered for wi, t in zip(w, em.tenants)), rel=1e-9)
+    # a constant configuration reserves the same memory every window
+    reserved = {h["metrics"].gpu_memory_used_gb for h in by_count.history}
+    assert len(reserved) == 1 and ep["memory"] == pytest.approx(1.0 - 0.3 * reserved.pop() / 80.0, rel=1e-12)
+    for bad in ({"value": "dollars"}, {"memory_cost": -0.1}, {"memory_cost": float("nan")}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            serving_v0.parallel_env(task="static_workload", **bad)
 
 
 def test_encode_decode_roundtrip_and_order():

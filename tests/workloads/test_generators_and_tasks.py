@@ -7,7 +7,7 @@ from igym_marl.sim import Simulator
 from igym_marl.workloads import (ALIASES, TASKS, BurstGPTLengths, azure_conv_workload, burstgpt_workload,
                                  gamma_workload, get_task, load_azure, poisson_workload, traffic_stats)
 from igym_marl.workloads.probes import EVAL_SEEDS, TRAIN_SEEDS, measure_tradeoffs
-from igym_marl.workloads.tasks import adversarial_rate
+from igym_marl.workloads.tasks import adversarial_rates, day_phase
 
 
 def test_seeded_and_distinct():
@@ -110,15 +110,39 @@ def test_bursty_has_quiet_phases_and_storms():
         assert np.percentile(w.prompt_tokens, 99) > 10 * np.median(w.prompt_tokens)  # long tail
 
 
-def test_adversarial_sinusoid_storms_and_mega_prompts():
+def test_adversarial_is_a_compressed_day_with_storms_documents_and_mega_prompts():
+    """Interactive and standard traffic by day with storms above capacity, batch summaries and long
+    documents at night, 4-8 unannounced 16k-32k-token prompts; the phase labels match the hours."""
     t = TASKS["adversarial_multitenant"]
     for s in range(5):
-        rate = adversarial_rate(t, np.random.default_rng(s)) / t.capacity_rps
-        assert 0.19 < np.percentile(rate, 1) < 0.3 and rate.max() > 1.45  # base 20 %..130 %, storms above
+        inter, std, summaries, docs, hour = adversarial_rates(t, np.random.default_rng(s))
+        cap = t.capacity_rps
+        phase = day_phase(hour)
+        assert hour.shape == (int(t.horizon_s),) and 5.5 <= hour[0] <= 8.5  # starts about 07:00
+        assert np.allclose(np.diff(hour) % 24, 24 / t.horizon_s)  # 24 h over the episode
+        assert ((inter + std) / cap).max() > 1.45  # storms above capacity
+        assert (inter[phase == 0].mean() > 10 * inter[phase == 2].mean())  # people chat by day
+        assert summaries[phase == 2].mean() > 10 * summaries[phase == 0].mean()  # batch runs at night
+        assert docs[phase == 2].mean() == pytest.approx(summaries[phase == 2].mean() * 0.3 / 0.7 / 4, rel=0.05)
+        names, labels = t.phase_labels(s)
+        assert names == ("day", "evening", "night") and np.array_equal(labels, phase)
         w = t.workload(s)
-        mega = w.prompt_tokens >= 16384
-        assert 4 <= mega.sum() <= 8 and w.prompt_tokens.max() <= 32768
+        night = labels[w.arrival_s.astype(int)] == 2
+        batch = w.tenant == 2
+        assert np.mean(w.prompt_tokens[batch & night] >= 8000) > 0.05  # long documents at night
+        mega = (w.prompt_tokens >= 16384) & ~(batch & night)
+        assert 4 <= mega.sum() <= 12 and w.prompt_tokens.max() <= 32768
         assert len(w.tenants) == 3 and w.tenants[0].priority > w.tenants[1].priority > w.tenants[2].priority
+        assert [x.timeout_s for x in w.tenants] == [10.0, 60.0, 600.0]
+
+
+def test_bursty_phase_labels_mark_the_storms():
+    t = TASKS["bursty_workload"]
+    names, labels = t.phase_labels(3)
+    w = t.workload(3)
+    rate = np.bincount(w.arrival_s.astype(int), minlength=labels.size)[: labels.size]
+    assert names == ("quiet", "storm") and 0 < labels.mean() < 0.3
+    assert rate[labels == 1].mean() > 3 * rate[labels == 0].mean()
 
 
 @pytest.mark.parametrize("tid", list(TASKS))
