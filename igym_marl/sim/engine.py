@@ -244,13 +244,14 @@ def _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, token_room, chunk_r
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, tokens):
-    """Give running request `rid` (at list position j - 1) blocks for `tokens`, preempting while
-    the pool is short; returns the adjusted list position j (the list shifts left when a request
-    before it leaves). The request may itself be the victim (then it holds nothing)."""
+    """Give running request `rid` blocks for `tokens`, preempting while the pool is short. For a
+    caller walking the running list at position j (the next to visit), returns j adjusted for
+    requests before it that left (pass j = 0 when not walking). The request may itself be the
+    victim (then it holds nothing)."""
     bt = np.int64(prm[P_BLOCK_TOKENS])
-    extra = _blocks_for(tokens, bt) - ri[rid, BLOCKS]
-    if extra <= 0:
+    if tokens <= ri[rid, BLOCKS] * bt:
         return j
+    extra = _blocks_for(tokens, bt) - ri[rid, BLOCKS]
     while si[S_FREE] < extra and ri[rid, STATUS] == RUNNING:
         pos = _preempt_one(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm)
         if pos < j:  # the list shifted left under us
@@ -266,13 +267,17 @@ def _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, tokens):
 def _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, k, cnt, prm):
     """Give every decode-ready running request the blocks its next pass needs (context + k draft
     slots), oldest first, preempting when the pool is exhausted."""
+    bt = np.int64(prm[P_BLOCK_TOKENS])
     j = 0
     while j < si[S_NRUN]:
         rid = run[j]
         j += 1
         if ri[rid, DONE] < ri[rid, TARGET]:
             continue
-        j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, ri[rid, PROMPT] + ri[rid, GEN] + k)
+        tokens = ri[rid, PROMPT] + ri[rid, GEN] + k
+        if tokens <= ri[rid, BLOCKS] * bt:  # the common case: the last block has room
+            continue
+        j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, tokens)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -347,32 +352,46 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             # tokens it computes, preempting when the pool is short
             evictions = cnt[W_EVICT]
             _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, k, cnt, prm)
+            n_cand = 0  # one pass: count the decodes, list the unfinished prefills in running order
             for j in range(si[S_NRUN]):
-                if ri[run[j], DONE] >= ri[run[j], TARGET]:
-                    n_dec += 1
-            room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
-            n_dec = 0
-            j = 0
-            while j < si[S_NRUN] and room > 0:
                 rid = run[j]
-                j += 1
                 if ri[rid, DONE] >= ri[rid, TARGET]:
-                    continue
+                    n_dec += 1
+                    kv += float(ri[rid, PROMPT] + ri[rid, GEN])
+                else:
+                    pf_ids[n_cand] = rid
+                    n_cand += 1
+            room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
+            before = cnt[W_EVICT]
+            for ci in range(n_cand):  # chunks are written back into pf_ids at n_pf <= ci
+                if room <= 0:
+                    break
+                rid = pf_ids[ci]
+                if ri[rid, STATUS] != RUNNING:
+                    continue  # preempted for an earlier chunk
                 ch = min(ri[rid, TARGET] - ri[rid, DONE], room)
-                j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, j, ri[rid, DONE] + ch)
+                _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, rid, 0, ri[rid, DONE] + ch)
                 if ri[rid, STATUS] != RUNNING:
                     break  # it was its own victim: nothing more is scheduled (vLLM V1)
                 pf_ids[n_pf] = rid
                 pf_chunk[n_pf] = ch
                 n_pf += 1
                 room -= ch
-            m = 0  # drop the chunks of requests preempted after theirs was planned
-            for j in range(n_pf):
-                if ri[pf_ids[j], STATUS] == RUNNING:
-                    pf_ids[m] = pf_ids[j]
-                    pf_chunk[m] = pf_chunk[j]
-                    m += 1
-            n_pf = m
+            if cnt[W_EVICT] != before:  # chunks preempted victims: drop theirs, recount the decodes
+                m = 0
+                for j in range(n_pf):
+                    if ri[pf_ids[j], STATUS] == RUNNING:
+                        pf_ids[m] = pf_ids[j]
+                        pf_chunk[m] = pf_chunk[j]
+                        m += 1
+                n_pf = m
+                n_dec = 0
+                kv = 0.0
+                for j in range(si[S_NRUN]):
+                    rid = run[j]
+                    if ri[rid, DONE] >= ri[rid, TARGET]:
+                        n_dec += 1
+                        kv += float(ri[rid, PROMPT] + ri[rid, GEN])
             if cnt[W_EVICT] == evictions:  # vLLM V1 admits nobody in a step that preempted
                 while room > 0 and si[S_NRUN] < batch_cap:
                     rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, -1, room, clock, cnt, ev, ev_n)
@@ -383,11 +402,6 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                     pf_chunk[n_pf] = ch
                     n_pf += 1
                     room -= ch
-            for j in range(si[S_NRUN]):
-                rid = run[j]
-                if ri[rid, DONE] >= ri[rid, TARGET]:
-                    n_dec += 1
-                    kv += float(ri[rid, PROMPT] + ri[rid, GEN])
         else:
             # prefill-first (vLLM V0): unfinished prompts (left by a switch from chunked prefill)
             # complete in one iteration and need all their blocks; admissions hold whole prompts
