@@ -26,60 +26,148 @@ def ansi_dashboard(env) -> str:
     return "\n".join(lines)
 
 
-def timeline_figure(env):
-    """A matplotlib Figure of the episode so far: arrivals and queues, TTFT p99 against each
-    tenant's SLO, KV occupancy and preemptions, and every agent's actions."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+TIERS = ("FP16", "INT8", "INT4")
 
-    hist = env.history
-    w = np.array([h["window"] for h in hist]) * env.task.window_s
-    fig, ax = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
-    if hist:
+
+class Timeline:
+    """The timeline of an episode: built once, then updated in place at every render, so a frame
+    costs a redraw, not a new figure (recording a video of an episode is practical).
+
+    Panels, each in real units: arrivals per tenant against capacity, and the queue; p99 TTFT and
+    p99 TPOT of each tenant over its SLO (log); KV occupancy and budget, and preemptions; the batch
+    cap (log) and speculation depth; the quantization tier, chunked prefill and priority routing;
+    the score earned in each window and the running score."""
+
+    def __init__(self, task, dpi: int = 80, animated: bool = True):
+        import matplotlib
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.task = task
+        self.animated = animated  # frames for rgb_array: fixed axes, only the data redrawn (blitting)
+        self._background = None
+        self.fig = Figure(figsize=(10, 11), dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.fig)
+        ax = self.fig.subplots(7, 1, sharex=True)
+        self.ax = ax
+        names = [t.name for t in task.tenants]
+        lines = {}
+
+        def line(a, key, label, **kw):
+            (lines[key],) = a.plot([], [], label=label, animated=animated, **kw)
+
+        for i, n in enumerate(names):
+            line(ax[0], f"arr{i}", f"{n} arrivals (req/s)")
+        line(ax[0], "queue", "queue / 10", color="black", lw=0.8)
+        ax[0].axhline(task.capacity_rps, color="grey", ls=":", label="capacity (req/s)")
+        for i, n in enumerate(names):
+            line(ax[1], f"ttft{i}", n)
+            line(ax[2], f"tpot{i}", n)
+        for a in (ax[1], ax[2]):
+            a.axhline(1.0, color="red", ls="--", lw=1, label="SLO")
+            a.set_yscale("log")
+            a.set_ylim(0.02, 200)
+        line(ax[3], "occ", "KV occupancy (of budget)")
+        line(ax[3], "budget", "KV budget (of pool)", drawstyle="steps-post")
+        line(ax[3], "pre", "preemptions / 50", drawstyle="steps-post", color="red", alpha=0.6)
+        ax[3].set_ylim(0, 1.05)
+        line(ax[4], "batch", "batch_cap", drawstyle="steps-post")
+        ax[4].set_yscale("log", base=2)
+        ax[4].set_ylim(0.8, 640)
+        ax[4].set_yticks([1, 4, 16, 64, 256, 512], ["1", "4", "16", "64", "256", "512"])
+        self.ax_spec = ax[4].twinx()
+        (lines["spec"],) = self.ax_spec.plot([], [], drawstyle="steps-post", color="C1", label="speculation depth (right)",
+                                             animated=animated)
+        self.ax_spec.set_ylim(-0.5, 8.5)
+        line(ax[5], "tier", "quantization tier", drawstyle="steps-post")
+        line(ax[5], "split", "chunked prefill", drawstyle="steps-post")
+        line(ax[5], "prio", "priority routing", drawstyle="steps-post")
+        ax[5].set_ylim(-0.5, 6.5)
+        ax[5].set_yticks(range(7), ["FP16", "INT8", "INT4", "prefill-first", "chunked", "FCFS", "priority"])
+        line(ax[6], "reward", "score earned in the window (x100)", drawstyle="steps-post")
+        self.ax_cum = ax[6].twinx()
+        (lines["cum"],) = self.ax_cum.plot([], [], color="C1", label="running score (right)", animated=animated)
+        self.ax_cum.set_ylim(0, 1)
+        self.lines = lines
+        titles = ["traffic", "p99 TTFT / SLO", "p99 TPOT / SLO", "KV cache", "batch_scheduler, spec_controller",
+                  "kv_manager tier, batch_scheduler chunking, tenant_router", "score"]
+        for a, t in zip(ax, titles):
+            a.set_title(t, fontsize=9, loc="left")
+        for a in (ax[0], ax[1], ax[2], ax[3], ax[5]):
+            a.legend(fontsize=7, loc="upper right", ncol=4)
+        handles = ax[4].get_legend_handles_labels()[0] + self.ax_spec.get_legend_handles_labels()[0]
+        ax[4].legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper right", ncol=2)
+        handles = ax[6].get_legend_handles_labels()[0] + self.ax_cum.get_legend_handles_labels()[0]
+        ax[6].legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left", ncol=2)
+        ax[-1].set_xlim(0, task.horizon_s)
+        ax[-1].set_xlabel("simulated time (s)")
+        self.title = self.fig.suptitle(" ", fontsize=10, animated=animated)
+        # fixed ranges, so that a frame only redraws the data
+        self.ax[0].set_ylim(0, 3.2 * task.capacity_rps)
+        self.ax[6].set_ylim(0, 300.0 / task.episode_windows)
+        self.fig.tight_layout()
+
+    def update(self, env) -> None:
+        hist = env.history
+        x = np.array([h["window"] * env.task.window_s for h in hist], dtype=float)
         ms = [h["metrics"] for h in hist]
-        ax[0].plot(w, [m.arrival_rate_rps for m in ms], label="arrivals (req/s)")
-        ax[0].plot(w, [m.queue_depth / 10.0 for m in ms], label="queue / 10")
-        ax[0].axhline(env.task.capacity_rps, color="grey", ls=":", label="capacity")
-        for i, spec in enumerate(env.task.tenants):
-            y = [m.tenants[i].latency.ttft_p99_ms / spec.ttft_slo_ms for m in ms]
-            ax[1].semilogy(w, y, label=f"{spec.name} TTFT p99 / SLO")
-        ax[1].axhline(1.0, color="red", ls="--", lw=1)
-        ax[2].plot(w, [m.kv_occupancy for m in ms], label="KV occupancy")
-        ax[2].bar(w, [min(m.preemptions, 50) / 50.0 for m in ms], width=env.task.window_s * 0.8, alpha=0.4,
-                  color="red", label="preemptions / 50")
         ks = [h["knobs"] for h in hist]
-        ax[3].step(w, [np.log2(k.batch_cap) / 9 for k in ks], where="post", label="batch_cap (log2 / 9)")
-        ax[3].step(w, [k.kv_budget_fraction for k in ks], where="post", label="kv budget")
-        ax[3].step(w, [k.speculation_depth / 8 for k in ks], where="post", label="spec depth / 8")
-        ax[3].step(w, [{"FP16": 0, "INT8": 0.5, "INT4": 1}[k.quantization_tier] for k in ks], where="post",
-                   label="tier (FP16 0, INT4 1)")
-        ax[3].step(w, [0.05 + 0.9 * k.priority_routing for k in ks], where="post", ls=":", label="priority")
-        ax[3].step(w, [0.1 + 0.8 * k.prefill_decode_split for k in ks], where="post", ls="--", label="chunked")
-    titles = ["traffic", "TTFT p99 relative to SLO (log)", "memory", f"actions of {', '.join(AGENTS)}"]
-    for a, t in zip(ax, titles):
-        a.set_title(t, fontsize=9, loc="left")
-        a.legend(fontsize=7, loc="upper right", ncol=3)
-    ax[-1].set_xlabel("simulated time (s)")
-    fig.suptitle(f"{env.task.id}, seed {getattr(env, 'episode_seed', '?')}: score {env.score:.3f}", fontsize=10)
-    fig.tight_layout()
-    return fig
+        L = self.lines
+        nan = float("nan")
+        for i, spec in enumerate(self.task.tenants):
+            L[f"arr{i}"].set_data(x, [m.tenants[i].arrived / m.seconds for m in ms])
+            L[f"ttft{i}"].set_data(x, [m.tenants[i].latency.ttft_p99_ms / spec.ttft_slo_ms for m in ms])
+            L[f"tpot{i}"].set_data(x, [m.tenants[i].latency.tpot_p99_ms / spec.tpot_slo_ms for m in ms])
+        L["queue"].set_data(x, [m.queue_depth / 10.0 for m in ms])
+        L["occ"].set_data(x, [m.kv_occupancy for m in ms])
+        L["budget"].set_data(x, [k.kv_budget_fraction for k in ks])
+        L["pre"].set_data(x, [min(m.preemptions, 50) / 50.0 for m in ms])
+        L["batch"].set_data(x, [k.batch_cap for k in ks])
+        L["spec"].set_data(x, [k.speculation_depth for k in ks])
+        L["tier"].set_data(x, [TIERS.index(k.quantization_tier) for k in ks])
+        L["split"].set_data(x, [3 + k.prefill_decode_split for k in ks])
+        L["prio"].set_data(x, [5 + k.priority_routing for k in ks])
+        rewards = np.array([h["reward"] for h in hist]) if hist else np.zeros(0)
+        L["reward"].set_data(x, 100.0 * rewards)
+        L["cum"].set_data(x, np.cumsum(rewards))
+        seed = getattr(env, "episode_seed", "?")
+        self.title.set_text(f"{self.task.id}, seed {seed}, window {env.window}/{self.task.episode_windows}: "
+                            f"score {env.score if hist else nan:.3f}")
+
+    def rgb(self) -> np.ndarray:
+        if not self.animated:
+            self.canvas.draw()
+        else:
+            if self._background is None:  # axes, ticks and legends: drawn once
+                self.canvas.draw()
+                self._background = self.canvas.copy_from_bbox(self.fig.bbox)
+            self.canvas.restore_region(self._background)
+            for line in self.lines.values():
+                line.axes.draw_artist(line)
+            self.fig.draw_artist(self.title)
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+
+
+def timeline_figure(env):
+    """A matplotlib Figure of the episode so far (see Timeline)."""
+    t = Timeline(env.task, dpi=110, animated=False)
+    t.update(env)
+    return t.fig
 
 
 def timeline_rgb(env) -> np.ndarray:
-    import matplotlib.pyplot as plt
-    fig = timeline_figure(env)
-    fig.canvas.draw()
-    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return img
+    """The timeline as an RGB array; the figure is kept on the env and updated in place."""
+    t = getattr(env, "_timeline", None)
+    if t is None or t.task is not env.task:
+        t = env._timeline = Timeline(env.task)
+    t.update(env)
+    return t.rgb()
 
 
 def save_timeline(env, path) -> str:
     """Save the episode timeline of `env` (a ServingParallelEnv or the single-agent wrapper) to PNG."""
-    import matplotlib.pyplot as plt
     env = getattr(env, "parallel_env", env)
     fig = timeline_figure(env)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
