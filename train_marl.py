@@ -1,26 +1,37 @@
 """Train policies for igym-marl: parameter-shared MAPPO, IPPO, single-agent PPO, and ablations.
 
-    python train_marl.py --task adversarial_multitenant --steps 120000 --seed 0            # MAPPO
-    python train_marl.py --algo ippo --task bursty_workload --steps 80000
-    python train_marl.py --algo ppo-single --task static_workload --steps 50000
+    python train_marl.py --task adversarial_multitenant --steps 60000 --seed 0            # the recipe
+    python train_marl.py --algo ippo --task bursty_workload --steps 60000
+    python train_marl.py --algo mappo --warm-start none --steps 120000                  # from scratch
+    python train_marl.py --credit counterfactual --task adversarial_multitenant         # difference rewards
     python train_marl.py --task bursty_workload --freeze kv_manager=heuristic --freeze spec_controller=constant:0
-    python train_marl.py --ablation --task adversarial_multitenant --steps 60000         # the ablation table
-    python train_marl.py --quick                                                         # a few minutes
-    python train_marl.py --resume --out runs/adversarial_multitenant-mappo-s0             # continue a run
+    python train_marl.py --trace data/traces/azure_conv_2023_1h.csv --trace-format azure --steps 20000
+    python train_marl.py --quick                                                        # what `make demo` runs
+    python train_marl.py --resume --out runs/adversarial_multitenant-mappo-s0 --steps 120000
 
-A "step" is one environment window (all four agents act once). One PPO core serves three uses:
+A step is one environment window (all four agents act once). The loop is the same for the three
+algorithms (``agents/algos.py`` holds what differs): collect ``--rollout`` steps from each of
+``--num-envs`` env copies (``agents/vecenv.py``; ``--workers`` processes step them), compute GAE
+advantages, run PPO epochs over minibatches, log, evaluate, checkpoint.
 
-* ``mappo``: one actor shared by the four agents (padded observation + one-hot agent id, one
-  action head per agent), a centralized critic on ``env.state()``, team advantages;
-* ``ippo``: the same actor, decentralized critics on each agent's own observation (+ id);
-* ``ppo-single``: PPO on the single-agent wrapper's view (global state -> the four actions).
+* ``mappo``: one actor shared by the four agents, a centralized critic on ``env.state()``;
+* ``ippo``: the same actor, a critic on each agent's own observation;
+* ``ppo-single``: the single-agent wrapper's view, the global state in, four actions out.
 
-Training episodes use seeds 0..999,999 (distinct for every env copy and episode); periodic
-evaluation uses held-out seeds from 1,000,000. Outputs in the run folder: ``checkpoint.pt``
-(atomic, every --checkpoint-every steps and at the end; carries the env version, task, layout and
-arguments), ``metrics.csv`` and TensorBoard events with stable metric names
-(``train/episode_score``, ``train/episode_return``, ``eval/score``, ``loss/policy``,
-``loss/value``, ``loss/entropy``, ``time/steps_per_s``, ...), and ``eval.csv``.
+The recipe (the defaults): a **warm start** that behaviour-clones the tuned heuristic
+(``agents/warmstart.py``), then DAgger rounds that label the learner's own states with the
+heuristic's actions, then PPO with a decaying behaviour-cloning term on those labels;
+``--warm-start none`` starts from a uniform policy instead. ``--credit counterfactual`` gives each agent its exact
+difference reward (the team reward minus what the team would have earned had that agent kept its
+previous action), computed on simulator clones.
+
+Training episodes use seeds below 1,000,000; evaluation is greedy on held-out seeds from
+1,000,000. The run folder (``--out``) holds ``args.json``, ``checkpoint.pt`` (atomic), ``metrics.csv``,
+``eval.csv``, ``summary.json`` and TensorBoard events with stable tags: ``train/episode_score``,
+``train/episode_return``, ``eval/score``, ``loss/policy``, ``loss/value``, ``loss/entropy``,
+``loss/bc``, ``train/approx_kl``, ``time/steps_per_s``. A folder that already holds a run is
+refused unless ``--resume`` (continue: task, algorithm and settings come from its ``args.json``;
+only ``--steps`` may change) or ``--force`` (start clean).
 """
 from __future__ import annotations
 
@@ -28,6 +39,8 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,611 +49,457 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical
 
-from agents import make_policy
-from agents.networks import (MAX_OBS, N_AGENTS, Critic, SharedActor, SingleActorCritic, actor_inputs, greedy_multi,
-                             greedy_single, load_checkpoint, save_checkpoint)
-from igym_marl import serving_v0
-from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, SPECS, encode_action
-from igym_marl.envs.features import STATE_DIM
+from agents.algos import ALGOS, make_learner, policy_rows
+from agents.evaluation import run_episode
+from agents.frozen import parse_freeze
+from agents.networks import load_checkpoint, save_checkpoint
+from agents.vecenv import CREDITS, REFERENCES, VecEnv
+from agents.warmstart import TEACHERS, bc_loss, clone, collect
+from igym_marl.envs import AGENTS
 from igym_marl.workloads import get_task
 
-ALGOS = ("mappo", "ippo", "ppo-single")
 EVAL_START = 1_000_000
+RESUMABLE = ("steps",)  # what --resume may change
+
+
+def opt(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass
 class Args:
-    task: str = "adversarial_multitenant"
-    """task id (static_workload, bursty_workload, adversarial_multitenant or an alias)"""
-    algo: str = "mappo"
-    """mappo (shared actor, centralized critic), ippo (decentralized critics), ppo-single"""
-    steps: int = 120_000
-    """environment steps (windows) to train for, summed over env copies (rounded up to whole rollouts)"""
-    seed: int = 0
-    """training seed: network init, sampling, and the block of training episode seeds"""
-    num_envs: int = 8
-    """env copies stepped together (each its own episode seeds)"""
-    rollout: int = 100
-    """steps per env copy between updates"""
-    lr: float = 1e-3
-    """Adam learning rate (linearly annealed to 0)"""
-    gamma: float = 0.99
-    """discount"""
-    gae_lambda: float = 0.95
-    """GAE lambda"""
-    epochs: int = 5
-    """PPO epochs per update"""
-    minibatches: int = 4
-    """minibatches per epoch"""
-    clip: float = 0.2
-    """PPO clip range"""
-    ent_coef: float = 0.01
-    """entropy bonus"""
-    vf_coef: float = 0.5
-    """value loss weight"""
-    max_grad_norm: float = 0.5
-    """gradient clipping"""
-    hidden: int = 64
-    """hidden units of the MLPs"""
-    value_norm: bool = True
-    """normalize value targets with running statistics (MAPPO's value normalization)"""
-    default_bias: float = 3.0
-    """initial logit bonus of each agent's vLLM-default action (0 = uniform initial policy)"""
-    freeze: list = field(default_factory=list)
-    """AGENT=POLICY: hold an agent fixed (heuristic, vllm-default, constant:INDEX or constant:KNOB=V,...)"""
-    checkpoint_every: int = 20_000
-    """steps between checkpoints"""
-    eval_every: int = 20_000
-    """steps between evaluations on held-out seeds (0 = only at the end)"""
-    eval_episodes: int = 5
-    """held-out episodes per evaluation"""
-    out: str = ""
-    """run folder (default runs/<task>-<algo>-s<seed>)"""
-    resume: bool = False
-    """continue the run in --out from its checkpoint"""
-    threads: int = 1
-    """torch threads"""
-    progress: bool = True
-    """show a progress bar"""
-    tensorboard: bool = True
-    """write TensorBoard events"""
+    task: str = opt("adversarial_multitenant", "task id or alias (static_workload, bursty_workload, "
+                    "adversarial_multitenant); with --trace: trace")
+    trace: str = opt("", "replay this trace file as the task (BurstGPT or Azure CSV)")
+    trace_format: str = opt("auto", "the trace's format: auto (from its header), burstgpt or azure")
+    algo: str = opt("mappo", "mappo (shared actor, centralized critic), ippo (a critic per agent), ppo-single")
+    steps: int = opt(60_000, "environment steps (windows) to train for, over all env copies; rounded up to "
+                     "whole rollouts (num_envs x rollout)")
+    seed: int = opt(0, "training seed: network initialisation, sampling, and the block of training episode seeds")
+    num_envs: int = opt(8, "env copies stepped together, each playing its own episodes")
+    workers: int = opt(2, "processes stepping the env copies (0: in the training process)")
+    rollout: int = opt(100, "steps per env copy between updates")
+    lr: float = opt(3e-4, "Adam learning rate (annealed linearly to 0)")
+    gamma: float = opt(0.99, "discount")
+    gae_lambda: float = opt(0.95, "GAE lambda")
+    epochs: int = opt(5, "PPO epochs per update")
+    minibatches: int = opt(4, "minibatches per epoch")
+    clip: float = opt(0.2, "PPO clip range")
+    ent_coef: float = opt(0.003, "entropy bonus")
+    vf_coef: float = opt(0.5, "value loss weight")
+    max_grad_norm: float = opt(0.5, "gradient clipping")
+    hidden: int = opt(64, "hidden units of the MLPs")
+    value_norm: bool = opt(True, "normalize value targets with running statistics (MAPPO's value normalization)")
+    warm_start: str = opt("heuristic", "behaviour-clone this baseline before PPO: heuristic, best-constant or none")
+    warm_episodes: int = opt(16, "teacher episodes (training seeds) for the warm start")
+    warm_epochs: int = opt(20, "behaviour-cloning epochs")
+    dagger_rounds: int = opt(3, "after cloning the teacher's episodes: rounds of the learner's own rollouts "
+                             "labelled by the teacher (DAgger), each followed by cloning again")
+    bc_smoothing: float = opt(0.0, "label smoothing of the behaviour cloning: the cloned policy keeps this share "
+                              "of its probability spread over all actions")
+    bc_coef: float = opt(1.0, "weight of a behaviour-cloning term on the teacher's labels of the learner's own "
+                         "states during PPO, at the start (0: none)")
+    bc_until: float = opt(0.5, "share of the training steps over which that weight decays linearly to 0")
+    credit: str = opt("team", "team (every agent gets the team reward) or counterfactual (exact difference rewards)")
+    cf_reference: str = opt("previous", "counterfactual credit's reference action: previous (the agent's last "
+                            "action) or teacher (the heuristic's decision)")
+    freeze: list = opt(None, "AGENT=POLICY: hold an agent to a rule (heuristic, vllm-default, constant:INDEX or "
+                       "constant:KNOB=VALUE+...); repeatable", action="append")
+    checkpoint_every: int = opt(20_000, "steps between checkpoints")
+    eval_every: int = opt(10_000, "steps between evaluations on held-out seeds (0: only at the end)")
+    eval_episodes: int = opt(5, "held-out episodes per evaluation")
+    out: str = opt("", "run folder (default runs/<task>-<algo>-s<seed>)")
+    resume: bool = opt(False, "continue the run in --out from its checkpoint")
+    force: bool = opt(False, "delete what --out holds and start clean")
+    threads: int = opt(1, "torch threads")
+    progress: bool = opt(True, "show a progress bar")
+    tensorboard: bool = opt(True, "write TensorBoard events")
+
+    def __post_init__(self):
+        if self.freeze is None:
+            self.freeze = []
+
+    @property
+    def env_kwargs(self) -> dict:
+        if self.trace:
+            return {"task": "trace", "path": self.trace, "format": self.trace_format}
+        return {"task": self.task}
 
 
-def parse_args(argv=None) -> Args:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    docs = _field_docs()
     for f in dataclasses.fields(Args):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         name = "--" + f.name.replace("_", "-")
+        meta = dict(f.metadata)
+        help_ = f"{meta.pop('help')} (default: {f.default if f.default is not None else 'none'})"
         if f.type in ("bool", bool):
-            ap.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=docs.get(f.name, ""))
-        elif f.name == "freeze":
-            ap.add_argument(name, action="append", default=[], metavar="AGENT=POLICY", help=docs.get(f.name, ""))
+            ap.add_argument(name, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
+        elif meta.get("action") == "append":
+            ap.add_argument(name, action="append", default=[], metavar="AGENT=POLICY", help=help_)
         else:
-            typ = {"int": int, "float": float, "str": str}.get(str(f.type), type(default))
-            ap.add_argument(name, type=typ, default=default, help=f"{docs.get(f.name, '')} (default {default})")
-    ap.add_argument("--ablation", action="store_true", help="run the per-component ablation study and write its table")
-    ap.add_argument("--ablation-seeds", type=int, default=1, help="training seeds per ablation variant")
+            typ = {"int": int, "float": float, "str": str}[str(f.type)]
+            ap.add_argument(name, type=typ, default=f.default, help=help_)
     ap.add_argument("--quick", action="store_true", help="a short MAPPO run on bursty_workload compared with the "
                                                          "baselines (what `make demo` runs)")
+    return ap
+
+
+def parse_args(argv=None) -> tuple[Args, dict]:
+    ap = build_parser()
     ns = ap.parse_args(argv)
-    extra = {k: getattr(ns, k) for k in ("ablation", "ablation_seeds", "quick")}
     args = Args(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(Args)})
-    validate(args, ap)
-    return args, extra
+    if not ns.quick:
+        validate(args, ap.error)
+    return args, {"quick": ns.quick}
 
 
-def _field_docs() -> dict:
-    """The docstring under each Args field (the --help text)."""
-    import ast
-    import inspect
-    tree = ast.parse(inspect.getsource(Args))
-    body = tree.body[0].body
-    out = {}
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-            out[a.target.id] = b.value.value
-    return out
-
-
-def validate(args: Args, ap) -> None:
+def validate(args: Args, error) -> None:
     if args.algo not in ALGOS:
-        ap.error(f"--algo {args.algo!r}: allowed {', '.join(ALGOS)}")
-    try:
-        args.task = get_task(args.task).id
-    except ValueError as e:
-        ap.error(str(e))
-    for name, lo in (("steps", 1), ("num_envs", 1), ("rollout", 2), ("epochs", 1), ("minibatches", 1), ("hidden", 4),
-                     ("checkpoint_every", 1), ("eval_episodes", 1), ("threads", 1)):
+        error(f"--algo {args.algo!r}: allowed {', '.join(ALGOS)}")
+    if args.trace:
+        if not Path(args.trace).exists():
+            error(f"--trace {args.trace}: no such file")
+        args.task = "trace"
+    else:
+        try:
+            args.task = get_task(args.task).id
+        except ValueError as e:
+            error(str(e))
+    for name, lo in (("steps", 1), ("num_envs", 1), ("workers", 0), ("rollout", 2), ("epochs", 1), ("minibatches", 1),
+                     ("hidden", 4), ("checkpoint_every", 1), ("eval_episodes", 1), ("threads", 1),
+                     ("warm_episodes", 1), ("warm_epochs", 0), ("dagger_rounds", 0)):
         if getattr(args, name) < lo:
-            ap.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= {lo}")
+            error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= {lo}")
     for name in ("lr", "gamma", "gae_lambda", "clip", "max_grad_norm"):
         if not getattr(args, name) > 0:
-            ap.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be > 0")
-    if args.algo == "ppo-single" and args.freeze:
-        ap.error("--freeze applies to the multi-agent algorithms (mappo, ippo)")
+            error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be > 0")
+    if not 0 <= args.bc_smoothing < 1:
+        error(f"--bc-smoothing {args.bc_smoothing}: must be in [0, 1)")
+    for name in ("ent_coef", "vf_coef", "bc_coef", "bc_until"):
+        if not getattr(args, name) >= 0:
+            error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
+    if args.warm_start not in (*TEACHERS, "none"):
+        error(f"--warm-start {args.warm_start!r}: allowed {', '.join(TEACHERS)}, none")
+    if args.credit not in CREDITS:
+        error(f"--credit {args.credit!r}: allowed {', '.join(CREDITS)}")
+    if args.cf_reference not in REFERENCES:
+        error(f"--cf-reference {args.cf_reference!r}: allowed {', '.join(REFERENCES)}")
+    if args.algo == "ppo-single" and (args.freeze or args.credit != "team"):
+        error("--freeze and --credit counterfactual apply to the multi-agent algorithms (mappo, ippo)")
+    if args.resume and args.force:
+        error("--resume continues a run and --force deletes it: give one")
     try:
         parse_freeze(args.freeze)
     except ValueError as e:
-        ap.error(str(e))
+        error(str(e))
     if not args.out:
         args.out = f"runs/{args.task}-{args.algo}-s{args.seed}"
 
 
-# ---------------------------------------------------------------------------------- frozen agents
-class FrozenAgent:
-    """Supplies one agent's action from a fixed rule (the heuristic's component, or a constant)."""
+# ---------------------------------------------------------------------------------- the run folder
+class RunFolder:
+    """args.json, metrics.csv, eval.csv and TensorBoard events of one run, never appended twice."""
 
-    def __init__(self, agent: str, spec: str, task):
-        self.agent, self.spec = agent, spec
-        if spec == "heuristic":
-            self.policy = make_policy("heuristic")
-        elif spec == "vllm-default":
-            self.index = DEFAULT_ACTIONS[agent]
-            self.policy = None
-        elif spec.startswith("constant:"):
-            arg = spec.split(":", 1)[1]
-            if "=" in arg:
-                values = {}
-                for part in arg.split(","):
-                    k, v = part.split("=", 1)
-                    values[k.strip()] = _parse_value(v.strip())
-                self.index = encode_action(agent, **values)
-            else:
-                self.index = int(arg)
-                if not 0 <= self.index < SPECS[agent].n:
-                    raise ValueError(f"--freeze {agent}={spec}: index {self.index} out of range 0..{SPECS[agent].n - 1}")
-            self.policy = None
-        else:
-            raise ValueError(f"--freeze {agent}={spec}: allowed policies heuristic, vllm-default, constant:INDEX, "
-                             f"constant:KNOB=VALUE,...")
-        self.task = task
+    METRICS = ["step", "update", "episodes", "train_episode_score", "policy_loss", "value_loss", "entropy", "bc_loss",
+               "approx_kl", "steps_per_s", "time_rollout_s", "time_update_s"]
+    EVAL = ["step", "eval_score_mean", "eval_score_std", "episodes"]
 
-    def reset(self, seed):
-        if self.policy is not None:
-            self.policy.reset(self.task, seed)
+    def __init__(self, args: Args):
+        self.path = Path(args.out)
+        self.ckpt = self.path / "checkpoint.pt"
+        if args.force and self.path.exists():
+            shutil.rmtree(self.path)
+        exists = (self.path / "args.json").exists()
+        if args.resume:
+            if not self.ckpt.exists():
+                raise SystemExit(f"--resume: no checkpoint at {self.ckpt}")
+        elif exists:
+            raise SystemExit(f"{self.path} already holds a run: --resume to continue it, --force to start clean, "
+                             f"or another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
 
-    def act(self, obs, infos, state):
-        if self.policy is None:
-            return self.index
-        return self.policy.act(obs, infos, state)[self.agent]
+    def restore_args(self, args: Args) -> Args:
+        """On --resume: the run's own settings, with only RESUMABLE fields taken from the command."""
+        saved = json.loads((self.path / "args.json").read_text())
+        new = Args(**{**saved, **{k: getattr(args, k) for k in RESUMABLE}, "resume": True, "out": args.out})
+        return new
 
+    def open_logs(self, args: Args, step: int):
+        """Logs cut back to `step` (a run killed after logging past its last checkpoint repeats no step)."""
+        (self.path / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
+        self.metrics = self._csv("metrics.csv", self.METRICS, step)
+        self.eval = self._csv("eval.csv", self.EVAL, step)
+        self.writer = None
+        if args.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(self.path), purge_step=step if step else None)
+            except ImportError:  # pragma: no cover
+                self.writer = None
 
-def _parse_value(v: str):
-    low = v.lower()
-    if low in ("true", "on"):
-        return True
-    if low in ("false", "off"):
-        return False
-    if v.upper() in ("FP16", "INT8", "INT4"):
-        return v.upper()
-    return float(v) if "." in v else int(v)
+    def _csv(self, name, header, step):
+        path = self.path / name
+        rows = []
+        if path.exists():
+            rows = [r for r in csv.DictReader(open(path, newline="")) if int(r["step"]) <= step]
+        f = open(path, "w", newline="")
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        return f, w
 
+    def log(self, which: str, row: dict):
+        f, w = getattr(self, which)
+        w.writerow(row)
+        f.flush()
 
-def parse_freeze(items) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--freeze {item!r}: expected AGENT=POLICY")
-        agent, spec = item.split("=", 1)
-        if agent not in AGENTS:
-            raise ValueError(f"--freeze {item!r}: unknown agent {agent!r}; agents: {', '.join(AGENTS)}")
-        FrozenAgent(agent, spec, None)  # validates the spec
-        out[agent] = spec
-    return out
+    def scalar(self, tag: str, value: float, step: int):
+        if self.writer is not None and value == value:
+            self.writer.add_scalar(tag, value, step)
 
-
-# ---------------------------------------------------------------------------------- value normalization
-class RunningNorm(nn.Module):
-    """Running mean/variance of value targets (stored as buffers, so checkpoints carry them)."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("var", torch.ones(()))
-        self.register_buffer("count", torch.tensor(1e-4))
-
-    def update(self, x: torch.Tensor) -> None:
-        b_mean, b_var, b_n = x.mean(), x.var(unbiased=False), x.numel()
-        delta = b_mean - self.mean
-        tot = self.count + b_n
-        self.mean += delta * b_n / tot
-        self.var = (self.var * self.count + b_var * b_n + delta ** 2 * self.count * b_n / tot) / tot
-        self.count = tot
-
-    def normalize(self, x):
-        return (x - self.mean) / torch.sqrt(self.var + 1e-8)
-
-    def denormalize(self, x):
-        return x * torch.sqrt(self.var + 1e-8) + self.mean
-
-
-# ---------------------------------------------------------------------------------- the learner
-class Learner(nn.Module):
-    """Actor(s) and critic for one algorithm, with a common interface for rollouts and updates."""
-
-    def __init__(self, algo: str, hidden: int):
-        super().__init__()
-        self.algo = algo
-        if algo == "ppo-single":
-            self.model = SingleActorCritic(hidden)
-        else:
-            self.actor = SharedActor(hidden)
-            self.critic = Critic(STATE_DIM if algo == "mappo" else MAX_OBS + N_AGENTS, hidden)
-        self.vnorm = RunningNorm()
-
-    def bias_towards(self, actions: dict, bonus: float) -> None:
-        """Start near a known-sane configuration: add `bonus` to each head's bias at `actions`."""
-        heads = self.model.heads if self.algo == "ppo-single" else self.actor.heads
-        with torch.no_grad():
-            for i, a in enumerate(AGENTS):
-                heads[i].bias[actions[a]] += bonus
-
-    def modules_to_save(self) -> dict:
-        if self.algo == "ppo-single":
-            return {"model": self.model, "vnorm": self.vnorm}
-        return {"actor": self.actor, "critic": self.critic, "vnorm": self.vnorm}
-
-    def dists(self, x: torch.Tensor, agent_idx: torch.Tensor) -> list:
-        """x: actor inputs; agent_idx: which head each row uses (multi-agent). Returns per-head
-        (rows, Categorical) groups."""
-        out = []
-        for i in range(N_AGENTS):
-            rows = (agent_idx == i).nonzero(as_tuple=True)[0]
-            if rows.numel():
-                out.append((rows, Categorical(logits=self.actor.logits(x[rows], i))))
-        return out
-
-    def value_raw(self, v_in: torch.Tensor) -> torch.Tensor:
-        v = self.model.value(v_in) if self.algo == "ppo-single" else self.critic(v_in)
-        return v
+    def close(self):
+        for f, _ in (self.metrics, self.eval):
+            f.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 # ---------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(learner: Learner, task_id: str, episodes: int, frozen_specs: dict[str, str]) -> list[float]:
-    scores = []
-    task = get_task(task_id)
-    for k in range(episodes):
-        seed = EVAL_START + k
-        env = serving_v0.parallel_env(task=task_id)
-        obs, infos = env.reset(seed=seed)
-        frozen = {a: FrozenAgent(a, s, task) for a, s in frozen_specs.items()}
-        for f in frozen.values():
-            f.reset(seed)
-        while env.agents:
-            acts = greedy_actions(learner, obs, env.state())
-            for a, f in frozen.items():
-                acts[a] = f.act(obs, infos, env.state())
-            obs, _, _, _, infos = env.step(acts)
-        scores.append(env.score)
-    return scores
+def evaluate(learner, args: Args, episodes: int) -> list[float]:
+    """Greedy held-out episodes (the frozen agents keep their rules)."""
+    from agents.base import Policy
+    from agents.frozen import FrozenAgent
+    from agents.vecenv import actor_input_array
 
+    class Greedy(Policy):
+        name = "learner"
 
-def greedy_actions(learner: Learner, obs: dict, state) -> dict:
-    if learner.algo == "ppo-single":
-        return greedy_single(learner.model, state)
-    return greedy_multi(learner.actor, obs)
+        def reset(self, task, seed):
+            super().reset(task, seed)
+            self.frozen = {a: FrozenAgent(a, r) for a, r in parse_freeze(args.freeze).items()}
+            for f in self.frozen.values():
+                f.reset(task, seed)
+
+        def act(self, obs, infos, state=None):
+            x = actor_input_array(obs)[None]
+            s = np.asarray(state, dtype=np.float32)[None]
+            a, _ = learner.act(torch.as_tensor(learner.policy_input(x, s)), greedy=True)
+            out = {ag: int(a[0, i]) for i, ag in enumerate(AGENTS)}
+            for ag, f in self.frozen.items():
+                out[ag] = f.act(obs, infos, state)
+            return out
+
+    kw = dict(args.env_kwargs)
+    task = get_task(kw.pop("task"), **kw)
+    return [run_episode(Greedy(), task, EVAL_START + k)["score"] for k in range(episodes)]
 
 
 # ---------------------------------------------------------------------------------- training
+def _flat(a: torch.Tensor) -> torch.Tensor:
+    """[T, E, ...] -> [T * E, ...]"""
+    return a.reshape(-1, *a.shape[2:])
+
+
 def train(args: Args) -> dict:
-    torch.set_num_threads(args.threads)
-    run = Path(args.out)
-    run.mkdir(parents=True, exist_ok=True)
-    ck_path = run / "checkpoint.pt"
-    frozen_specs = parse_freeze(args.freeze)
-    task = get_task(args.task)
-    torch.manual_seed(args.seed)  # before the networks are initialised
-    learner = Learner(args.algo, args.hidden)
-    learner.bias_towards(DEFAULT_ACTIONS, args.default_bias)
-    opt = torch.optim.Adam(learner.parameters(), lr=args.lr, eps=1e-5)
-    step, episodes_done, update = 0, 0, 0
+    run = RunFolder(args)
     if args.resume:
-        if not ck_path.exists():
-            raise SystemExit(f"--resume: no checkpoint at {ck_path}")
-        blob = load_checkpoint(ck_path, algos=(args.algo,), task=args.task)
+        args = run.restore_args(args)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # before the networks are initialised
+    learner = make_learner(args.algo, args.hidden, per_agent_values=args.credit == "counterfactual")
+    optimizer = torch.optim.Adam(learner.parameters(), lr=args.lr, eps=1e-5)
+    frozen = parse_freeze(args.freeze)
+    mask = torch.tensor([a not in frozen for a in AGENTS])  # policy rows that learn
+    E, T, P, V = args.num_envs, args.rollout, learner.P, learner.V
+    total = math.ceil(args.steps / (E * T)) * E * T
+    step = update = 0
+    episodes_done = [0] * E
+    warm = {}
+    if args.resume:
+        blob = load_checkpoint(run.ckpt, algos=(args.algo,), task=args.task)
         for name, module in learner.modules_to_save().items():
             module.load_state_dict(blob["state_dicts"][name])
-        opt.load_state_dict(blob["optimizer"])
-        step, episodes_done, update = blob["step"], blob["episodes"], blob["update"]
+        optimizer.load_state_dict(blob["optimizer"])
+        step, update, episodes_done = blob["step"], blob["update"], blob["episodes"]
         torch.set_rng_state(blob["torch_rng"])
-    (run / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=1))
-    writer = None
-    if args.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(run / "tb"), purge_step=step if args.resume else None)
-    log_f = open(run / "metrics.csv", "a", newline="")
-    log = csv.writer(log_f)
-    if log_f.tell() == 0:
-        log.writerow(["step", "update", "episodes", "train_episode_score", "policy_loss", "value_loss", "entropy",
-                      "approx_kl", "steps_per_s", "time_sim_s", "time_net_s", "time_update_s"])
-    eval_f = open(run / "eval.csv", "a", newline="")
-    eval_log = csv.writer(eval_f)
-    if eval_f.tell() == 0:
-        eval_log.writerow(["step", "eval_score_mean", "eval_score_std", "episodes"])
-
-    E, T = args.num_envs, args.rollout
-    envs = [serving_v0.parallel_env(task=task) for _ in range(E)]
-    seed_base = args.seed * 100_000
-    ep_counter = episodes_done
-
-    def next_seed():
-        nonlocal ep_counter
-        s = seed_base + ep_counter
-        ep_counter += 1
-        if s >= EVAL_START:
-            raise SystemExit("ran out of training seeds for this --seed")
-        return s
-
-    def reset_env(j):
-        s = next_seed()
-        o, inf = envs[j].reset(seed=s)
-        frz = {a: FrozenAgent(a, sp, task) for a, sp in frozen_specs.items()}
-        for f in frz.values():
-            f.reset(s)
-        return o, inf, frz
-
-    state_list = [reset_env(j) for j in range(E)]
-    obs_list = [s[0] for s in state_list]
-    info_list = [s[1] for s in state_list]
-    frozen_list = [s[2] for s in state_list]
-    multi = args.algo != "ppo-single"
-    frozen_idx = [AGENTS.index(a) for a in frozen_specs]
-    agent_idx = torch.arange(N_AGENTS).repeat(E)
-    recent_scores: list[float] = []
-    t_sim = t_net = t_upd = 0.0
-    t_start = time.perf_counter()
+        warm = blob.get("warm_start", {})
+    run.open_logs(args, step)
+    teacher = None if args.warm_start == "none" else args.warm_start
+    envs = VecEnv(args.env_kwargs, E, seed_base=100_000 * args.seed, policy={"algo": args.algo, "hidden": args.hidden},
+                  seed=args.seed, workers=args.workers, frozen=frozen, credit=args.credit,
+                  reference=args.cf_reference, teacher=teacher, episodes_done=episodes_done)
+    envs.reset()
+    if teacher and not args.resume:  # ---- warm start: behaviour cloning, then DAgger rounds ----
+        t0 = time.perf_counter()
+        data = collect(args.env_kwargs, teacher, args.warm_episodes, args.seed, learner, args.gamma)
+        warm = clone(learner, data, mask, args.warm_epochs, 1e-3, 256, args.seed, value_targets=args.credit == "team",
+                     smoothing=args.bc_smoothing)
+        for r in range(args.dagger_rounds):  # label the learner's own states with the teacher's actions
+            envs.load(learner.policy_module().state_dict())
+            seg = envs.rollout(T)
+            pol = torch.as_tensor(learner.policy_input(seg["x"][:T], seg["state"][:T]))
+            data = {**data, "pol_in": torch.cat([data["pol_in"], _flat(pol)]),
+                    "actions": torch.cat([data["actions"], _flat(torch.as_tensor(seg["teacher"][:T]))])}
+            warm = {**clone(learner, data, mask, max(1, args.warm_epochs // 2), 1e-3, 256, args.seed + r + 1,
+                            value_targets=False, smoothing=args.bc_smoothing), "teacher_score": warm["teacher_score"]}
+            warm["dagger_score"] = float(np.nanmean(seg["score"])) if np.isfinite(seg["score"]).any() else None
+        warm.update(seconds=round(time.perf_counter() - t0, 1), dagger_rounds=args.dagger_rounds,
+                    windows=int(data["actions"].shape[0]))
+    gen = torch.Generator().manual_seed(args.seed * 1_000_003 + update)
+    recent: list[float] = []
+    last_eval = None
+    t_start, t_roll, t_upd = time.perf_counter(), 0.0, 0.0
     step_at_start = step
     bar = None
     if args.progress:
         from tqdm import tqdm
-        bar = tqdm(total=args.steps, initial=step, desc=f"{args.algo} {args.task}", file=sys.stderr)
-    next_ck = (step // args.checkpoint_every + 1) * args.checkpoint_every
-    eval_period = args.eval_every or args.steps
+        bar = tqdm(total=total, initial=step, desc=f"{args.algo} {args.task}", file=sys.stderr)
+    eval_period = args.eval_every or total
     next_eval = (step // eval_period + 1) * eval_period
-    last_eval = None
+    next_ck = (step // args.checkpoint_every + 1) * args.checkpoint_every
 
-    while step < args.steps:
-        # ================= rollout =================
-        buf_x, buf_v_in, buf_act, buf_logp, buf_val, buf_rew, buf_done, buf_train_mask = [], [], [], [], [], [], [], []
-        for _ in range(T):
+    def denorm(v):
+        return learner.vnorm.denormalize(v) if args.value_norm else v
+
+    try:
+        while step < total:
+            # ================= rollout =================
             t0 = time.perf_counter()
-            with torch.no_grad():
-                states = torch.from_numpy(np.stack([env.state() for env in envs]))
-                if multi:
-                    x = actor_inputs(obs_list)
-                    acts = torch.zeros(E * N_AGENTS, dtype=torch.long)
-                    logp = torch.zeros(E * N_AGENTS)
-                    for rows, dist in learner.dists(x, agent_idx):
-                        a = dist.sample()
-                        acts[rows] = a
-                        logp[rows] = dist.log_prob(a)
-                    v_in = states if args.algo == "mappo" else x
-                    vals = learner.vnorm.denormalize(learner.value_raw(v_in)) if args.value_norm else learner.value_raw(v_in)
-                else:
-                    logits = learner.model.logits(states)
-                    dists = [Categorical(logits=l) for l in logits]
-                    a = torch.stack([d.sample() for d in dists], -1)  # [E, 4]
-                    acts = a
-                    logp = sum(d.log_prob(a[:, i]) for i, d in enumerate(dists))
-                    x = states
-                    v_in = states
-                    vals = learner.vnorm.denormalize(learner.value_raw(v_in)) if args.value_norm else learner.value_raw(v_in)
-            t1 = time.perf_counter()
-            t_net += t1 - t0
-            rewards = np.zeros(E, dtype=np.float32)
-            dones = np.zeros(E, dtype=np.float32)
-            train_mask = torch.ones(E * N_AGENTS if multi else E, dtype=torch.bool)
-            for j, env in enumerate(envs):
-                if multi:
-                    act_j = {a: int(acts[j * N_AGENTS + i]) for i, a in enumerate(AGENTS)}
-                    for a, f in frozen_list[j].items():
-                        act_j[a] = f.act(obs_list[j], info_list[j], env.state())
-                        acts[j * N_AGENTS + AGENTS.index(a)] = act_j[a]
-                    for i in frozen_idx:
-                        train_mask[j * N_AGENTS + i] = False
-                else:
-                    act_j = {a: int(acts[j, i]) for i, a in enumerate(AGENTS)}
-                obs, rew, _, trunc, infos = env.step(act_j)
-                rewards[j] = rew[AGENTS[0]]
-                if not env.agents:
-                    dones[j] = 1.0
-                    recent_scores.append(env.score)
-                    episodes_done += 1
-                    obs, infos, frozen_list[j] = reset_env(j)
-                obs_list[j], info_list[j] = obs, infos
-            t_sim += time.perf_counter() - t1
-            buf_x.append(x)
-            buf_v_in.append(v_in)
-            buf_act.append(acts.clone())
-            buf_logp.append(logp)
-            buf_val.append(vals)
-            buf_rew.append(torch.from_numpy(rewards))
-            buf_done.append(torch.from_numpy(dones))
-            buf_train_mask.append(train_mask)
-            step += E
+            envs.load(learner.policy_module().state_dict())
+            seg = envs.rollout(T)  # every env copy plays T steps with the current actor
+            pol_all = torch.as_tensor(learner.policy_input(seg["x"], seg["state"]))  # [T + 1, E, ...]
+            val_all = torch.as_tensor(learner.value_input(seg["x"], seg["state"]))
+            buf_pol, buf_val_in = pol_all[:T], val_all[:T]
+            buf_act = torch.as_tensor(seg["applied"])  # frozen agents' rules replace their sampled actions
+            rewards = seg["diff"] if args.credit == "counterfactual" else seg["reward"][..., None]
+            buf_rew = torch.as_tensor(rewards)
+            buf_done = torch.as_tensor(seg["done"], dtype=torch.float32)
+            recent += [float(x) for x in seg["score"][seg["done"]]]
+            step += E * T
             if bar is not None:
-                bar.update(E)
-        # ================= advantages (GAE) =================
-        t2 = time.perf_counter()
-        with torch.no_grad():
-            states = torch.from_numpy(np.stack([env.state() for env in envs]))
-            if multi:
-                v_in_last = states if args.algo == "mappo" else actor_inputs(obs_list)
-            else:
-                v_in_last = states
-            last = learner.value_raw(v_in_last)
-            last = learner.vnorm.denormalize(last) if args.value_norm else last
-            vals = torch.stack(buf_val)  # [T, E] (mappo, ppo-single) or [T, E*4] (ippo)
-            rew = torch.stack(buf_rew)  # [T, E]
-            done = torch.stack(buf_done)
-            if args.algo == "ippo":
-                rew = rew.repeat_interleave(N_AGENTS, dim=1)
-                done = done.repeat_interleave(N_AGENTS, dim=1)
-            adv = torch.zeros_like(vals)
-            gae = torch.zeros_like(last)
-            for t in reversed(range(T)):
-                nxt = last if t == T - 1 else vals[t + 1]
-                nonterminal = 1.0 - done[t]  # episodes end by truncation at a horizon visible in the obs
-                delta = rew[t] + args.gamma * nxt * nonterminal - vals[t]
-                gae = delta + args.gamma * args.gae_lambda * nonterminal * gae
-                adv[t] = gae
-            ret = adv + vals
-        # ================= flatten the batch =================
-        if multi:
-            X = torch.cat(buf_x)  # [T*E*4, in]
-            A = torch.cat(buf_act)
-            LP = torch.cat(buf_logp)
-            MASK = torch.cat(buf_train_mask)
-            AGI = agent_idx.repeat(T)
-            if args.algo == "mappo":
-                ADV = adv.repeat_interleave(N_AGENTS, dim=1).reshape(-1)
-                V_IN, RET = torch.cat(buf_v_in), ret.reshape(-1)  # one value per env step
-            else:
-                ADV = adv.reshape(-1)
-                V_IN, RET = torch.cat(buf_v_in), ret.reshape(-1)
-        else:
-            X, A, LP = torch.cat(buf_x), torch.cat(buf_act), torch.cat(buf_logp)
-            ADV, V_IN, RET = adv.reshape(-1), torch.cat(buf_v_in), ret.reshape(-1)
-            MASK = torch.ones(X.shape[0], dtype=torch.bool)
-        if args.value_norm:
-            learner.vnorm.update(RET)
-        # ================= PPO update =================
-        frac = 1.0 - (step - E * T) / args.steps
-        for g in opt.param_groups:
-            g["lr"] = args.lr * max(frac, 0.0)
-        n_pol = X.shape[0]
-        n_val = V_IN.shape[0]
-        stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0}
-        n_mb = 0
-        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + update)
-        for _ in range(args.epochs):
-            perm_p = torch.randperm(n_pol, generator=gen)
-            perm_v = torch.randperm(n_val, generator=gen)
-            for k in range(args.minibatches):
-                mb = perm_p[k * n_pol // args.minibatches:(k + 1) * n_pol // args.minibatches]
-                mb = mb[MASK[mb]]
-                mbv = perm_v[k * n_val // args.minibatches:(k + 1) * n_val // args.minibatches]
-                if mb.numel() == 0:
-                    continue
-                adv_mb = ADV[mb]
-                adv_mb = (adv_mb - adv_mb.mean()) / (adv_mb.std() + 1e-8) if adv_mb.numel() > 1 else adv_mb
-                if multi:
-                    new_lp = torch.zeros(mb.numel())
-                    ent = torch.zeros(mb.numel())
-                    for rows, dist in learner.dists(X[mb], AGI[mb]):
-                        new_lp[rows] = dist.log_prob(A[mb][rows])
-                        ent[rows] = dist.entropy()
-                else:
-                    logits = learner.model.logits(X[mb])
-                    dists = [Categorical(logits=l) for l in logits]
-                    new_lp = sum(d.log_prob(A[mb][:, i]) for i, d in enumerate(dists))
-                    ent = sum(d.entropy() for d in dists)
-                ratio = torch.exp(new_lp - LP[mb])
-                pg = -torch.min(ratio * adv_mb, torch.clamp(ratio, 1 - args.clip, 1 + args.clip) * adv_mb).mean()
-                v = learner.value_raw(V_IN[mbv])
-                target = learner.vnorm.normalize(RET[mbv]) if args.value_norm else RET[mbv]
-                v_loss = 0.5 * ((v - target) ** 2).mean()
-                loss = pg + args.vf_coef * v_loss - args.ent_coef * ent.mean()
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(learner.parameters(), args.max_grad_norm)
-                opt.step()
-                with torch.no_grad():
-                    stats["policy_loss"] += float(pg)
-                    stats["value_loss"] += float(v_loss)
-                    stats["entropy"] += float(ent.mean())
-                    stats["approx_kl"] += float(((ratio - 1) - torch.log(ratio)).mean())
-                n_mb += 1
-        stats = {k: v / max(n_mb, 1) for k, v in stats.items()}
-        t_upd += time.perf_counter() - t2
-        update += 1
-        # ================= logging =================
-        sps = (step - step_at_start) / max(time.perf_counter() - t_start, 1e-9)
-        score = float(np.mean(recent_scores[-2 * E:])) if recent_scores else float("nan")
-        log.writerow([step, update, episodes_done, score, stats["policy_loss"], stats["value_loss"], stats["entropy"],
-                      stats["approx_kl"], sps, t_sim, t_net, t_upd])
-        log_f.flush()
-        if writer is not None:
-            if recent_scores:
-                writer.add_scalar("train/episode_score", score, step)
-                writer.add_scalar("train/episode_return", 100.0 * score, step)
-            for k, v in stats.items():
-                writer.add_scalar(f"loss/{k}" if k != "approx_kl" else "train/approx_kl", v, step)
-            writer.add_scalar("time/steps_per_s", sps, step)
+                bar.update(E * T)
+            t_roll += time.perf_counter() - t0
+            # ================= advantages (GAE) =================
+            t0 = time.perf_counter()
+            flat_pol, flat_val_in, flat_act = _flat(buf_pol), _flat(buf_val_in), _flat(buf_act)
+            with torch.no_grad():
+                flat_logp = learner.logp_entropy(flat_pol, flat_act)[0]  # the actors' behaviour: [T * E, P]
+                values = denorm(learner.value(_flat(val_all))).reshape(T + 1, E, V)
+                buf_val, nxt = values[:T], values[T]
+                adv = torch.zeros((T, E, V))
+                gae = torch.zeros((E, V))
+                for t in reversed(range(T)):
+                    alive = (1.0 - buf_done[t])[:, None]  # episodes end by truncation at a visible horizon
+                    delta = buf_rew[t] + args.gamma * nxt * alive - buf_val[t]
+                    gae = delta + args.gamma * args.gae_lambda * alive * gae
+                    adv[t] = gae
+                    nxt = buf_val[t]
+                ret = adv + buf_val
+            if args.value_norm:
+                learner.vnorm.update(ret)
+            # ================= PPO update =================
+            frac = max(0.0, 1.0 - (step - E * T) / total)
+            for g in optimizer.param_groups:
+                g["lr"] = args.lr * frac
+            bc_w = args.bc_coef * max(0.0, 1.0 - step / (args.bc_until * total)) if teacher and args.bc_until > 0 \
+                else 0.0
+            flat_teacher = _flat(torch.as_tensor(seg["teacher"][:T]))
+            n = T * E
+            flat_adv, flat_ret = policy_rows(_flat(adv), P), _flat(ret)
+            row_mask = mask[:P].expand(n, P) if P > 1 else torch.ones(n, 1, dtype=torch.bool)
+            stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "bc_loss": 0.0, "approx_kl": 0.0}
+            n_mb = 0
+            for _ in range(args.epochs):
+                perm = torch.randperm(n, generator=gen)
+                for k in range(args.minibatches):
+                    mb = perm[k * n // args.minibatches:(k + 1) * n // args.minibatches]
+                    m = row_mask[mb]
+                    a = flat_adv[mb]
+                    a = (a - a[m].mean()) / (a[m].std() + 1e-8)  # advantages normalized per minibatch
+                    new_logp, ent = learner.logp_entropy(flat_pol[mb], flat_act[mb])
+                    ratio = torch.exp(new_logp - flat_logp[mb])
+                    pg = -torch.min(ratio * a, ratio.clamp(1 - args.clip, 1 + args.clip) * a)[m].mean()
+                    v = learner.value(flat_val_in[mb])
+                    target = learner.vnorm.normalize(flat_ret[mb]) if args.value_norm else flat_ret[mb]
+                    v_loss = 0.5 * ((v - target) ** 2).mean()
+                    loss = pg + args.vf_coef * v_loss - args.ent_coef * ent[m].mean()
+                    bc = torch.zeros(())
+                    if bc_w > 0:  # the teacher's labels of these very states
+                        bc = bc_loss(learner, flat_pol[mb], flat_teacher[mb], mask, args.bc_smoothing)
+                        loss = loss + bc_w * bc
+                    optimizer.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(learner.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    with torch.no_grad():
+                        stats["policy_loss"] += float(pg)
+                        stats["value_loss"] += float(v_loss)
+                        stats["entropy"] += float(ent[m].mean())
+                        stats["bc_loss"] += float(bc)
+                        stats["approx_kl"] += float(((ratio - 1) - torch.log(ratio))[m].mean())
+                    n_mb += 1
+            stats = {k: v / n_mb for k, v in stats.items()}
+            update += 1
+            t_upd += time.perf_counter() - t0
+            # ================= logging =================
+            sps = (step - step_at_start) / max(time.perf_counter() - t_start, 1e-9)
+            score = float(np.mean(recent[-2 * E:])) if recent else float("nan")
+            run.log("metrics", {"step": step, "update": update, "episodes": len(recent), "train_episode_score": score,
+                                **stats, "steps_per_s": sps, "time_rollout_s": t_roll, "time_update_s": t_upd})
+            run.scalar("train/episode_score", score, step)
+            run.scalar("train/episode_return", 100.0 * score, step)
+            for k in ("policy_loss", "value_loss", "entropy", "bc_loss"):
+                run.scalar(f"loss/{k.replace('_loss', '')}", stats[k], step)
+            run.scalar("train/approx_kl", stats["approx_kl"], step)
+            run.scalar("time/steps_per_s", sps, step)
+            if bar is not None:
+                bar.set_postfix(score=f"{score:.3f}", upd=update)
+            # ================= evaluation and checkpoints =================
+            if step >= next_eval or step >= total:
+                last_eval = evaluate(learner, args, args.eval_episodes)
+                run.log("eval", {"step": step, "eval_score_mean": float(np.mean(last_eval)),
+                                 "eval_score_std": float(np.std(last_eval)), "episodes": len(last_eval)})
+                run.scalar("eval/score", float(np.mean(last_eval)), step)
+                next_eval += eval_period
+            if step >= next_ck or step >= total:
+                save_checkpoint(run.ckpt, algo=args.algo, task=args.task, args=dataclasses.asdict(args),
+                                modules=learner.modules_to_save(), step=step,
+                                extra={"optimizer": optimizer.state_dict(), "episodes": envs.episodes(),
+                                       "update": update, "torch_rng": torch.get_rng_state(), "frozen": dict(frozen),
+                                       "warm_start": warm})
+                next_ck += args.checkpoint_every
+    finally:
+        envs.close()
         if bar is not None:
-            bar.set_postfix(score=f"{score:.3f}", upd=update)
-        # ================= evaluation and checkpoints =================
-        if step >= next_eval or step >= args.steps:
-            learner.eval()
-            last_eval = evaluate(learner, args.task, args.eval_episodes, frozen_specs)
-            learner.train()
-            eval_log.writerow([step, float(np.mean(last_eval)), float(np.std(last_eval)), len(last_eval)])
-            eval_f.flush()
-            if writer is not None:
-                writer.add_scalar("eval/score", float(np.mean(last_eval)), step)
-            next_eval += eval_period
-        if step >= next_ck or step >= args.steps:
-            save_checkpoint(ck_path, algo=args.algo, task=args.task, args=dataclasses.asdict(args),
-                            modules=learner.modules_to_save(), step=step,
-                            extra={"optimizer": opt.state_dict(), "episodes": episodes_done, "update": update,
-                                   "torch_rng": torch.get_rng_state(), "frozen": dict(frozen_specs)})
-            next_ck += args.checkpoint_every
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
-    log_f.close()
-    eval_f.close()
+            bar.close()
+        run.close()
     wall = time.perf_counter() - t_start
-    summary = {"run": str(run), "steps": step, "episodes": episodes_done, "wall_s": wall,
-               "time_sim_s": t_sim, "time_net_s": t_net, "time_update_s": t_upd,
-               "eval_score": float(np.mean(last_eval)) if last_eval else None}
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary = {"run": str(run.path), "steps": step, "wall_s": round(wall, 1), "time_rollout_s": round(t_roll, 1),
+               "time_update_s": round(t_upd, 1), "steps_per_s": round((step - step_at_start) / max(wall, 1e-9), 1),
+               "eval_score": float(np.mean(last_eval)) if last_eval else None, "warm_start": warm}
+    (run.path / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
-# ---------------------------------------------------------------------------------- ablation and quick
-def ablation(args: Args, seeds: int) -> str:
-    """Full MAPPO vs each agent frozen to the heuristic's component and to vLLM's default value."""
-    variants = [("full MAPPO", [])]
-    for a in AGENTS:
-        variants.append((f"{a} = heuristic", [f"{a}=heuristic"]))
-        variants.append((f"{a} = vllm-default", [f"{a}=vllm-default"]))
-    rows = []
-    for name, freeze in variants:
-        scores = []
-        for s in range(seeds):
-            tag = name.replace(" ", "").replace("=", "-")
-            a = dataclasses.replace(args, freeze=freeze, seed=args.seed + s, algo="mappo", resume=False,
-                                    out=f"{args.out}/ablation/{tag}-s{args.seed + s}")
-            summary = train(a)
-            scores.append(summary["eval_score"])
-        rows.append((name, float(np.mean(scores)), float(np.std(scores)), len(scores)))
-    lines = [f"Ablation on {args.task}: {args.steps} steps per run, {seeds} training seed(s), evaluation on "
-             f"{args.eval_episodes} held-out episodes", "",
-             "| variant | held-out score (mean over training seeds) | std | seeds |", "|---|---|---|---|"]
-    lines += [f"| {n} | {m:.3f} | {f'{sd:.3f}' if k > 1 else 'n/a'} | {k} |" for n, m, sd, k in rows]
-    table = "\n".join(lines)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "ablation.md").write_text(table + "\n")
-    return table
-
-
+# ---------------------------------------------------------------------------------- quick
 def quick() -> None:
-    """What `make demo` runs: a short MAPPO training on bursty_workload, then a comparison."""
+    """What `make demo` runs: a short warm-started MAPPO training on bursty_workload, then a comparison."""
+    from agents import make_policy
+    from agents.stats import markdown, summarize
     args = Args(task="bursty_workload", steps=12_000, num_envs=8, rollout=60, eval_every=0, eval_episodes=5,
-                out="runs/quick-bursty_workload-mappo", checkpoint_every=12_000)
+                out="runs/quick-bursty_workload-mappo", checkpoint_every=12_000, force=True)
     summary = train(args)
     print(f"\ntrained MAPPO for {summary['steps']} steps in {summary['wall_s']:.0f} s "
-          f"(simulator {summary['time_sim_s']:.0f} s, network {summary['time_net_s']:.0f} s, "
-          f"updates {summary['time_update_s']:.0f} s)\n")
-    import evaluate as ev
-    ev.main(["--agent", "random,vllm-default,best-constant,heuristic,mappo", "--task", "bursty_workload",
-             "--episodes", "5", "--checkpoint", str(Path(args.out) / "checkpoint.pt"), "--no-progress"])
+          f"(rollouts {summary['time_rollout_s']:.0f} s, updates {summary['time_update_s']:.0f} s)\n")
+    records = []
+    for name in ("random", "vllm-default", "best-constant", "heuristic", "mappo"):
+        options = {"checkpoint": str(Path(args.out) / "checkpoint.pt")} if name == "mappo" else {}
+        policy = make_policy(name, **options)
+        records += [run_episode(policy, "bursty_workload", EVAL_START + k, agent_name=name) for k in range(5)]
+    print(markdown(summarize(records)))
 
 
 def main(argv=None) -> int:
@@ -648,11 +507,7 @@ def main(argv=None) -> int:
     if extra["quick"]:
         quick()
         return 0
-    if extra["ablation"]:
-        print(ablation(args, extra["ablation_seeds"]))
-        return 0
-    summary = train(args)
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(train(args), indent=1))
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .base import Policy
+from .frozen import FrozenAgent
 from .networks import SharedActor, SingleActorCritic, greedy_multi, greedy_single, load_checkpoint
 
 SHIPPED = Path(__file__).parent / "checkpoints"
@@ -50,10 +51,20 @@ class LearnedPolicy(Policy):
         super().reset(task, seed)
         path = resolve(self.checkpoint, self.folder, task.id)
         if path not in self._loaded:
-            net = self.build(load_checkpoint(path, algos=self.algos, task=task.id))
+            blob = load_checkpoint(path, algos=self.algos, task=task.id)
+            net = self.build(blob)
             net.eval()
-            self._loaded[path] = net
-        self.net = self._loaded[path]
+            self._loaded[path] = (net, dict(blob.get("frozen", {})))
+        self.net, frozen = self._loaded[path]
+        # agents trained frozen keep their rules (their heads never learned)
+        self.frozen = {a: FrozenAgent(a, rule) for a, rule in frozen.items()}
+        for f in self.frozen.values():
+            f.reset(task, seed)
+
+    def _with_frozen(self, actions: dict, observations, infos, state) -> dict:
+        for a, f in self.frozen.items():
+            actions[a] = f.act(observations, infos, state)
+        return actions
 
 
 class MAPPOPolicy(LearnedPolicy):
@@ -67,7 +78,7 @@ class MAPPOPolicy(LearnedPolicy):
         return actor
 
     def act(self, observations, infos, state=None):
-        return greedy_multi(self.net, observations)
+        return self._with_frozen(greedy_multi(self.net, observations), observations, infos, state)
 
 
 class PPOPolicy(LearnedPolicy):

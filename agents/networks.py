@@ -69,12 +69,16 @@ class SharedActor(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, n_in: int, hidden: int = 64):
+    """An MLP value function with `n_out` heads ([B] for one head, [B, n_out] for several)."""
+
+    def __init__(self, n_in: int, hidden: int = 64, n_out: int = 1):
         super().__init__()
-        self.net = mlp(n_in, hidden, 1)
+        self.n_out = n_out
+        self.net = mlp(n_in, hidden, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        v = self.net(x)
+        return v.squeeze(-1) if self.n_out == 1 else v
 
 
 class SingleActorCritic(nn.Module):
@@ -134,6 +138,23 @@ def save_checkpoint(path, *, algo: str, task: str, args: dict, modules: dict[str
     return path
 
 
+def _non_finite(blob, prefix: str = "") -> str | None:
+    """The first tensor of a checkpoint (weights, optimizer state) with a NaN or inf, or None."""
+    if isinstance(blob, torch.Tensor):
+        return prefix if blob.is_floating_point() and not bool(torch.isfinite(blob).all()) else None
+    if isinstance(blob, dict):
+        items = blob.items()
+    elif isinstance(blob, (list, tuple)):
+        items = enumerate(blob)
+    else:
+        return None
+    for k, v in items:
+        bad = _non_finite(v, f"{prefix}.{k}" if prefix else str(k))
+        if bad:
+            return bad
+    return None
+
+
 def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) -> dict:
     """Load safely and check that the checkpoint fits this environment (and `task`, if given)."""
     path = Path(path)
@@ -151,6 +172,10 @@ def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) ->
     if blob.get("layout") != layout():
         raise ValueError(f"{path} was made for another observation/action layout: expected {layout()}, "
                          f"found {blob.get('layout')}")
+    bad = _non_finite(blob)
+    if bad:
+        raise ValueError(f"checkpoint {path} holds non-finite values (NaN or inf) in {bad}: it cannot be used; "
+                         f"train again or take an earlier checkpoint")
     if blob.get("algo") not in algos:
         raise ValueError(f"{path} holds a {blob.get('algo')!r} policy; expected one of {list(algos)}")
     if task is not None and blob.get("task") != task:

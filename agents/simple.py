@@ -31,7 +31,7 @@ class RandomPolicy(Policy):
 
 class ConstantPolicy(KnobPolicy):
     """The same knobs every window. `spec`: a preset name ("vllm-default") or
-    "batch_cap=64,kv_budget_fraction=0.5,..." overriding vLLM's default (values must be levels)."""
+    "batch_cap=64+kv_budget_fraction=0.5" overriding vLLM's default (values must be levels)."""
 
     name = "constant"
 
@@ -44,30 +44,47 @@ class ConstantPolicy(KnobPolicy):
         return self.knobs
 
 
-def parse_knobs(spec: str) -> Knobs:
-    if spec in PRESETS:
-        return PRESETS[spec]
-    values = VLLM_DEFAULT.as_dict()
-    for part in filter(None, spec.split(",")):
+KNOB_SEPARATORS = ("+", ",")  # "+" composes with comma-separated agent lists; "," is accepted too
+
+
+def parse_knob_values(spec: str, allowed=None) -> dict:
+    """``KNOB=VALUE+KNOB=VALUE`` -> {knob: typed value}; `allowed` limits the knob names (default:
+    all six). Values are typed as Knobs wants them; Knobs and encode_action check their ranges."""
+    names = list(Knobs().as_dict()) if allowed is None else list(allowed)
+    text = spec
+    for sep in KNOB_SEPARATORS[1:]:
+        text = text.replace(sep, KNOB_SEPARATORS[0])
+    values = {}
+    for part in filter(None, (p.strip() for p in text.split(KNOB_SEPARATORS[0]))):
         if "=" not in part:
-            raise ValueError(f"constant policy spec {spec!r}: {part!r} is not KNOB=VALUE; presets: {list(PRESETS)}")
+            raise ValueError(f"{spec!r}: {part!r} is not KNOB=VALUE; presets: {list(PRESETS)}")
         k, v = (x.strip() for x in part.split("=", 1))
-        if k not in values:
-            raise ValueError(f"constant policy spec {spec!r}: unknown knob {k!r}; knobs: {list(values)}")
+        if k not in names:
+            raise ValueError(f"{spec!r}: unknown knob {k!r}; allowed: {names}")
         if k in ("prefill_decode_split", "priority_routing"):
             if v.lower() not in ("true", "false", "on", "off", "1", "0"):
-                raise ValueError(f"constant policy spec: {k}={v!r}; allowed: true/false, on/off, 1/0")
+                raise ValueError(f"{spec!r}: {k}={v!r}; allowed: true/false, on/off, 1/0")
             values[k] = v.lower() in ("true", "on", "1")
         elif k == "quantization_tier":
             values[k] = v.upper()
         elif k == "kv_budget_fraction":
-            values[k] = float(v)
+            try:
+                values[k] = float(v)
+            except ValueError:
+                raise ValueError(f"{spec!r}: {k}={v!r} is not a number") from None
         else:
             try:
                 values[k] = int(v)
             except ValueError:
-                raise ValueError(f"constant policy spec: {k}={v!r} is not an integer") from None
-    return Knobs(**values)
+                raise ValueError(f"{spec!r}: {k}={v!r} is not an integer") from None
+    return values
 
 
-__all__ = ["RandomPolicy", "ConstantPolicy", "parse_knobs", "PRESETS"]
+def parse_knobs(spec: str) -> Knobs:
+    """A preset name, or ``KNOB=VALUE+KNOB=VALUE`` overriding vLLM's default."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    return Knobs(**{**VLLM_DEFAULT.as_dict(), **parse_knob_values(spec)})
+
+
+__all__ = ["RandomPolicy", "ConstantPolicy", "parse_knobs", "parse_knob_values", "PRESETS"]

@@ -1,113 +1,200 @@
-"""Train every learned policy the README reports, evaluate them, and draw the learning curves.
+"""Train every learned policy the README reports, evaluate them with the baselines, draw the curves.
 
-    python scripts/train_all.py [--algos mappo,ippo,ppo-single] [--seeds 0,1,2] [--tasks all] [--jobs 2]
-                                [--episodes 10] [--ship]
+    python scripts/train_all.py [--tasks all] [--algos mappo,ippo,ppo-single] [--seeds 0,1,2] [--jobs 2]
+                                [--episodes 10] [--scratch] [--ablation] [--ship] [--out runs]
 
-Budgets are the original benchmark's: 50k steps on static_workload, 80k on bursty_workload, 120k
-on adversarial_multitenant. Each (algo, task, seed) run goes to runs/<task>-<algo>-s<seed>/; then
-every final policy is evaluated greedily on the same held-out seeds (1,000,000 + i), and the
-results are pooled per algorithm and task (mean, IQM, 95 % bootstrap CI over all evaluation
-episodes of all training seeds). Writes runs/results.json, runs/results.md and
-docs/img/learning_curves.png; with --ship, copies the seed-0 MAPPO checkpoints to
-agents/checkpoints/mappo/<task>.pt (and PPO to agents/checkpoints/ppo/).
+* **recipe**: each algorithm, task and training seed with the recipe of train_marl.py (warm start
+  from the tuned heuristic, DAgger, PPO) at RECIPE_STEPS steps: ``<out>/recipe/<task>-<algo>-s<seed>``.
+* **scratch** (``--scratch``): the same from a uniform policy (``--warm-start none``) at the original
+  benchmark's budgets (50k / 80k / 120k steps): ``<out>/scratch/...``.
+* **ablation** (``--ablation``): on the two hard tasks, recipe MAPPO with one agent at a time held to
+  vLLM's default for its knobs, or to the heuristic's part: ``<out>/ablation/<task>-<agent>-<rule>-s<seed>``.
+
+Every trained policy plays the same held-out episodes (seeds 1,000,000..), and so do random,
+vllm-default, best-constant, heuristic and the oracle; a cell pools all training seeds' episodes
+(mean, IQM, 95 % bootstrap CI). The ablation reports each agent's marginal contribution, the full
+MAPPO's score minus the variant's, with a 95 % CI (resampling the evaluation seeds, paired).
+Outputs in ``<out>``: results.json (every episode record), results.md (the tables), and
+docs/img/learning_curves.png; ``--ship`` copies the seed-0 recipe MAPPO and PPO checkpoints to
+agents/checkpoints/. Runs already finished (summary.json) are kept, so an interrupted sweep
+resumes; a failed run is reported by name and the others go on.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGETS = {"static_workload": 50_000, "bursty_workload": 80_000, "adversarial_multitenant": 120_000}
+sys.path.insert(0, str(ROOT))
+
+from agents.stats import headroom, headroom_markdown, markdown, summarize  # noqa: E402
+from igym_marl.envs import AGENTS  # noqa: E402
+
+RECIPE_STEPS = {"static_workload": 20_000, "bursty_workload": 40_000, "adversarial_multitenant": 60_000}
+SCRATCH_STEPS = {"static_workload": 50_000, "bursty_workload": 80_000, "adversarial_multitenant": 120_000}
+HARD = ("bursty_workload", "adversarial_multitenant")
+BASELINES = ("random", "vllm-default", "best-constant", "heuristic", "oracle")
+EVAL_START = 1_000_000
+POLICY_OF = {"mappo": "mappo", "ippo": "mappo", "ppo-single": "ppo"}
 
 
-def train_one(algo: str, task: str, seed: int) -> Path:
-    out = ROOT / "runs" / f"{task}-{algo}-s{seed}"
-    if (out / "summary.json").exists():
-        return out
-    cmd = [sys.executable, "train_marl.py", "--algo", algo, "--task", task, "--steps", str(BUDGETS[task]),
-           "--seed", str(seed), "--out", str(out), "--no-progress", "--eval-every", str(BUDGETS[task] // 6)]
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+def runs(args) -> list[dict]:
+    tasks = list(RECIPE_STEPS) if args.tasks == "all" else args.tasks.split(",")
+    algos, seeds = args.algos.split(","), [int(s) for s in args.seeds.split(",")]
+    out = [{"kind": "recipe", "task": t, "algo": a, "seed": s, "steps": RECIPE_STEPS[t], "flags": [],
+            "path": args.out / "recipe" / f"{t}-{a}-s{s}"} for t in tasks for a in algos for s in seeds]
+    if args.scratch:
+        out += [{"kind": "scratch", "task": t, "algo": a, "seed": s, "steps": SCRATCH_STEPS[t],
+                 "flags": ["--warm-start", "none"], "path": args.out / "scratch" / f"{t}-{a}-s{s}"}
+                for t in tasks for a in algos for s in seeds]
+    if args.ablation:
+        out += [{"kind": "ablation", "task": t, "algo": "mappo", "seed": s, "steps": RECIPE_STEPS[t],
+                 "flags": ["--freeze", f"{ag}={rule}"], "variant": f"{ag} = {rule}",
+                 "path": args.out / "ablation" / f"{t}-{ag}-{rule}-s{s}"}
+                for t in tasks if t in HARD for ag in AGENTS for rule in ("vllm-default", "heuristic") for s in seeds]
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--algos", default="mappo,ippo,ppo-single")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--tasks", default="all")
-    ap.add_argument("--jobs", type=int, default=2, help="training runs at once")
-    ap.add_argument("--episodes", type=int, default=10, help="held-out evaluation episodes per trained policy")
-    ap.add_argument("--ship", action="store_true")
-    args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    import evaluate as ev
+def train_one(r: dict, workers: int) -> str | None:
+    """Train one run (skipped when finished); None, or the failure's name and reason."""
+    if (r["path"] / "summary.json").exists():
+        return None
+    cmd = [sys.executable, "train_marl.py", "--algo", r["algo"], "--task", r["task"], "--seed", str(r["seed"]),
+           "--steps", str(r["steps"]), "--out", str(r["path"]), "--no-progress", "--workers", str(workers),
+           "--eval-every", str(r["steps"] // 6), *r["flags"]]
+    if r["path"].exists():
+        cmd.append("--resume" if (r["path"] / "checkpoint.pt").exists() else "--force")
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        return f"{r['path'].name} ({r['kind']}): exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+def _episode(job):
+    name, checkpoint, task, seed, label = job
     from agents import make_policy
     from agents.evaluation import run_episode
+    policy = make_policy(name, **({"checkpoint": checkpoint} if checkpoint else {}))
+    return run_episode(policy, task, seed, agent_name=label)
 
-    algos = args.algos.split(",")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    tasks = list(BUDGETS) if args.tasks == "all" else args.tasks.split(",")
-    jobs = [(a, t, s) for a in algos for t in tasks for s in seeds]
-    with ThreadPoolExecutor(args.jobs) as ex:
-        runs = list(ex.map(lambda j: train_one(*j), jobs))
 
-    records = []
-    for (algo, task, seed), run in zip(jobs, runs):
-        name = {"ppo-single": "ppo"}.get(algo, "mappo")
-        policy = make_policy(name, checkpoint=run / "checkpoint.pt")
-        for i in range(args.episodes):
-            rec = run_episode(policy, task, ev.EVAL_START + i, agent_name=algo)
-            rec["training_seed"] = seed
-            records.append(rec)
-    (ROOT / "runs").mkdir(exist_ok=True)
-    (ROOT / "runs" / "results.json").write_text(json.dumps(records, indent=1))
-    rows = ev.summarize(records)
-    table = ev.markdown(rows)
-    (ROOT / "runs" / "results.md").write_text(table + "\n")
-    print(table)
+def evaluate(trained: list[dict], tasks, episodes: int, jobs: int) -> list[dict]:
+    work = [(b, None, t, EVAL_START + k, b) for t in tasks for b in BASELINES for k in range(episodes)]
+    for r in trained:
+        label = r["algo"] if r["kind"] == "recipe" else (f"{r['algo']} (from scratch)" if r["kind"] == "scratch"
+                                                          else f"mappo, {r['variant']}")
+        work += [(POLICY_OF[r["algo"]], str(r["path"] / "checkpoint.pt"), r["task"], EVAL_START + k, label)
+                 for k in range(episodes)]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+        records = list(ex.map(_episode, work, chunksize=4))
+    for rec, w in zip(records, work):
+        rec["checkpoint"] = w[1]
+    return records
+
+
+def marginal(records: list[dict], task: str, variant: str, rng) -> tuple[float, float, float]:
+    """Full recipe MAPPO minus the variant, mean over (training seed, episode) pairs matched by
+    evaluation seed, with a 95 % CI resampling the evaluation seeds."""
+    def table(label):
+        by = {}
+        for r in records:
+            if r["agent"] == label and r["task"] == task:
+                by.setdefault(r["seed"], []).append(r["score"])
+        return {s: float(np.mean(v)) for s, v in by.items()}
+    full, var = table("mappo"), table(f"mappo, {variant}")
+    seeds = sorted(set(full) & set(var))
+    d = np.array([full[s] - var[s] for s in seeds])
+    boots = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(2000)]
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def curves(trained, tasks, records, path: Path) -> None:
+    import csv
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for algo in algos:
-            curves = []
-            for seed in seeds:
-                path = ROOT / "runs" / f"{task}-{algo}-s{seed}" / "eval.csv"
-                rows_ = list(csv.DictReader(open(path)))
-                curves.append(([int(r["step"]) for r in rows_], [float(r["eval_score_mean"]) for r in rows_]))
-            n = min(len(c[0]) for c in curves)
-            x = curves[0][0][:n]
-            y = np.array([c[1][:n] for c in curves])
-            ax.plot(x, y.mean(0), label=algo)
-            ax.fill_between(x, y.min(0), y.max(0), alpha=0.2)
+        groups = {}
+        for r in trained:
+            if r["task"] == task and r["kind"] in ("recipe", "scratch"):
+                label = r["algo"] + (" (scratch)" if r["kind"] == "scratch" else "")
+                rows = list(csv.DictReader(open(r["path"] / "eval.csv")))
+                groups.setdefault(label, []).append(([int(x["step"]) for x in rows],
+                                                     [float(x["eval_score_mean"]) for x in rows]))
+        for label, cs in groups.items():
+            n = min(len(c[0]) for c in cs)
+            x, y = np.array(cs[0][0][:n]), np.array([c[1][:n] for c in cs])
+            ax.plot(x, y.mean(0), label=label, ls="--" if "scratch" in label else "-")
+            ax.fill_between(x, y.min(0), y.max(0), alpha=0.15)
+        for b, color in (("heuristic", "black"), ("best-constant", "grey"), ("oracle", "red")):
+            v = [r["score"] for r in records if r["agent"] == b and r["task"] == task]
+            if v:
+                ax.axhline(np.mean(v), color=color, ls=":", lw=1.2, label=f"{b} {np.mean(v):.3f}")
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("held-out score (5 episodes)")
-        ax.legend(fontsize=8)
+        ax.set_ylabel("held-out score (5 episodes; min-max of seeds)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-    fig.savefig(ROOT / "docs" / "img" / "learning_curves.png", dpi=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
 
-    if args.ship:
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="all", help="comma-separated task ids, or all (default all)")
+    ap.add_argument("--algos", default="mappo,ippo,ppo-single")
+    ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
+    ap.add_argument("--jobs", type=int, default=2, help="training runs at once (each steps its envs in-process)")
+    ap.add_argument("--episodes", type=int, default=10, help="held-out episodes per trained policy (default 10)")
+    ap.add_argument("--scratch", action="store_true", help="also train from scratch at the original budgets")
+    ap.add_argument("--ablation", action="store_true", help="also the per-agent ablation on the hard tasks")
+    ap.add_argument("--ship", action="store_true", help="copy the seed-0 recipe checkpoints to agents/checkpoints/")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs")
+    args = ap.parse_args(argv)
+    todo = runs(args)
+    tasks = list(dict.fromkeys(r["task"] for r in todo))
+    workers = 0 if args.jobs > 1 else 2
+    with ThreadPoolExecutor(args.jobs) as ex:
+        failures = [f for f in ex.map(lambda r: train_one(r, workers), todo) if f]
+    for f in failures:
+        print(f"FAILED {f}", file=sys.stderr)
+    done = [r for r in todo if (r["path"] / "summary.json").exists()]
+    records = evaluate(done, tasks, args.episodes, args.jobs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(records, indent=1, default=str))
+    report = markdown(summarize(records)) + "\n\nShare of the headroom captured:\n\n" + headroom_markdown(headroom(records))
+    abl = [r for r in done if r["kind"] == "ablation"]
+    if abl:
+        rng = np.random.default_rng(0)
+        lines = ["| task | variant | score | marginal contribution of the agent [95 % CI] |", "|---|---|---|---|"]
         for task in tasks:
-            for algo, folder in (("mappo", "mappo"), ("ppo-single", "ppo")):
-                src = ROOT / "runs" / f"{task}-{algo}-s{seeds[0]}" / "checkpoint.pt"
-                if src.exists():
-                    dst = ROOT / "agents" / "checkpoints" / folder / f"{task}.pt"
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(src, dst)
-                    print(f"shipped {dst.relative_to(ROOT)} ({dst.stat().st_size // 1024} KiB)")
+            for v in dict.fromkeys(r["variant"] for r in abl if r["task"] == task):
+                score = np.mean([r["score"] for r in records if r["agent"] == f"mappo, {v}" and r["task"] == task])
+                m, lo, hi = marginal(records, task, v, rng)
+                lines.append(f"| {task} | {v} | {score:.3f} | {m:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+        report += "\n\nAblation (recipe MAPPO with one agent held to a rule):\n\n" + "\n".join(lines)
+    (args.out / "results.md").write_text(report + "\n")
+    print(report)
+    curves(done, tasks, records, ROOT / "docs" / "img" / "learning_curves.png")
+    if args.ship:
+        for r in done:
+            if r["kind"] == "recipe" and r["seed"] == int(args.seeds.split(",")[0]) and r["algo"] in ("mappo", "ppo-single"):
+                dst = ROOT / "agents" / "checkpoints" / POLICY_OF[r["algo"]] / f"{r['task']}.pt"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(r["path"] / "checkpoint.pt", dst)
+                print(f"shipped {dst.relative_to(ROOT)} ({dst.stat().st_size // 1024} KiB)")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,12 +1,19 @@
-"""train_marl.py: help text, bad input, determinism, checkpoints and resume, the three algorithms."""
+"""train_marl.py: help text, bad input, the three algorithms, determinism whatever the number of
+env workers, run folders (resume, refusal, --force), warm start, counterfactual credit."""
 
 import csv
+import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from agents.vecenv import EnvSlot
+from igym_marl import serving_v0
+from igym_marl.envs import AGENTS, joint_knobs
 from igym_marl.workloads import get_task
 from train_marl import Args, parse_args, train
 
@@ -15,22 +22,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny(tmp_path, **kw) -> Args:
     # --steps rounds up to whole rollouts (num_envs x rollout = 160 steps here)
-    base = dict(task="bursty_workload", steps=480, num_envs=4, rollout=40, epochs=2, minibatches=2,
+    base = dict(task="bursty_workload", steps=480, num_envs=4, rollout=40, epochs=2, minibatches=2, workers=0,
                 eval_every=0, eval_episodes=1, checkpoint_every=240, progress=False, tensorboard=False,
-                out=str(tmp_path / "run"))
+                warm_episodes=2, warm_epochs=2, out=str(tmp_path / "run"))
     base.update(kw)
     return Args(**base)
 
 
-def test_help_lists_every_hyperparameter():
+def metrics(run) -> list[dict]:
+    return list(csv.DictReader(open(Path(run) / "metrics.csv")))
+
+
+def test_help_lists_every_hyperparameter_with_its_default():
     r = subprocess.run([sys.executable, "train_marl.py", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0
-    for flag in ("--task", "--algo", "--steps", "--seed", "--num-envs", "--rollout", "--lr", "--gamma", "--gae-lambda",
-                 "--epochs", "--minibatches", "--clip", "--ent-coef", "--vf-coef", "--max-grad-norm", "--hidden",
-                 "--value-norm", "--freeze", "--checkpoint-every", "--eval-every", "--eval-episodes", "--resume",
-                 "--ablation", "--quick"):
-        assert flag in r.stdout
-    assert "PPO clip range" in r.stdout and "centralized critic" in r.stdout
+    for f in dataclasses.fields(Args):
+        assert "--" + f.name.replace("_", "-") in r.stdout
+    assert "--quick" in r.stdout and "PPO clip range (default: 0.2)" in r.stdout
+    assert "centralized critic" in r.stdout and "loss/policy" in r.stdout
 
 
 @pytest.mark.parametrize("argv,fragment", [
@@ -40,6 +49,9 @@ def test_help_lists_every_hyperparameter():
     (["--freeze", "spec_controller=constant:12"], "index 12 out of range 0..8"),
     (["--freeze", "spec_controller=greedy"], "allowed policies"),
     (["--algo", "ppo-single", "--freeze", "spec_controller=constant:0"], "multi-agent algorithms"),
+    (["--algo", "ppo-single", "--credit", "counterfactual"], "multi-agent algorithms"),
+    (["--warm-start", "oracle"], "--warm-start 'oracle'"), (["--credit", "shapley"], "--credit 'shapley'"),
+    (["--trace", "/no/such.csv"], "no such file"), (["--resume", "--force"], "give one"),
 ])
 def test_bad_arguments(argv, fragment, capsys):
     with pytest.raises(SystemExit) as e:
@@ -47,44 +59,103 @@ def test_bad_arguments(argv, fragment, capsys):
     assert e.value.code == 2 and fragment in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("algo", ["mappo", "ippo", "ppo-single"])
-def test_each_algorithm_trains_and_checkpoints(tmp_path, algo):
-    s = train(tiny(tmp_path, algo=algo))
+@pytest.mark.parametrize("algo,credit", [("mappo", "team"), ("ippo", "team"), ("ppo-single", "team"),
+                                         ("mappo", "counterfactual")])
+def test_each_algorithm_trains_and_checkpoints(tmp_path, algo, credit):
+    s = train(tiny(tmp_path, algo=algo, credit=credit))
     run = Path(s["run"])
     assert s["steps"] == 480 and (run / "checkpoint.pt").exists() and s["eval_score"] is not None
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    rows = metrics(run)
     assert [int(r["step"]) for r in rows] == [160, 320, 480]
-    assert {"train_episode_score", "policy_loss", "value_loss", "entropy", "steps_per_s"} <= set(rows[0])
+    assert {"train_episode_score", "policy_loss", "value_loss", "entropy", "bc_loss", "steps_per_s"} <= set(rows[0])
+    assert json.loads((run / "args.json").read_text())["algo"] == algo
 
 
-def test_determinism_under_a_seed(tmp_path):
-    a = train(tiny(tmp_path / "a", seed=3))
-    b = train(tiny(tmp_path / "b", seed=3))
-    ra = (Path(a["run"]) / "metrics.csv").read_text().splitlines()
-    rb = (Path(b["run"]) / "metrics.csv").read_text().splitlines()
-    strip = lambda lines: [",".join(l.split(",")[:8]) for l in lines]  # drop timing columns
-    assert strip(ra) == strip(rb) and a["eval_score"] == b["eval_score"]
+def test_the_same_seed_gives_the_same_run_in_one_process_or_two_workers(tmp_path):
+    a = train(tiny(tmp_path / "a", seed=3, workers=0))
+    b = train(tiny(tmp_path / "b", seed=3, workers=2))
+    keep = ("step", "update", "episodes", "train_episode_score", "policy_loss", "value_loss", "entropy", "bc_loss")
+    ra = [{k: r[k] for k in keep} for r in metrics(a["run"])]
+    rb = [{k: r[k] for k in keep} for r in metrics(b["run"])]
+    assert ra == rb and a["eval_score"] == b["eval_score"]
+    c = train(tiny(tmp_path / "c", seed=4, workers=0))
+    assert [r["policy_loss"] for r in metrics(c["run"])] != [r["policy_loss"] for r in ra]
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path):
-    first = train(tiny(tmp_path, steps=320))
+def test_run_folders_resume_refuse_and_restart(tmp_path):
+    first = train(tiny(tmp_path, steps=320, lr=1e-3))
     assert first["steps"] == 320
-    resumed = train(tiny(tmp_path, steps=640, resume=True))
-    rows = list(csv.DictReader(open(Path(resumed["run"]) / "metrics.csv")))
-    assert [int(r["step"]) for r in rows] == [160, 320, 480, 640]
+    with pytest.raises(SystemExit, match="already holds a run"):
+        train(tiny(tmp_path, steps=320))
+    # --resume takes the run's own settings (lr 1e-3 here); only --steps comes from the command
+    resumed = train(tiny(tmp_path, steps=640, resume=True, lr=5.0))
+    assert json.loads((Path(resumed["run"]) / "args.json").read_text())["lr"] == 1e-3
+    rows = metrics(resumed["run"])
+    assert [int(r["step"]) for r in rows] == [160, 320, 480, 640]  # no step twice
     assert [int(r["update"]) for r in rows] == [1, 2, 3, 4]
-    # an interrupted run loses only the steps after its last checkpoint: compare with an uninterrupted one
-    whole = train(tiny(tmp_path / "whole", steps=640))
-    assert resumed["steps"] == whole["steps"] == 640
+    # a run killed after logging past its checkpoint: resuming cuts the log back to the checkpoint
+    with open(Path(resumed["run"]) / "metrics.csv", "a") as f:
+        f.write("800,5,0,0.1,0,0,0,0,0,0,0,0\n")
+    train(tiny(tmp_path, steps=800, resume=True))
+    assert [int(r["step"]) for r in metrics(resumed["run"])] == [160, 320, 480, 640, 800]
+    clean = train(tiny(tmp_path, steps=160, force=True))
+    assert [int(r["step"]) for r in metrics(clean["run"])] == [160]
     with pytest.raises(SystemExit, match="no checkpoint"):
         train(tiny(tmp_path / "fresh", resume=True))
 
 
 def test_freeze_holds_an_agent_fixed(tmp_path):
-    s = train(tiny(tmp_path, freeze=["spec_controller=constant:0", "kv_manager=heuristic"]))
+    s = train(tiny(tmp_path, freeze=["spec_controller=constant:speculation_depth=2", "kv_manager=heuristic"]))
     from agents.networks import load_checkpoint
     blob = load_checkpoint(Path(s["run"]) / "checkpoint.pt", algos=("mappo",))
-    assert blob["frozen"] == {"spec_controller": "constant:0", "kv_manager": "heuristic"}
+    assert blob["frozen"] == {"spec_controller": "constant:speculation_depth=2", "kv_manager": "heuristic"}
+
+
+def test_warm_start_clones_the_heuristic_and_dagger_fixes_its_switches(tmp_path):
+    """Behaviour cloning alone learns to keep the last KV level (right on 98 % of windows) and never
+    switches to the night's large pool; rounds of the learner's own rollouts labelled by the
+    heuristic (DAgger) teach the switch. With learning switched off after the warm start, the greedy
+    learner then plays about as well as the heuristic on held-out episodes."""
+    from agents import make_policy
+    from agents.evaluation import run_episode
+    kw = dict(task="adversarial_multitenant", steps=160, lr=1e-12, bc_coef=0.0, ent_coef=0.0, warm_episodes=6,
+              warm_epochs=20, eval_episodes=2, num_envs=8, rollout=20)
+    cloned = train(tiny(tmp_path / "bc", dagger_rounds=0, **kw))
+    dagger = train(tiny(tmp_path / "dagger", dagger_rounds=3, **kw))
+    heuristic = np.mean([run_episode(make_policy("heuristic"), "adversarial_multitenant", 1_000_000 + k)["score"]
+                         for k in range(2)])
+    agree = dict(zip(AGENTS, dagger["warm_start"]["agreement"]))
+    assert agree["kv_manager"] > 0.9 and agree["tenant_router"] > 0.95
+    assert dagger["warm_start"]["windows"] == 6 * 200 + 3 * 8 * 20
+    assert dagger["eval_score"] == pytest.approx(heuristic, abs=0.05)
+    assert dagger["eval_score"] > cloned["eval_score"] + 0.05
+
+
+def test_counterfactual_credit_is_the_exact_difference_of_two_futures():
+    """An agent that keeps its previous action gets exactly 0; one that changes it gets the team
+    reward minus the reward the same window would have earned with its previous action, which an
+    independent env (same seed, same history) measures here."""
+    task = get_task("adversarial_multitenant", episode_windows=20)
+    slot = EnvSlot({"task": task}, 0, 1, 123, 0, {}, "counterfactual", "previous", False)
+    slot.reset()
+    base = [0, 0, 0, 0]
+    for _ in range(5):
+        slot.step(np.array(base))  # batch_cap 1, KV 0.1 FP16, no speculation, FCFS
+    new = np.array([17, 10, 0, 1])  # batch_cap 256 chunked, KV 0.4 INT8, spec 0 (as before), priority on
+    *_, r, diff, _, _, _, _ = (None, None, *slot.step(new)[2:])
+    assert diff[2] == 0.0  # spec_controller kept its action
+    for i, agent in enumerate(AGENTS):
+        if i == 2:
+            continue
+        twin = serving_v0.parallel_env(task=task)
+        twin.reset(seed=123)
+        for _ in range(5):
+            twin.step({a: 0 for a in AGENTS})
+        alt = {a: int(new[j]) for j, a in enumerate(AGENTS)}
+        alt[agent] = 0
+        _, rew, *_ = twin.step(alt)
+        assert diff[i] == pytest.approx(r - rew[AGENTS[0]], abs=1e-9), agent
+    assert joint_knobs({a: int(new[j]) for j, a in enumerate(AGENTS)}).batch_cap == 256
 
 
 def test_trained_checkpoint_evaluates(tmp_path):

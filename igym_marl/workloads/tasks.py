@@ -302,14 +302,17 @@ def get_task(task_id: str, **overrides) -> TaskSpec:
     return replace(TASKS[key], **overrides) if overrides else TASKS[key]
 
 
-def trace_task(path, format: str = "burstgpt", window_s: float = 5.0, episode_windows: int | None = None,
+def trace_task(path, format: str = "auto", window_s: float = 5.0, episode_windows: int | None = None,
                config: SimConfig | None = None, random_start: bool = False, **loader_options) -> TaskSpec:
-    """Replay a trace file as a task. Each seed spreads BurstGPT's tied timestamps differently and,
-    with `random_start`, starts the episode at a different point of the trace."""
-    from .traces import load_azure, load_burstgpt
+    """Replay a trace file as a task. `format`: "auto" (from the header), "burstgpt" or "azure".
+    Each seed spreads BurstGPT's tied timestamps differently and, with `random_start`, starts the
+    episode at a different point of the trace."""
+    from .traces import TRACE_FORMATS, detect_format, load_azure, load_burstgpt
     loaders = {"burstgpt": load_burstgpt, "azure": load_azure}
-    if format not in loaders:
-        raise ValueError(f"format={format!r} is unknown; allowed: {', '.join(loaders)}")
+    if format not in ("auto", *TRACE_FORMATS):
+        raise ValueError(f"format={format!r} is unknown; allowed: auto, {', '.join(TRACE_FORMATS)}")
+    if format == "auto":
+        format = detect_format(path)
     full, _ = loaders[format](path, **loader_options)
     span = float(full.arrival_s[-1]) if len(full) else 0.0
     windows = episode_windows if episode_windows is not None else max(1, int(math.ceil(span / window_s)))

@@ -164,6 +164,28 @@ def _check_positive(name, value, allow_none=False):
     return float(value)
 
 
+TRACE_FORMATS = ("burstgpt", "azure")
+
+
+def detect_format(path) -> str:
+    """"burstgpt" or "azure" from a trace file's header (TraceFormatError naming both otherwise)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such trace file")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = f.readline()
+    except UnicodeDecodeError:
+        raise TraceFormatError(path, 1, "the header is not UTF-8 text: a trace is a UTF-8 CSV file") from None
+    cols = [c.strip() for c in header.strip().lstrip("\ufeff").split(",")]
+    if all(c in cols for c in BURSTGPT_COLUMNS):
+        return "burstgpt"
+    if all(c in cols for c in AZURE_PROCESSED) or all(c in cols for c in AZURE_RAW):
+        return "azure"
+    raise TraceFormatError(path, 1, f"the header {cols} is neither BurstGPT's {list(BURSTGPT_COLUMNS)} nor the Azure "
+                                    f"trace's {list(AZURE_PROCESSED)} or {list(AZURE_RAW)}")
+
+
 def load_burstgpt(path, *, models=None, log_types=None, start_s: float = 0.0, duration_s: float | None = None,
                   speedup: float = 1.0, rate_scale: float = 1.0, keep_failed: bool = False,
                   tenant_map: dict | None = None, seed=0) -> tuple[Workload, LoadReport]:
