@@ -110,6 +110,24 @@ class QuantileLengths:
         return np.maximum(np.rint(a), 1).astype(np.int64), np.maximum(np.rint(b), 1).astype(np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class EmpiricalLengths:
+    """(prompt, output) pairs resampled with replacement from observed requests, so a trace's
+    capacity is measured with its own length mix, correlation included."""
+
+    prompt: np.ndarray
+    output: np.ndarray
+
+    def __post_init__(self):
+        if self.prompt.shape != self.output.shape or self.prompt.size == 0:
+            raise ValueError(f"EmpiricalLengths needs equally long, non-empty prompt and output arrays; got "
+                             f"{self.prompt.shape} and {self.output.shape}")
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        i = rng.integers(0, self.prompt.size, n)
+        return np.maximum(self.prompt[i], 1).astype(np.int64), np.maximum(self.output[i], 1).astype(np.int64)
+
+
 # Fitted to data/traces/azure_conv_2023_1h.csv (19,366 requests): its percentiles
 # 0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100.
 AZURE_CONV_LENGTHS = QuantileLengths(

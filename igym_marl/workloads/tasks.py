@@ -26,7 +26,7 @@ All run Llama-3-8B on one A100-80GB by default (``config=`` overrides it).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -87,6 +87,16 @@ class TaskSpec:
     # (names, phase of every second) of an episode's traffic for an rng seeded like workload()'s
     phases: Callable[["TaskSpec", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
         repr=False, default=None)
+
+    def __post_init__(self):
+        w = self.window_s
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not math.isfinite(w) or w <= 0:
+            raise ValueError(f"window_s={w!r} must be a positive number of seconds")
+        n = self.episode_windows
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"episode_windows={n!r} must be an integer >= 1")
+        if not self.tenants:
+            raise ValueError("a task needs at least one tenant")
 
     @property
     def horizon_s(self) -> float:
@@ -290,6 +300,9 @@ ALIASES = {"static_uniform": "static_workload", "bursty_sharegpt": "bursty_workl
 TASK_IDS = tuple(TASKS) + ("trace",)
 
 
+TASK_FIELDS = tuple(f.name for f in fields(TaskSpec) if f.name != "id")  # what get_task may override
+
+
 def get_task(task_id: str, **overrides) -> TaskSpec:
     """A task by id or alias; `overrides` replace TaskSpec fields (e.g. config=SimConfig(gpu="h100-80gb"),
     episode_windows=50). For ``trace`` see :func:`trace_task`."""
@@ -299,35 +312,113 @@ def get_task(task_id: str, **overrides) -> TaskSpec:
     if key not in TASKS:
         raise ValueError(f"task={task_id!r} is unknown; allowed: {', '.join(TASK_IDS)} "
                          f"(aliases: {', '.join(ALIASES)})")
+    unknown = sorted(set(overrides) - set(TASK_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for task {key!r}; allowed: {', '.join(TASK_FIELDS)}")
     return replace(TASKS[key], **overrides) if overrides else TASKS[key]
 
 
-def trace_task(path, format: str = "auto", window_s: float = 5.0, episode_windows: int | None = None,
-               config: SimConfig | None = None, random_start: bool = False, **loader_options) -> TaskSpec:
-    """Replay a trace file as a task. `format`: "auto" (from the header), "burstgpt" or "azure".
-    Each seed spreads BurstGPT's tied timestamps differently and, with `random_start`, starts the
-    episode at a different point of the trace."""
-    from .traces import TRACE_FORMATS, detect_format, load_azure, load_burstgpt
-    loaders = {"burstgpt": load_burstgpt, "azure": load_azure}
+MAX_TRACE_WINDOWS = 100_000  # an episode longer than this is a corrupt stamp or a forgotten episode_windows
+TRACE_PARSE_OPTIONS = {"burstgpt": ("models", "log_types", "tenant_map"), "azure": ("tenant",)}
+TRACE_WINDOW_OPTIONS = ("start_s", "duration_s", "speedup", "rate_scale", "keep_failed")
+
+
+def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_windows: int | None = None,
+               config: SimConfig | None = None, random_start: bool = False, load: float | None = None,
+               **options) -> TaskSpec:
+    """Replay a trace file as a task; the file is parsed once, here, and every reset cuts its window.
+
+    path: a BurstGPT CSV or an Azure LLM inference trace (processed or raw form).
+    format: "auto" (from the header), "burstgpt" or "azure".
+    window_s, episode_windows: the control window and the episode length; by default one episode
+      replays the whole segment.
+    random_start: each seed starts its episode at a different point of the segment (uniform over
+      the starts whose episode fits in it).
+    load: scale the request rate (Bernoulli thinning or jittered copies, timing kept) so the
+      segment's mean rate is this multiple of the replica's capacity, measured with the trace's own
+      (prompt, output) pairs under vLLM's default knobs. Production traces are cluster aggregates:
+      ``load=0.8`` replays one at a level one replica can serve. Not with `rate_scale`.
+    options: the loader's -- start_s, duration_s (the segment, trace seconds), speedup (divide
+      times), rate_scale, keep_failed; BurstGPT: models, log_types, tenant_map; Azure: tenant.
+
+    Each seed spreads BurstGPT's tied timestamps differently and, with `random_start`, starts at a
+    different point. A window with no request, or without some tenant, is a valid episode part.
+    """
+    from .generators import EmpiricalLengths
+    from .traces import TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt, window
+    if path is None:
+        raise ValueError("task 'trace' needs path=<trace file> (a BurstGPT CSV or the Azure LLM trace; "
+                         "format='auto' reads which from its header)")
     if format not in ("auto", *TRACE_FORMATS):
         raise ValueError(f"format={format!r} is unknown; allowed: auto, {', '.join(TRACE_FORMATS)}")
+    if isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or not math.isfinite(window_s) \
+            or window_s <= 0:
+        raise ValueError(f"window_s={window_s!r} must be a positive number of seconds")
+    if episode_windows is not None and (isinstance(episode_windows, bool) or
+                                        not isinstance(episode_windows, (int, np.integer)) or episode_windows < 1):
+        raise ValueError(f"episode_windows={episode_windows!r} must be an integer >= 1")
+    if not isinstance(random_start, bool):
+        raise ValueError(f"random_start={random_start!r} must be True or False")
+    if load is not None:
+        if isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load) or load <= 0:
+            raise ValueError(f"load={load!r} must be a positive number (a multiple of the replica's capacity)")
+        if "rate_scale" in options:
+            raise ValueError("give load= (relative to the replica's capacity) or rate_scale= (relative to the "
+                             "trace), not both")
     if format == "auto":
         format = detect_format(path)
-    full, _ = loaders[format](path, **loader_options)
-    span = float(full.arrival_s[-1]) if len(full) else 0.0
-    windows = episode_windows if episode_windows is not None else max(1, int(math.ceil(span / window_s)))
-    horizon = windows * window_s
+    allowed = TRACE_PARSE_OPTIONS[format] + TRACE_WINDOW_OPTIONS
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for a {format} trace; allowed: path, format, window_s, "
+                         f"episode_windows, config, random_start, load, {', '.join(allowed)}")
+    if "keep_failed" in options and not isinstance(options["keep_failed"], bool):
+        raise ValueError(f"keep_failed={options['keep_failed']!r} must be True or False")
+    start_s = options.get("start_s", 0.0)
+    duration_s = options.get("duration_s")
+    speedup = options.get("speedup", 1.0)
+    rate_scale = options.get("rate_scale", 1.0)
+    keep_failed = options.get("keep_failed", False)
+    _check_window_options(start_s, duration_s, speedup, rate_scale)
+    parse = {k: v for k, v in options.items() if k in TRACE_PARSE_OPTIONS[format]}
+    parsed = parse_burstgpt(path, **parse) if format == "burstgpt" else parse_azure(path, **parse)
+    config = config if config is not None else SimConfig()
 
-    opts = {k: v for k, v in loader_options.items() if k not in ("start_s", "duration_s", "seed")}
-    base = float(loader_options.get("start_s", 0.0))
-    speedup = float(loader_options.get("speedup", 1.0))
+    # the segment to replay, in trace seconds, and its requests
+    last = float(parsed.stamps[-1]) + 1.0 if parsed.integer_stamps else float(np.nextafter(parsed.stamps[-1], np.inf))
+    if start_s >= last:
+        raise ValueError(f"start_s={start_s!r} is at or after the trace's end ({last:g} s)")
+    seg_end = last if duration_s is None else min(last, start_s + duration_s)
+    in_seg = (parsed.stamps >= (math.floor(start_s) if parsed.integer_stamps else start_s)) & \
+             (parsed.stamps < seg_end)
+    if not keep_failed:
+        in_seg &= parsed.output > 0
+    n_seg = int(in_seg.sum())
+    if n_seg == 0:
+        raise ValueError(f"{path}: no request in the segment [{start_s:g}, {seg_end:g}) s")
+    span = (seg_end - start_s) / speedup  # replay seconds
+    if episode_windows is None:
+        episode_windows = max(1, int(math.ceil(span / window_s)))
+        if episode_windows > MAX_TRACE_WINDOWS:
+            raise ValueError(f"{path}: the segment spans {span:,.0f} s of replay, {episode_windows:,} windows of "
+                             f"{window_s:g} s (more than {MAX_TRACE_WINDOWS:,}); give episode_windows= or "
+                             f"duration_s= (with random_start=True to see the whole trace over seeds)")
+    lengths = EmpiricalLengths(parsed.prompt[in_seg], parsed.output[in_seg])
+    capacity = measure_capacity_rps(config, [(lengths, 1.0)])
+    if load is not None:
+        rate_scale = load * capacity / (n_seg / span)
 
     def traffic(task: TaskSpec, rng) -> Workload:
-        start = rng.uniform(0.0, max(0.0, span - horizon)) if random_start else 0.0
-        # start and horizon are replay seconds; the loader's window is in trace seconds
-        w, _ = loaders[format](path, start_s=base + start * speedup, duration_s=horizon * speedup, seed=rng, **opts)
+        # task.horizon_s, not the horizon above: an env that shortens the episode still starts it at random
+        horizon = task.horizon_s
+        offset = rng.uniform(0.0, max(0.0, span - horizon)) if random_start else 0.0
+        start = start_s + offset * speedup
+        w, _ = window(parsed, start_s=start, duration_s=min(horizon * speedup, seg_end - start), speedup=speedup,
+                      rate_scale=rate_scale, keep_failed=keep_failed, seed=rng)
         return w
 
-    return TaskSpec("trace", f"Replay of {path} ({format})", window_s=window_s, episode_windows=windows,
-                    tenants=full.tenants, capacity_rps=float("nan"), traffic=traffic,
-                    config=config if config is not None else SimConfig())
+    what = f"load {load:g} x capacity" if load is not None else f"rate x{rate_scale:g}"
+    return TaskSpec("trace", f"Replay of {path} ({format}, {n_seg} requests over {span:,.0f} s, {what}, speedup "
+                             f"x{speedup:g})", window_s=float(window_s), episode_windows=int(episode_windows),
+                    tenants=parsed.tenants, capacity_rps=capacity, traffic=traffic, length_mix=((lengths, 1.0),),
+                    config=config)

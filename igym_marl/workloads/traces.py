@@ -3,7 +3,9 @@
 Loaders read the files exactly as published and return a :class:`~igym_marl.sim.Workload` plus a
 :class:`LoadReport` saying what was kept, dropped and why. A malformed file raises
 :class:`TraceFormatError` naming the file, the line and the problem; nothing falls back to
-synthetic data.
+synthetic data. A file is parsed once (:func:`parse_burstgpt`, :func:`parse_azure`) and any time
+window of it is then cut without reading it again (:func:`window`): the ``trace`` task resets
+without re-parsing.
 
 BurstGPT (HPMLL, KDD 2025)::
 
@@ -20,11 +22,15 @@ minimum, and flagged in ``LoadReport.failed_kept``).
 Azure LLM inference trace 2023, processed (``arrived_at,num_prefill_tokens,num_decode_tokens``,
 seconds from the start) or raw (``TIMESTAMP,ContextTokens,GeneratedTokens`` with datetime
 stamps; arrivals become seconds after the first one).
+
+A window with no request in it is a valid, empty workload; its tenants are always those of the
+whole (filtered) file, so every window of a trace has the same tenants.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +44,9 @@ BURSTGPT_COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "
 BURSTGPT_OPTIONAL = ("Session ID", "Elapsed time")
 AZURE_PROCESSED = ("arrived_at", "num_prefill_tokens", "num_decode_tokens")
 AZURE_RAW = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+TRACE_FORMATS = ("burstgpt", "azure")
+MAX_TOKENS = 10_000_000  # more tokens than any model's context: a corrupt value, not a request
+MAX_STAMP_S = 1e9  # 31 years after the trace's origin: a corrupt time stamp
 
 DEFAULT_TRACE_TENANT = Tenant("trace", ttft_slo_ms=500.0, tpot_slo_ms=100.0, spec_acceptance=0.6, timeout_s=API_TIMEOUT_S)
 # BurstGPT's "Log Type" values mapped to tenants by default.
@@ -65,6 +74,46 @@ class LoadReport:
     tenants: dict = field(default_factory=dict)  # tenant name -> requests
 
 
+@dataclass(frozen=True, eq=False)
+class ParsedTrace:
+    """A trace file read once: every row that passed the model and log-type filters, in file
+    order, with its tenant resolved. Arrays: float64 stamps (seconds; integer seconds for BurstGPT),
+    int64 prompt and output tokens (output 0: a failed BurstGPT request) and tenant indices."""
+
+    path: str
+    format: str
+    stamps: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    tenant: np.ndarray
+    tenants: tuple[Tenant, ...]
+    rows: int  # data rows in the file
+    filtered_out: int  # rows the filters removed
+    integer_stamps: bool  # the tie rule applies
+
+    @property
+    def span_s(self) -> float:
+        return float(self.stamps[-1] - self.stamps[0]) if self.stamps.size else 0.0
+
+
+def _check_text(path: Path) -> None:
+    """Refuse, with the file named, what is not UTF-8 CSV text (UTF-16, Latin-1, compressed)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head[:2] == b"\x1f\x8b":
+        raise TraceFormatError(path, None, "this is a gzip-compressed file: name it *.gz (read as such) or "
+                                           "decompress it")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
+        raise TraceFormatError(path, None, "this is not UTF-8 text (UTF-16 or binary?): a trace is a UTF-8 CSV file")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the read boundary
+            line = head[: e.start].count(b"\n") + 1
+            raise TraceFormatError(path, line, "this is not UTF-8 text (Latin-1?): a trace is a UTF-8 CSV "
+                                               "file") from None
+
+
 def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
           categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV; numeric columns come back as float64, the rest as given. Fast path: pandas'
@@ -73,26 +122,43 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
         raise FileNotFoundError(f"{path}: no such trace file")
     if path.stat().st_size == 0:
         raise TraceFormatError(path, None, "the file is empty")
+    if not str(path).endswith(".gz"):
+        _check_text(path)
     try:
-        head = pd.read_csv(path, nrows=0, engine="c")
+        head = pd.read_csv(path, nrows=0, engine="c", encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise TraceFormatError(path, None, "the file is empty") from None
-    cols = [c.strip() for c in head.columns]
+    except UnicodeDecodeError:
+        raise TraceFormatError(path, 1, "this is not UTF-8 text: a trace is a UTF-8 CSV file") from None
+    except (pd.errors.ParserError, ValueError, OSError, EOFError) as e:  # unbalanced quote, bad gzip stream, ...
+        raise TraceFormatError(path, 1, f"cannot be read as CSV: {str(e).strip()[:200]}") from None
+    cols = [str(c).strip() for c in head.columns]
     missing = [c for c in required if c not in cols]
     if missing:
+        other = "format='azure'" if "Timestamp" in required else "format='burstgpt'"
         raise TraceFormatError(path, 1, f"missing column(s) {missing}; the header has {cols}, "
-                                        f"expected {list(required)}" + (f" (optional: {list(optional)})" if optional else ""))
+                                        f"expected {list(required)}" + (f" (optional: {list(optional)})" if optional
+                                                                        else "") + f"; another format? ({other})")
     raw = dict(zip(cols, head.columns))
     dtypes = {raw[c]: np.float64 for c in numeric}
     dtypes.update({raw[c]: "category" for c in categorical})
     try:
-        df = pd.read_csv(path, dtype=dtypes, engine="c", skipinitialspace=True)
+        df = pd.read_csv(path, dtype=dtypes, engine="c", skipinitialspace=True, encoding="utf-8-sig")
         df.columns = cols
         ok = True
-    except (ValueError, pd.errors.ParserError):
+    except pd.errors.ParserError as e:
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+        if m:
+            raise TraceFormatError(path, int(m.group(2)), f"the row has {m.group(3)} fields; the header has "
+                                                          f"{m.group(1)}") from None
+        raise TraceFormatError(path, None, f"cannot be parsed as CSV: {str(e).strip()}") from None
+    except (ValueError, UnicodeDecodeError, OverflowError):
         ok = False
     if not ok:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c", encoding="utf-8-sig")
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise TraceFormatError(path, None, f"cannot be parsed as UTF-8 CSV: {str(e).strip()[:200]}") from None
         df.columns = cols
         for c in numeric:
             _numeric(path, df, c, integer=False)  # raises with the line of the bad value
@@ -102,7 +168,8 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
     return df
 
 
-def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool) -> np.ndarray:
+def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool, max_value: float = math.inf,
+             unit: str = "tokens") -> np.ndarray:
     if pd.api.types.is_numeric_dtype(df[col]):
         v = df[col].to_numpy(dtype=np.float64)
     else:
@@ -110,13 +177,23 @@ def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool) -> np.ndarra
     bad = ~np.isfinite(v)
     if bad.any():
         i = int(np.argmax(bad))
-        raise TraceFormatError(path, i + 2, f"column {col!r} has non-numeric value {df[col].iloc[i]!r}")
+        raw = df[col].iloc[i]
+        if (isinstance(raw, float) and math.isnan(raw) and pd.api.types.is_numeric_dtype(df[col])) or \
+                (isinstance(raw, str) and not raw.strip()):
+            raise TraceFormatError(path, i + 2, f"column {col!r} is empty (does the row have fewer fields than the "
+                                                f"header?)")
+        raise TraceFormatError(path, i + 2, f"column {col!r} has non-numeric value {raw!r}")
     if (v < 0).any():
         i = int(np.argmax(v < 0))
         raise TraceFormatError(path, i + 2, f"column {col!r} has negative value {_show(df[col].iloc[i])}")
     if integer and (v != np.floor(v)).any():
         i = int(np.argmax(v != np.floor(v)))
         raise TraceFormatError(path, i + 2, f"column {col!r} has non-integer value {_show(df[col].iloc[i])}")
+    if (v > max_value).any():
+        i = int(np.argmax(v > max_value))
+        what = "token count" if unit == "tokens" else "time stamp (seconds)"
+        raise TraceFormatError(path, i + 2, f"column {col!r} has value {_show(df[col].iloc[i])}, more than "
+                                            f"{max_value:,.0f}: not a plausible {what}")
     return v
 
 
@@ -124,7 +201,14 @@ def _show(x) -> str:
     """A value as the file spells it (floats that are integers without '.0')."""
     if isinstance(x, str):
         return repr(x)
-    return repr(str(int(x))) if float(x) == int(x) else repr(str(x))
+    return repr(str(int(x))) if float(x) == int(x) and abs(float(x)) < 1e18 else repr(str(x))
+
+
+def _sorted(path: Path, t: np.ndarray, df: pd.DataFrame, col: str) -> None:
+    if np.any(np.diff(t) < 0):
+        i = int(np.argmax(np.diff(t) < 0)) + 1
+        raise TraceFormatError(path, i + 2, f"{col} {df[col].iloc[i]!r} goes back in time "
+                                            f"(previous row: {df[col].iloc[i - 1]!r}); the release is sorted")
 
 
 def _spread_ties(ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -164,26 +248,155 @@ def _check_positive(name, value, allow_none=False):
     return float(value)
 
 
-TRACE_FORMATS = ("burstgpt", "azure")
-
-
 def detect_format(path) -> str:
     """"burstgpt" or "azure" from a trace file's header (TraceFormatError naming both otherwise)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such trace file")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header = f.readline()
-    except UnicodeDecodeError:
-        raise TraceFormatError(path, 1, "the header is not UTF-8 text: a trace is a UTF-8 CSV file") from None
-    cols = [c.strip() for c in header.strip().lstrip("\ufeff").split(",")]
+    _check_text(path)
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    cols = [c.strip() for c in header.strip().split(",")]
     if all(c in cols for c in BURSTGPT_COLUMNS):
         return "burstgpt"
     if all(c in cols for c in AZURE_PROCESSED) or all(c in cols for c in AZURE_RAW):
         return "azure"
     raise TraceFormatError(path, 1, f"the header {cols} is neither BurstGPT's {list(BURSTGPT_COLUMNS)} nor the Azure "
                                     f"trace's {list(AZURE_PROCESSED)} or {list(AZURE_RAW)}")
+
+
+# ---------------------------------------------------------------------------------- parsing
+def parse_burstgpt(path, *, models=None, log_types=None, tenant_map: dict | None = None) -> ParsedTrace:
+    """Read a BurstGPT CSV once: rows of the given models and log types, tenants resolved.
+
+    tenant_map: ``{log_type: Tenant}`` or ``{(log_type, model): Tenant}``; default maps
+    Conversation log -> "conversation", API log -> "api". A row whose key is not mapped raises,
+    naming its line."""
+    path = Path(path)
+    df = _read(path, BURSTGPT_COLUMNS, BURSTGPT_OPTIONAL, numeric=("Timestamp", "Request tokens", "Response tokens"),
+               categorical=("Model", "Log Type"))
+    rows = len(df)
+    ts = _numeric(path, df, "Timestamp", integer=False, max_value=MAX_STAMP_S, unit="s")
+    req = _numeric(path, df, "Request tokens", integer=True, max_value=MAX_TOKENS)
+    resp = _numeric(path, df, "Response tokens", integer=True, max_value=MAX_TOKENS)
+    _sorted(path, ts, df, "Timestamp")
+    for col in ("Model", "Log Type"):
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            raise TraceFormatError(path, int(np.argmax(empty)) + 2, f"column {col!r} is empty (does the row have fewer "
+                                                                    f"fields than the header?)")
+    model_cat = df["Model"].astype("category")
+    log_cat = df["Log Type"].astype("category")
+    keep = np.ones(rows, dtype=bool)
+    if models is not None:
+        keep &= model_cat.isin(list(models)).to_numpy()
+    if log_types is not None:
+        keep &= log_cat.isin(list(log_types)).to_numpy()
+    tmap = DEFAULT_BURSTGPT_TENANTS if tenant_map is None else tenant_map
+    tenants: list[Tenant] = []
+    log_codes = log_cat.cat.codes.to_numpy().astype(np.int64)
+    model_codes = model_cat.cat.codes.to_numpy().astype(np.int64)
+    n_models = len(model_cat.cat.categories)
+    pair = log_codes * n_models + model_codes
+    table = np.full(len(log_cat.cat.categories) * n_models, -1, dtype=np.int64)
+    for code in np.unique(pair[keep]):
+        key = (str(log_cat.cat.categories[code // n_models]).strip(), str(model_cat.cat.categories[code % n_models]).strip())
+        ten = tmap.get(key, tmap.get(key[0]))
+        if ten is None:
+            line = int(np.argmax(keep & (pair == code))) + 2
+            raise TraceFormatError(path, line, f"tenant_map has no tenant for Log Type {key[0]!r} / Model {key[1]!r}; "
+                                               f"keys are {list(tmap)}")
+        if ten not in tenants:
+            tenants.append(ten)
+        table[code] = tenants.index(ten)
+    if not tenants:
+        raise ValueError(f"{path}: no request left after filtering (models={models}, log_types={log_types})")
+    # tenants in tenant_map order (conversation, api by default), whatever the file's order
+    order = list(dict.fromkeys(tmap.values()))
+    ranked = sorted(range(len(tenants)), key=lambda i: order.index(tenants[i]))
+    remap = np.empty(len(tenants), dtype=np.int64)
+    remap[ranked] = np.arange(len(tenants))
+    table = np.where(table >= 0, remap[np.maximum(table, 0)], -1)
+    tenants = [tenants[i] for i in ranked]
+    return ParsedTrace(str(path), "burstgpt", ts[keep], req[keep].astype(np.int64), resp[keep].astype(np.int64),
+                       table[pair[keep]], tuple(tenants), rows, int(rows - keep.sum()),
+                       integer_stamps=bool(np.all(ts == np.floor(ts))))
+
+
+def parse_azure(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT) -> ParsedTrace:
+    """Read the Azure LLM inference trace once, processed or raw form (detected from the header)."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt != "azure":
+        raise TraceFormatError(path, 1, "this is a BurstGPT file, not the Azure trace (format='burstgpt')")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        cols = [c.strip() for c in f.readline().strip().split(",")]
+    if all(c in cols for c in AZURE_RAW):
+        df = _read(path, AZURE_RAW, numeric=("ContextTokens", "GeneratedTokens"))
+        stamps = pd.to_datetime(df["TIMESTAMP"].astype(str).str.strip(), errors="coerce", format="mixed")
+        if stamps.isna().any():
+            i = int(np.argmax(stamps.isna().to_numpy()))
+            raise TraceFormatError(path, i + 2, f"TIMESTAMP {df['TIMESTAMP'].iloc[i]!r} is not a date-time")
+        t = (stamps - stamps.iloc[0]).dt.total_seconds().to_numpy()
+        prompt = _numeric(path, df, "ContextTokens", integer=True, max_value=MAX_TOKENS)
+        output = _numeric(path, df, "GeneratedTokens", integer=True, max_value=MAX_TOKENS)
+        _sorted(path, t, df, "TIMESTAMP")
+        if t[-1] > MAX_STAMP_S:
+            i = int(np.argmax(t > MAX_STAMP_S))
+            raise TraceFormatError(path, i + 2, f"TIMESTAMP {df['TIMESTAMP'].iloc[i]!r} is {t[i]:.3g} s after the "
+                                                f"first row: not a plausible trace")
+    else:
+        df = _read(path, AZURE_PROCESSED, numeric=AZURE_PROCESSED)
+        t = _numeric(path, df, "arrived_at", integer=False, max_value=MAX_STAMP_S, unit="s")
+        prompt = _numeric(path, df, "num_prefill_tokens", integer=True, max_value=MAX_TOKENS)
+        output = _numeric(path, df, "num_decode_tokens", integer=True, max_value=MAX_TOKENS)
+        _sorted(path, t, df, "arrived_at")
+    zero = (prompt == 0) | (output == 0)
+    if zero.any():
+        i = int(np.argmax(zero))
+        raise TraceFormatError(path, i + 2, "a request with 0 prompt or 0 output tokens")
+    n = len(df)
+    return ParsedTrace(str(path), "azure", t, prompt.astype(np.int64), output.astype(np.int64), np.zeros(n, np.int64),
+                       (tenant,), n, 0, integer_stamps=False)
+
+
+# ---------------------------------------------------------------------------------- windows
+def window(trace: ParsedTrace, *, start_s: float = 0.0, duration_s: float | None = None, speedup: float = 1.0,
+           rate_scale: float = 1.0, keep_failed: bool = False, seed=0) -> tuple[Workload, LoadReport]:
+    """The requests of [start_s, start_s + duration_s) of the trace (trace seconds), shifted to start
+    at 0, divided by `speedup`, thinned or copied by `rate_scale`; ties spread with `seed`'s
+    generator. An empty window is an empty workload with the trace's tenants."""
+    start_s = float(start_s)
+    if not math.isfinite(start_s) or start_s < 0:
+        raise ValueError(f"start_s={start_s!r} must be >= 0")
+    duration_s = _check_positive("duration_s", duration_s, allow_none=True)
+    speedup = _check_positive("speedup", speedup)
+    rate_scale = _check_positive("rate_scale", rate_scale)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    ts = trace.stamps
+    end = math.inf if duration_s is None else start_s + duration_s
+    if trace.integer_stamps:  # a second's ties may spread into the window from the second before
+        lo, hi = np.searchsorted(ts, [math.floor(start_s) - 1, math.ceil(end) if math.isfinite(end) else math.inf])
+        t_arr = _spread_ties(ts[lo:hi], rng)
+    else:
+        lo, hi = np.searchsorted(ts, [start_s, end])
+        t_arr = ts[lo:hi].copy()
+    sel = (t_arr >= start_s) & (t_arr < end)
+    prompt, output, tenant = trace.prompt[lo:hi][sel], trace.output[lo:hi][sel], trace.tenant[lo:hi][sel]
+    t_arr = t_arr[sel]
+    failed = output == 0
+    n_failed = int(failed.sum())
+    if not keep_failed:
+        t_arr, prompt, output, tenant = t_arr[~failed], prompt[~failed], output[~failed], tenant[~failed]
+    prompt = np.maximum(prompt, 1)  # a 0-token prompt still costs one position
+    output = np.maximum(output, 1)
+    arr = (t_arr - start_s) / speedup
+    arr, (prompt, output, tenant), changed = _rescale(arr, [prompt, output, tenant], rate_scale, rng)
+    wl = Workload(arr, prompt, output, tenant, trace.tenants, name=f"{trace.format}:{Path(trace.path).name}")
+    counts = np.bincount(tenant, minlength=len(trace.tenants))
+    report = LoadReport(trace.path, trace.rows, len(wl), 0 if keep_failed else n_failed, n_failed if keep_failed else 0,
+                        int(trace.rows - sel.sum()), changed, {t.name: int(c) for t, c in zip(trace.tenants, counts)})
+    return wl, report
 
 
 def load_burstgpt(path, *, models=None, log_types=None, start_s: float = 0.0, duration_s: float | None = None,
@@ -200,113 +413,23 @@ def load_burstgpt(path, *, models=None, log_types=None, start_s: float = 0.0, du
     tenant_map: ``{log_type: Tenant}`` or ``{(log_type, model): Tenant}``; default maps
       Conversation log -> "conversation", API log -> "api". A row whose key is not mapped raises.
     """
-    path = Path(path)
-    start_s = float(start_s)
-    if not math.isfinite(start_s) or start_s < 0:
-        raise ValueError(f"start_s={start_s!r} must be >= 0")
-    duration_s = _check_positive("duration_s", duration_s, allow_none=True)
-    speedup = _check_positive("speedup", speedup)
-    rate_scale = _check_positive("rate_scale", rate_scale)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    df = _read(path, BURSTGPT_COLUMNS, BURSTGPT_OPTIONAL, numeric=("Timestamp", "Request tokens", "Response tokens"),
-               categorical=("Model", "Log Type"))
-    rows = len(df)
-    ts = _numeric(path, df, "Timestamp", integer=False)
-    req = _numeric(path, df, "Request tokens", integer=True)
-    resp = _numeric(path, df, "Response tokens", integer=True)
-    model_cat = df["Model"].astype("category")
-    log_cat = df["Log Type"].astype("category")
-    if np.any(np.diff(ts) < 0):
-        i = int(np.argmax(np.diff(ts) < 0)) + 1
-        raise TraceFormatError(path, i + 2, f"Timestamp {df['Timestamp'].iloc[i]!r} goes back in time "
-                                            f"(previous row: {df['Timestamp'].iloc[i - 1]!r}); the release is sorted")
-    keep = np.ones(rows, dtype=bool)
-    if models is not None:
-        keep &= model_cat.isin(list(models)).to_numpy()
-    if log_types is not None:
-        keep &= log_cat.isin(list(log_types)).to_numpy()
-    t_arr = _spread_ties(ts, rng) if np.all(ts == np.floor(ts)) else ts.copy()
-    keep &= t_arr >= start_s
-    if duration_s is not None:
-        keep &= t_arr < start_s + duration_s
-    filtered_out = int(rows - keep.sum())
-    failed = keep & (resp == 0)
-    n_failed = int(failed.sum())
-    if not keep_failed:
-        keep &= resp > 0
-    req = np.maximum(req[keep], 1).astype(np.int64)  # a 0-token prompt still costs one position
-    out = np.maximum(resp[keep], 1).astype(np.int64)
-    t_arr = (t_arr[keep] - start_s) / speedup
-    tmap = DEFAULT_BURSTGPT_TENANTS if tenant_map is None else tenant_map
-    tenants: list[Tenant] = []
-    # one code per (log type, model) pair present, then a lookup table code -> tenant index
-    log_codes = log_cat.cat.codes.to_numpy()[keep].astype(np.int64)
-    model_codes = model_cat.cat.codes.to_numpy()[keep].astype(np.int64)
-    n_models = len(model_cat.cat.categories)
-    pair = log_codes * n_models + model_codes
-    table = np.full(len(log_cat.cat.categories) * n_models, -1, dtype=np.int64)
-    for code in np.unique(pair):
-        key = (str(log_cat.cat.categories[code // n_models]).strip(), str(model_cat.cat.categories[code % n_models]).strip())
-        ten = tmap.get(key, tmap.get(key[0]))
-        if ten is None:
-            raise ValueError(f"tenant_map has no tenant for Log Type {key[0]!r} / Model {key[1]!r}; "
-                             f"keys are {list(tmap)}")
-        if ten not in tenants:
-            tenants.append(ten)
-        table[code] = tenants.index(ten)
-    tid = table[pair]
-    if not tenants:
-        raise ValueError(f"{path}: no request left after filtering (models={models}, log_types={log_types}, "
-                         f"start_s={start_s}, duration_s={duration_s})")
-    t_arr, (req, out, tid), changed = _rescale(t_arr, [req, out, tid], rate_scale, rng)
-    wl = Workload(t_arr, req, out, tid, tuple(tenants), name=f"burstgpt:{path.name}")
-    counts = np.bincount(tid, minlength=len(tenants))
-    report = LoadReport(str(path), rows, len(wl), 0 if keep_failed else n_failed, n_failed if keep_failed else 0,
-                        filtered_out, changed, {t.name: int(c) for t, c in zip(tenants, counts)})
-    return wl, report
+    _check_window_options(start_s, duration_s, speedup, rate_scale)
+    return window(parse_burstgpt(path, models=models, log_types=log_types, tenant_map=tenant_map), start_s=start_s,
+                  duration_s=duration_s, speedup=speedup, rate_scale=rate_scale, keep_failed=keep_failed, seed=seed)
 
 
 def load_azure(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT, start_s: float = 0.0, duration_s: float | None = None,
                speedup: float = 1.0, rate_scale: float = 1.0, seed=0) -> tuple[Workload, LoadReport]:
     """Load the Azure LLM inference trace, processed or raw form (detected from the header)."""
-    path = Path(path)
-    duration_s = _check_positive("duration_s", duration_s, allow_none=True)
-    speedup = _check_positive("speedup", speedup)
-    rate_scale = _check_positive("rate_scale", rate_scale)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    with open(path, newline="") as f:
-        header = f.readline().strip().lstrip("\ufeff")
-    cols = [c.strip() for c in header.split(",")]
-    if all(c in cols for c in AZURE_RAW):
-        df = _read(path, AZURE_RAW, numeric=("ContextTokens", "GeneratedTokens"))
-        stamps = pd.to_datetime(df["TIMESTAMP"].astype(str).str.strip(), errors="coerce", format="mixed")
-        if stamps.isna().any():
-            i = int(np.argmax(stamps.isna().to_numpy()))
-            raise TraceFormatError(path, i + 2, f"TIMESTAMP {df['TIMESTAMP'].iloc[i]!r} is not a date-time")
-        t = (stamps - stamps.iloc[0]).dt.total_seconds().to_numpy()
-        prompt = _numeric(path, df, "ContextTokens", integer=True)
-        output = _numeric(path, df, "GeneratedTokens", integer=True)
-    else:
-        df = _read(path, AZURE_PROCESSED, numeric=AZURE_PROCESSED)
-        t = _numeric(path, df, "arrived_at", integer=False)
-        prompt = _numeric(path, df, "num_prefill_tokens", integer=True)
-        output = _numeric(path, df, "num_decode_tokens", integer=True)
-    rows = len(df)
-    if np.any(np.diff(t) < 0):
-        i = int(np.argmax(np.diff(t) < 0)) + 1
-        raise TraceFormatError(path, i + 2, "arrival times go back in time; the trace is sorted")
-    keep = t >= start_s
-    if duration_s is not None:
-        keep &= t < start_s + duration_s
-    if not keep.any():
-        raise ValueError(f"{path}: no request in the window start_s={start_s}, duration_s={duration_s}")
-    zero = keep & ((prompt == 0) | (output == 0))
-    if zero.any():
-        i = int(np.argmax(zero))
-        raise TraceFormatError(path, i + 2, "a request with 0 prompt or 0 output tokens")
-    arr = (t[keep] - start_s) / speedup
-    p, o = prompt[keep].astype(np.int64), output[keep].astype(np.int64)
-    arr, (p, o), changed = _rescale(arr, [p, o], rate_scale, rng)
-    wl = Workload(arr, p, o, np.zeros(arr.shape[0], dtype=np.int64), (tenant,), name=f"azure:{path.name}")
-    return wl, LoadReport(str(path), rows, len(wl), filtered_out=int(rows - keep.sum()), thinned_or_copied=changed,
-                          tenants={tenant.name: len(wl)})
+    _check_window_options(start_s, duration_s, speedup, rate_scale)
+    return window(parse_azure(path, tenant=tenant), start_s=start_s, duration_s=duration_s, speedup=speedup,
+                  rate_scale=rate_scale, seed=seed)
+
+
+def _check_window_options(start_s, duration_s, speedup, rate_scale) -> None:
+    """Bad options fail before the file is read."""
+    if isinstance(start_s, bool) or not isinstance(start_s, (int, float)) or not math.isfinite(start_s) or start_s < 0:
+        raise ValueError(f"start_s={start_s!r} must be >= 0")
+    _check_positive("duration_s", duration_s, allow_none=True)
+    _check_positive("speedup", speedup)
+    _check_positive("rate_scale", rate_scale)

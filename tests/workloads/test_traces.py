@@ -130,3 +130,88 @@ def test_azure_processed_shared_hour(data_dir):
     assert abs(w.prompt_tokens.mean() - 1155) < 1 and abs(w.output_tokens.mean() - 211) < 1
     w2, r2 = load_azure(data_dir / "traces" / "azure_conv_2023_1h.csv", start_s=600, duration_s=300, speedup=2.0)
     assert r2.kept == len(w2) and w2.arrival_s.max() < 150.0
+
+
+# --------------------------------------------------------------- hostile files (each a regression case)
+def test_encodings_and_compression_name_the_file(tmp_path):
+    text = "\n".join([HEADER] + ROWS) + "\n"
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes(text.encode("utf-16"))
+    latin1 = tmp_path / "l1.csv"
+    latin1.write_bytes((HEADER + "\n5,Chät\xe9GPT,472,18,490,Conversation log\n").encode("latin-1"))
+    import gzip
+    gz = tmp_path / "z.csv"
+    gz.write_bytes(gzip.compress(text.encode()))
+    for p, fragment in ((utf16, "not UTF-8"), (latin1, "not UTF-8"), (gz, "gzip")):
+        with pytest.raises(TraceFormatError, match=fragment) as e:
+            load_burstgpt(p)
+        assert str(p) in str(e.value)
+    named = tmp_path / "z.csv.gz"
+    named.write_bytes(gzip.compress(text.encode()))
+    w, r = load_burstgpt(named)  # a .gz name is read as gzip
+    assert r.rows == len(ROWS)
+
+
+def test_extra_field_huge_value_unknown_log_type_name_the_line(tmp_path):
+    cases = [
+        ([HEADER, ROWS[0], "45,ChatGPT,10,5,15,Conversation log,extra,more,fields"], 3, "fields"),
+        ([HEADER, ROWS[0], "45,ChatGPT,100000000000000000000,5,15,Conversation log"], 3, "not a plausible token count"),
+        ([HEADER, ROWS[0], "1000000000000000,ChatGPT,10,5,15,Conversation log"], 3, "not a plausible time stamp"),
+        ([HEADER, ROWS[0], "45,ChatGPT,10,5,15,Batch log"], 3, "no tenant for Log Type 'Batch log'"),
+    ]
+    for i, (lines, line, fragment) in enumerate(cases):
+        p = write(tmp_path, lines, name=f"c{i}.csv")
+        with pytest.raises(TraceFormatError) as e:
+            load_burstgpt(p)
+        assert str(p) in str(e.value) and f"line {line}" in str(e.value) and fragment in str(e.value), str(e.value)
+
+
+def test_parse_once_window_many(tmp_path):
+    from igym_marl.workloads import parse_burstgpt, window
+    p = write(tmp_path, [HEADER] + ROWS)
+    parsed = parse_burstgpt(p)
+    a, _ = window(parsed, start_s=40, duration_s=10, seed=3)
+    b, _ = load_burstgpt(p, start_s=40, duration_s=10, seed=3)
+    np.testing.assert_array_equal(a.arrival_s, b.arrival_s)
+    assert len(a) == 2  # the failed 0-response row at 45 s is dropped
+    empty, rep = window(parsed, start_s=60, duration_s=10)
+    assert len(empty) == 0 and [t.name for t in empty.tenants] == ["conversation", "api"] and rep.kept == 0
+
+
+def _fuzz_outcome(tmp_path, data: bytes, name: str):
+    p = tmp_path / name
+    p.write_bytes(data)
+    for loader in (load_burstgpt, load_azure):
+        try:
+            w, _ = loader(p)
+        except TraceFormatError as e:
+            assert str(p) in str(e)
+        else:
+            assert len(w) == w.arrival_s.shape[0] and (w.prompt_tokens >= 1).all() and (w.output_tokens >= 1).all()
+            assert np.all(np.diff(w.arrival_s) >= 0)
+
+
+def test_fuzz_random_bytes(tmp_path):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.binary(min_size=1, max_size=600))
+    def run(data):
+        _fuzz_outcome(tmp_path, data, "rand.csv")
+    run()
+
+
+def test_fuzz_valid_looking_csvs(tmp_path):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    cell = st.one_of(st.integers(-5, 10**6).map(str), st.sampled_from(["", "x", "1e400", "nan", "-0", "3.5", " 7",
+                                                                       "ChatGPT", "API log", "Conversation log",
+                                                                       "2023-11-16 18:15:46.68", '"a,b"', "1e25"]))
+    headers = st.sampled_from([HEADER, HEADER + ",Session ID,Elapsed time", "arrived_at,num_prefill_tokens,"
+                               "num_decode_tokens", "TIMESTAMP,ContextTokens,GeneratedTokens"])
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(headers, st.lists(st.lists(cell, min_size=2, max_size=9), min_size=0, max_size=12))
+    def run(header, rows):
+        text = "\n".join([header] + [",".join(r) for r in rows]) + "\n"
+        _fuzz_outcome(tmp_path, text.encode(), "valid_looking.csv")
+    run()
