@@ -37,9 +37,9 @@ def _heuristic(arg, **kw):
     return HeuristicPolicy()
 
 
-def _llm(arg, llm_base_url=None, llm_model=None, llm_api_key=None, **kw):
+def _llm(arg, llm_base_url=None, llm_model=None, llm_api_key_file=None, llm_timeout=30.0, **kw):
     from .llm import LLMPolicy
-    return LLMPolicy(base_url=llm_base_url, model=llm_model, api_key=llm_api_key)
+    return LLMPolicy(base_url=llm_base_url, model=llm_model, api_key_file=llm_api_key_file, timeout_s=llm_timeout)
 
 
 def _mappo(arg, checkpoint=None, **kw):

@@ -5,23 +5,35 @@ Configuration (arguments win over environment variables):
 * base URL: ``base_url`` or ``IGYM_LLM_BASE_URL`` (else ``OPENAI_BASE_URL``), e.g.
   ``http://localhost:8000/v1``; the policy POSTs to ``{base_url}/chat/completions``;
 * model: ``model`` or ``IGYM_LLM_MODEL`` (else ``OPENAI_MODEL``);
-* key: ``api_key`` or ``IGYM_LLM_API_KEY`` (else ``OPENAI_API_KEY``), sent as a Bearer token if set.
+* key: ``IGYM_LLM_API_KEY`` (else ``OPENAI_API_KEY``) or the first line of ``api_key_file``, sent
+  as a Bearer token if set. Never a command-line argument (other users of the machine can read
+  those in the process list), and never written to errors, logs or records.
 
 Each window the policy sends the last window's observation (the InferenceGym fields with units,
 every tenant's SLOs and latencies, the current knobs) and asks for a JSON object with exactly the
 six InferenceGym fields, each restricted to the agents' action levels. The reply is validated
-strictly (no clamping, no nearest-level rounding); an invalid or failed reply is retried once,
-then the window falls back to the tuned heuristic's decision, and ``stats()`` counts the calls,
-retries and fallbacks (evaluate.py reports them).
+strictly (no clamping, no nearest-level rounding). An invalid reply is retried once.
+
+The LLM can never take an evaluation down: a window has a deadline (``timeout_s``, for all its
+attempts together, enforced by closing the connection, so a server trickling bytes costs at most
+the deadline), a reply is read up to ``MAX_RESPONSE_BYTES``, and any transport or parse failure
+-- refused connection, bad status line, truncated or non-UTF-8 body, absurd numbers -- makes the
+window fall back to the tuned heuristic's decision. ``stats()`` counts calls, retries, fallbacks
+and deadline expiries (evaluate.py reports them).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import math
 import os
 import re
-import urllib.error
-import urllib.request
+import socket
+import threading
+import time
+import urllib.parse
+from pathlib import Path
 
 from igym_marl.envs import SPECS, knobs_to_actions
 from igym_marl.sim import Knobs
@@ -58,6 +70,9 @@ Answer with ONLY a JSON object with exactly these keys and values from these lis
 {levels}"""
 
 
+MAX_RESPONSE_BYTES = 1 << 20  # a chat completion with one JSON object is a few kB
+
+
 class LLMError(RuntimeError):
     pass
 
@@ -72,6 +87,8 @@ def validate_reply(content: str) -> Knobs:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise LLMError(f"reply is not JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4,300 digits
+        raise LLMError(f"reply cannot be read as JSON ({str(e)[:120]})") from None
     if not isinstance(obj, dict):
         raise LLMError(f"reply is a JSON {type(obj).__name__}, not an object")
     missing = [k for k in LEVELS if k not in obj]
@@ -80,11 +97,16 @@ def validate_reply(content: str) -> Knobs:
         raise LLMError(f"reply fields: missing {missing}, unexpected {extra}")
     for k, allowed in LEVELS.items():
         v = obj[k]
-        ok = any(type(v) is type(a) and v == a for a in allowed) or (
-            isinstance(allowed[0], float) and isinstance(v, (int, float)) and not isinstance(v, bool)
-            and any(abs(v - a) < 1e-9 for a in allowed))
+        ok = any(type(v) is type(a) and v == a for a in allowed)
+        if not ok and isinstance(allowed[0], float) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            try:
+                fv = float(v)  # a 400-digit integer overflows: not a level
+            except OverflowError:
+                fv = math.inf
+            ok = any(abs(fv - a) < 1e-9 for a in allowed)
         if not ok:
-            raise LLMError(f"{k}={v!r} is not one of {allowed}")
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+            raise LLMError(f"{k}={shown} is not one of {allowed}")
     obj["kv_budget_fraction"] = round(float(obj["kv_budget_fraction"]), 1)
     return Knobs(**obj)
 
@@ -92,25 +114,44 @@ def validate_reply(content: str) -> Knobs:
 class LLMPolicy(Policy):
     name = "llm"
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
+    def __init__(self, base_url: str | None = None, model: str | None = None, api_key_file: str | None = None,
                  timeout_s: float = 30.0, fallback: Policy | None = None):
         env = os.environ
         self.base_url = (base_url or env.get("IGYM_LLM_BASE_URL") or env.get("OPENAI_BASE_URL") or "").rstrip("/")
         self.model = model or env.get("IGYM_LLM_MODEL") or env.get("OPENAI_MODEL")
-        self.api_key = api_key or env.get("IGYM_LLM_API_KEY") or env.get("OPENAI_API_KEY")
         if not self.base_url:
             raise ValueError("the llm policy needs a base URL: --llm-base-url or IGYM_LLM_BASE_URL "
                              "(e.g. http://localhost:8000/v1)")
+        url = urllib.parse.urlsplit(self.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"llm base URL {self.base_url!r} must be http:// or https:// with a host")
         if not self.model:
             raise ValueError("the llm policy needs a model name: --llm-model or IGYM_LLM_MODEL")
-        self.timeout_s = timeout_s
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) \
+                or timeout_s <= 0:
+            raise ValueError(f"timeout_s={timeout_s!r} must be a positive number of seconds (the deadline per window)")
+        if api_key_file is not None:
+            path = Path(api_key_file)
+            if not path.is_file():
+                raise ValueError(f"api_key_file={str(path)!r}: no such file")
+            lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            if not lines or not lines[0].strip():
+                raise ValueError(f"api_key_file={str(path)!r} is empty")
+            self._api_key = lines[0].strip()
+        else:
+            self._api_key = env.get("IGYM_LLM_API_KEY") or env.get("OPENAI_API_KEY")
+        self.timeout_s = float(timeout_s)
         self.fallback = fallback or HeuristicPolicy()
-        self.counts = {"calls": 0, "retries": 0, "fallbacks": 0}
+        self.counts = {"calls": 0, "retries": 0, "fallbacks": 0, "deadlines": 0}
+
+    def __repr__(self) -> str:  # never the key
+        return f"LLMPolicy(base_url={self.base_url!r}, model={self.model!r}, timeout_s={self.timeout_s})"
 
     def reset(self, task, seed):
         super().reset(task, seed)
         self.fallback.reset(task, seed)
-        self.counts = {"calls": 0, "retries": 0, "fallbacks": 0}
+        self.counts = {"calls": 0, "retries": 0, "fallbacks": 0, "deadlines": 0}
+        self.last_error = None
         r = task.config
         tenants = "; ".join(f"{t.name} (TTFT SLO {t.ttft_slo_ms:g} ms, TPOT SLO {t.tpot_slo_ms:g} ms, priority "
                             f"{t.priority}, weight {t.weight:g})" for t in task.tenants)
@@ -141,36 +182,101 @@ class LLMPolicy(Policy):
         lines.append(f"Current configuration: {json.dumps(info['knobs'])}")
         return "\n".join(lines)
 
-    def _ask(self, user: str) -> Knobs:
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _post(self, body: bytes, deadline: float) -> bytes:
+        """POST to {base_url}/chat/completions and return the body; LLMError on any failure. A
+        watchdog closes the connection at `deadline` (time.monotonic()), whatever the server does."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LLMError("no time left in this window's deadline")
+        url = urllib.parse.urlsplit(self.base_url)
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = cls(url.hostname, url.port, timeout=remaining)
+        expired = threading.Event()
+
+        def expire():
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(remaining, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        try:
+            conn.request("POST", f"{url.path}/chat/completions", body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read(MAX_RESPONSE_BYTES + 1)
+            if expired.is_set():
+                raise TimeoutError
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise LLMError(f"response larger than {MAX_RESPONSE_BYTES:,} bytes")
+            if resp.length:  # read(n) returns a body cut short by the server without complaint
+                raise http.client.IncompleteRead(data, resp.length)
+            if resp.status != 200:
+                text = self._redact(data[:4096].decode("utf-8", "replace"))  # redact, then cut
+                raise LLMError(f"HTTP {resp.status} {resp.reason}: {text[:200]!r}")
+            return data
+        except LLMError:
+            raise
+        except Exception as e:  # any transport failure: refused, reset, bad status line, truncated body, ...
+            if expired.is_set() or isinstance(e, (TimeoutError, socket.timeout)):
+                self.counts["deadlines"] += 1
+                raise LLMError(f"no complete response within the {self.timeout_s:g} s deadline") from None
+            raise LLMError(f"request failed: {type(e).__name__}: {e}") from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+
+    def _ask(self, user: str, deadline: float) -> Knobs:
         body = {"model": self.model, "temperature": 0,
                 "messages": [{"role": "system", "content": self.system}, {"role": "user", "content": user}]}
-        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
         self.counts["calls"] += 1
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                payload = json.loads(resp.read().decode())
-        except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError) as e:
-            raise LLMError(f"request failed: {e}") from None
-        try:
-            content = payload["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise LLMError("response has no choices[0].message.content") from None
-        if not isinstance(content, str):
-            raise LLMError("message content is not text")
-        return validate_reply(content)
+            data = self._post(json.dumps(body).encode(), deadline)
+            try:
+                payload = json.loads(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise LLMError("response body is not UTF-8") from None
+            except (ValueError, RecursionError) as e:  # JSONDecodeError, or an integer of > 4,300 digits
+                raise LLMError(f"response body is not JSON ({str(e)[:120]})") from None
+            try:
+                content = payload["choices"][0]["message"]["content"]
+            except (KeyError, IndexError, TypeError):
+                raise LLMError("response has no choices[0].message.content") from None
+            if not isinstance(content, str):
+                raise LLMError("message content is not text")
+            try:
+                return validate_reply(content)
+            except LLMError:
+                raise
+            except (ValueError, RecursionError, OverflowError) as e:
+                raise LLMError(f"reply cannot be read: {str(e)[:120]}") from None
+        except LLMError as e:
+            raise LLMError(self._redact(str(e))) from None
 
     def act(self, observations, infos, state=None):
         heuristic_actions = self.fallback.act(observations, infos, state)  # keeps the fallback's state current
         user = self._observation(infos)
+        deadline = time.monotonic() + self.timeout_s  # every attempt of this window shares it
         for attempt in range(2):
             try:
-                self.knobs = self._ask(user)
+                self.knobs = self._ask(user, deadline)
                 return knobs_to_actions(self.knobs)
             except LLMError as e:
-                if attempt == 0:
+                self.last_error = str(e)
+                if attempt == 0 and time.monotonic() < deadline:
                     self.counts["retries"] += 1
                     user = f"{user}\n\nYour previous answer was invalid: {e}. Answer again with only the JSON object."
+                else:
+                    break
         self.counts["fallbacks"] += 1
         return heuristic_actions

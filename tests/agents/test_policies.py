@@ -1,6 +1,8 @@
 """Policies: registry, constants, randomness, heuristic, checkpoints, and the LLM client."""
 
 import json
+import re
+import time
 import pickle
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -130,12 +132,13 @@ def llm_server():
     server.shutdown()
 
 
-def test_llm_policy_uses_valid_replies_retries_once_then_falls_back(llm_server):
+def test_llm_policy_uses_valid_replies_retries_once_then_falls_back(llm_server, monkeypatch):
+    monkeypatch.setenv("IGYM_LLM_API_KEY", "k")
     FakeLLM.script = [json.dumps(GOOD),  # window 1: valid
                       "not json", "```json\n" + json.dumps({**GOOD, "batch_cap": 32}) + "\n```",  # 2: retry ok
                       json.dumps({**GOOD, "batch_cap": 100}), "HTTP500",  # window 3: invalid twice -> fallback
                       ] + [json.dumps(GOOD)] * 10
-    policy = LLMPolicy(base_url=llm_server, model="test-model", api_key="k")
+    policy = LLMPolicy(base_url=llm_server, model="test-model")
     rec = run_episode(policy, "adversarial_multitenant", 1_000_000, episode_windows=5)
     assert rec["policy.calls"] == 7 and rec["policy.retries"] == 2 and rec["policy.fallbacks"] == 1
     first = FakeLLM.requests[0]
@@ -199,3 +202,120 @@ def test_shipped_checkpoints_work_out_of_the_box(name):
     for task in TASKS:
         rec = run_episode(make_policy(name), task, 1_000_000, episode_windows=10)
         assert 0.0 <= rec["score"] < 1.0
+
+
+# ---------------------------------------------------------------------------------- hostile LLM servers
+def _raw_server(respond):
+    """A TCP server that reads a request and answers with respond(conn) -- whatever bytes it likes."""
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                respond(conn, head)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+    threading.Thread(target=loop, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
+
+
+def _http(body: bytes, status=b"200 OK", length=None):
+    n = len(body) if length is None else length
+    return b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(n).encode() + \
+        b"\r\n\r\n" + body
+
+
+def _completion(content: str) -> bytes:
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+
+
+def _trickle(conn, head):
+    for b in _http(_completion(json.dumps(GOOD))):
+        conn.sendall(bytes([b]))
+        time.sleep(0.25)
+
+
+HOSTILE = {
+    "400-digit knob": lambda c, h: c.sendall(_http(_completion(json.dumps(GOOD).replace('"kv_budget_fraction": 0.5',
+                                                                                   '"kv_budget_fraction": ' + "9" * 400)))),
+    "5000-digit knob": lambda c, h: c.sendall(_http(_completion(json.dumps(GOOD).replace('"batch_cap": 64',
+                                                                                    '"batch_cap": ' + "7" * 5000)))),
+    "5000-digit body": lambda c, h: c.sendall(_http(b'{"choices": ' + b"7" * 5000 + b"}")),
+    "non-UTF-8 body": lambda c, h: c.sendall(_http(b'{"choices": "\xff\xfe\xfa"}')),
+    "short body": lambda c, h: c.sendall(_http(_completion(json.dumps(GOOD)), length=100000)),
+    "garbage status": lambda c, h: c.sendall(b"HELLO THERE\r\n\r\n"),
+    "huge body": lambda c, h: c.sendall(_http(b" " * (2 << 20))),
+    "trickle": _trickle,
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_llm_hostile_server_is_a_counted_fallback_within_the_deadline(case):
+    srv, url = _raw_server(HOSTILE[case])
+    try:
+        policy = LLMPolicy(base_url=url, model="m", timeout_s=1.0)
+        t0 = time.monotonic()
+        rec = run_episode(policy, "static_workload", 1_000_000, episode_windows=2)
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert rec["policy.fallbacks"] == 2, (case, policy.last_error)
+    assert took < 2 * 1.0 + 1.5  # at most the deadline per window (plus the simulation)
+    if case == "trickle":
+        assert rec["policy.deadlines"] >= 2 and "deadline" in policy.last_error
+
+
+def test_llm_api_key_only_from_env_or_file_and_never_echoed(tmp_path, monkeypatch):
+    key = "sk-secret-0123456789"
+    echo = lambda c, h: c.sendall(_http(b"denied: " + re.search(rb"Authorization: [^\r]*", h).group(0),  # noqa: E731
+                                        status=b"401 Unauthorized"))
+    srv, url = _raw_server(echo)
+    keyfile = tmp_path / "key"
+    keyfile.write_text(key + "\n")
+    monkeypatch.delenv("IGYM_LLM_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    try:
+        policy = LLMPolicy(base_url=url, model="m", api_key_file=str(keyfile), timeout_s=2.0)
+        rec = run_episode(policy, "static_workload", 1_000_000, episode_windows=1)
+    finally:
+        srv.close()
+    assert rec["policy.fallbacks"] == 1 and "401" in policy.last_error and "***" in policy.last_error
+    assert key not in policy.last_error and key not in repr(policy) and key not in json.dumps(rec)
+    with pytest.raises(TypeError):
+        LLMPolicy(base_url=url, model="m", api_key=key)  # no way to pass the key itself
+    with pytest.raises(ValueError, match="no such file"):
+        LLMPolicy(base_url=url, model="m", api_key_file=str(tmp_path / "missing"))
+
+
+def test_checkpoint_with_nan_weights_or_optimizer_state_is_refused_by_name(tmp_path):
+    actor = SharedActor()
+    path = save_checkpoint(tmp_path / "ok.pt", algo="mappo", task="bursty_workload", args={"hidden": 64},
+                           modules={"actor": actor}, step=1)
+    blob = load_checkpoint(path, algos=("mappo",))
+    name = next(iter(blob["state_dicts"]["actor"]))
+    bad = {**blob, "state_dicts": {"actor": {**blob["state_dicts"]["actor"],
+                                             name: torch.full_like(blob["state_dicts"]["actor"][name], float("nan"))}}}
+    torch.save(bad, tmp_path / "nan_weights.pt")
+    with pytest.raises(ValueError, match=f"nan_weights.pt holds non-finite values .* in state_dicts.actor.{name}"):
+        load_checkpoint(tmp_path / "nan_weights.pt", algos=("mappo",))
+    torch.save({**blob, "optimizer": {"state": {0: {"exp_avg": torch.tensor([float("nan")])}}, "param_groups": []}},
+               tmp_path / "nan_opt.pt")
+    with pytest.raises(ValueError, match="nan_opt.pt holds non-finite values .* in optimizer"):
+        load_checkpoint(tmp_path / "nan_opt.pt", algos=("mappo",))
