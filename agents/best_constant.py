@@ -1,9 +1,13 @@
-"""The best constant configuration per task, from the cached search (python -m agents.tuning best-constant)."""
+"""The best constant configuration per task, from the cached search (python -m agents.tuning best-constant).
+
+On a task nobody searched -- a trace -- there is no best constant: the policy plays vLLM's
+default instead and says so (``stats()["fallback_vllm_default"] == 1``; evaluate.py prints a note).
+"""
 
 from __future__ import annotations
 
 from .simple import ConstantPolicy
-from .tuning import load_best_constant
+from .tuning import best_constant_or_default
 
 
 class BestConstantPolicy(ConstantPolicy):
@@ -11,7 +15,11 @@ class BestConstantPolicy(ConstantPolicy):
 
     def __init__(self):
         self.knobs = None
+        self.searched = True
 
     def reset(self, task, seed):
         super().reset(task, seed)
-        self.knobs = load_best_constant(task.id)
+        self.knobs, self.searched = best_constant_or_default(task.id)
+
+    def stats(self) -> dict:
+        return {} if self.searched else {"fallback_vllm_default": 1}

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from igym_marl.envs import SPECS
 from igym_marl.sim import Knobs
+from igym_marl.workloads import VLLM_DEFAULT
 
 from .base import KnobPolicy, metrics_of
 
@@ -125,13 +126,19 @@ class HeuristicParams:
                    spec_max_batch=512, spec_when_queued=True)
 
 
+# For a task nobody tuned (a trace) the heuristic plays vLLM's default configuration and says so
+# (stats()["untuned"]): its rules are tuned per task, and rules tuned for another task's traffic
+# measured worse than the default on the Azure trace (docs/baselines.md).
+UNTUNED = HeuristicParams.playing(VLLM_DEFAULT)
+
+
 def load_tuned(task_id: str) -> HeuristicParams:
-    """The tuned parameters for a task; the defaults where none were tuned (e.g. `trace`)."""
+    """The tuned parameters for a task; UNTUNED where none were tuned (e.g. `trace`)."""
     if PARAMS_FILE.exists():
         data = json.loads(PARAMS_FILE.read_text())
         if task_id in data.get("params", {}):
             return HeuristicParams.from_dict(data["params"][task_id])
-    return HeuristicParams()
+    return UNTUNED
 
 
 class HeuristicPolicy(KnobPolicy):
@@ -139,10 +146,12 @@ class HeuristicPolicy(KnobPolicy):
 
     def __init__(self, params: HeuristicParams | None = None):
         self.fixed_params = params
+        self.untuned = False
 
     def reset(self, task, seed):
         super().reset(task, seed)
         p = self.p = self.fixed_params if self.fixed_params is not None else load_tuned(task.id)
+        self.untuned = self.fixed_params is None and p is UNTUNED
         self.b = BATCH_LEVELS.index(min(max(p.batch_start, p.batch_min), p.batch_max))
         self.b_lo, self.b_hi = BATCH_LEVELS.index(p.batch_min), BATCH_LEVELS.index(p.batch_max)
         self.grown = 0  # KV levels added for waiting long prompts
@@ -153,6 +162,9 @@ class HeuristicPolicy(KnobPolicy):
         self.capacity = cap if cap == cap and cap > 0 else 1.0  # trace tasks have no measured capacity
         self.top = max(range(len(task.tenants)), key=lambda i: task.tenants[i].priority)
         self.spec = p.spec_depth if p.spec_max_batch >= 512 and p.spec_when_queued else 0
+
+    def stats(self) -> dict:
+        return {"untuned": 1} if self.untuned else {}
 
     def decide(self, infos) -> Knobs:
         m = metrics_of(infos)
@@ -206,4 +218,4 @@ class HeuristicPolicy(KnobPolicy):
         self.spec = p.spec_depth if small and (p.spec_when_queued or m.queue_depth == 0) else 0
 
 
-__all__ = ["HeuristicPolicy", "HeuristicParams", "HEURISTIC_GRID", "load_tuned", "PARAMS_FILE"]
+__all__ = ["HeuristicPolicy", "HeuristicParams", "HEURISTIC_GRID", "UNTUNED", "load_tuned", "PARAMS_FILE"]

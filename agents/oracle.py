@@ -40,7 +40,7 @@ from igym_marl.sim import Knobs
 
 from .base import Policy
 from .heuristic import HeuristicPolicy
-from .tuning import load_best_constant
+from .tuning import best_constant_or_default
 
 BATCH_LEVELS = SPECS["batch_scheduler"].levels[0]
 KV_LEVELS = SPECS["kv_manager"].levels[0]
@@ -89,14 +89,14 @@ class OraclePolicy(Policy):
 
     def reset(self, task, seed):
         super().reset(task, seed)
-        self.anchor = load_best_constant(task.id)
+        self.anchor, self.searched = best_constant_or_default(task.id)  # vLLM's default on a trace
         self.heuristic = HeuristicPolicy()
         self.heuristic.reset(task, seed)
         self.incumbent = self.anchor
         self.counts = {"rollouts": 0, "switches": 0}
 
     def stats(self) -> dict:
-        return dict(self.counts)
+        return dict(self.counts, **({} if self.searched else {"anchor_vllm_default": 1}))
 
     def value(self, knobs: Knobs, windows: int, tail: int) -> float:
         """What holding `knobs` for the next `windows` windows earns, then for `tail` more windows

@@ -68,6 +68,8 @@ def headroom(records: list[dict], n_boot: int = 2000, seed: int = 0) -> list[dic
         by = {a: {r["seed"]: r["score"] for r in records if r["agent"] == a and r["task"] == t} for a in agents}
         if not by.get("best-constant") or not by.get("oracle"):
             continue
+        if any(r.get("policy.fallback_vllm_default") for r in records if r["task"] == t):
+            continue  # no searched best constant (a trace): no bar to measure headroom from
         for a in agents:
             seeds = sorted(set(by[a]) & set(by["best-constant"]) & set(by["oracle"]))
             if not seeds:

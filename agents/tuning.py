@@ -37,7 +37,7 @@ import numpy as np
 from igym_marl.envs import AGENTS, SPECS, joint_knobs
 from igym_marl.envs.reward import MEMORY_COST, ScoreKeeper
 from igym_marl.sim import Knobs, Simulator
-from igym_marl.workloads import TASKS, TaskSpec, get_task
+from igym_marl.workloads import TASKS, VLLM_DEFAULT, TaskSpec, get_task
 from igym_marl.workloads.probes import TRAIN_SEEDS, coordinate_search
 
 from .evaluation import run_episode
@@ -140,6 +140,15 @@ def load_best_constant(task_id: str) -> Knobs:
         raise ValueError(f"no best constant configuration for task {task_id!r} in {BEST_CONSTANT_FILE}; "
                          f"searched tasks: {sorted(data.get('best', {}))} (run python -m agents.tuning best-constant)")
     return Knobs(**data["best"][task_id]["knobs"])
+
+
+def best_constant_or_default(task_id: str) -> tuple[Knobs, bool]:
+    """(the task's searched best constant, True), or (vLLM's default, False) for a task nobody
+    searched (a trace): the fallback the best-constant policy and the oracle state in their stats."""
+    data = _load(BEST_CONSTANT_FILE)
+    if task_id in data.get("best", {}):
+        return Knobs(**data["best"][task_id]["knobs"]), True
+    return VLLM_DEFAULT, False
 
 
 def top_constants(task_id: str) -> list[tuple[Knobs, float]]:

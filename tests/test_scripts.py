@@ -37,7 +37,66 @@ def test_evaluate_writes_records_summary_and_plots(tmp_path):
     (["--agent", "mappo", "--task", "bursty_workload", "--checkpoint", "/nonexistent/ck.pt"], "does not exist"),
     (["--compare", "--agent", "random"], "drop --agent"),
     ([], "give --agent"),
+    (["--agent", "heuristic", "--llm-api-key", "sk-1"], "process list"),
+    (["--agent", "heuristic", "--trace", "/nonexistent.csv"], "no such trace file"),
+    (["--agent", "heuristic", "--trace-load", "0.8"], "apply to --trace PATH"),
+    (["--agent", "heuristic", "--task", "static_workload,chess"], "task='chess' is unknown"),
+    (["--agent", "constant:batch_cap=64,kv_budget_fraction=0.25"], "kv_budget_fraction"),
 ])
 def test_evaluate_bad_input(args, fragment):
     r = run("evaluate.py", *args, "--no-progress")
     assert r.returncode == 2 and fragment in r.stderr, r.stderr
+
+
+def test_evaluate_help_shows_defaults():
+    r = run("evaluate.py", "--help")
+    assert r.returncode == 0 and "(default: 10)" in r.stdout and "--trace-load" in r.stdout
+
+
+def test_evaluate_task_list_constant_with_knobs_and_new_output_folder(tmp_path):
+    out = tmp_path / "new" / "deeper" / "r.json"
+    r = run("evaluate.py", "--agent", "constant:batch_cap=64,kv_budget_fraction=0.2,vllm-default",
+            "--task", "static_workload,bursty_workload", "--episodes", "1", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(out.read_text())
+    assert {(x["agent"], x["task"]) for x in recs} == {
+        (a, t) for a in ("constant:batch_cap=64+kv_budget_fraction=0.2", "vllm-default")
+        for t in ("static_workload", "bursty_workload")}
+    assert f"wrote {out}" in r.stdout
+
+
+def test_evaluate_on_a_trace_states_its_fallbacks(tmp_path):
+    trace = ROOT / "data" / "traces" / "azure_conv_2023_1h.csv"
+    r = run("evaluate.py", "--agent", "heuristic,best-constant", "--trace", str(trace), "--trace-load", "0.8",
+            "--trace-windows", "12", "--episodes", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "| best-constant |" in r.stdout and "best-constant on trace: no best constant was searched" in r.stdout
+    assert "heuristic on trace: no parameters were tuned" in r.stdout
+
+
+def test_evaluate_keeps_finished_episodes_when_an_agent_raises(tmp_path, monkeypatch, capsys):
+    import agents
+    import evaluate
+    from agents.simple import ConstantPolicy
+
+    class Boom(ConstantPolicy):
+        def reset(self, task, seed):
+            super().reset(task, seed)
+            self.calls = 0
+
+        def act(self, observations, infos, state=None):
+            self.calls += 1
+            if self.calls > 2:
+                raise RuntimeError("the policy broke")
+            return super().act(observations, infos, state)
+
+    monkeypatch.setitem(agents.POLICIES, "boom", lambda arg, **kw: Boom("vllm-default"))
+    out = tmp_path / "r.json"
+    rc = evaluate.main(["--agent", "heuristic,boom", "--task", "static_workload", "--episodes", "2", "--out", str(out),
+                        "--no-progress"])
+    assert rc == 1
+    recs = json.loads(out.read_text())
+    ok = [x for x in recs if "error" not in x]
+    assert [x["agent"] for x in ok] == ["heuristic", "heuristic"]
+    assert [x["error"] for x in recs if "error" in x] == ["RuntimeError: the policy broke"] * 2
+    assert "2 of 4 episodes failed" in capsys.readouterr().err

@@ -98,7 +98,7 @@ def test_oracle_lookahead_leaves_the_env_alone_and_credits_service_not_speed(mon
     oracle anchored on a constant scores at least that constant."""
     import agents.oracle as oracle
     fp16 = Knobs(batch_cap=128, kv_budget_fraction=0.1)
-    monkeypatch.setattr(oracle, "load_best_constant", lambda task_id: fp16)
+    monkeypatch.setattr(oracle, "best_constant_or_default", lambda task_id: (fp16, True))
     env = serving_v0.parallel_env(task="static_workload")
     env.reset(seed=1_000_000)
     o = OraclePolicy(horizon=3, tail=10)
@@ -110,7 +110,7 @@ def test_oracle_lookahead_leaves_the_env_alone_and_credits_service_not_speed(mon
     assert np.array_equal(env.sim.ri, before) and env.sim.t_nominal == 0.0
     assert v16 > v8 > 0
     assert len(neighbours(STARVE)) == len(set(neighbours(STARVE))) >= 8
-    monkeypatch.setattr(oracle, "load_best_constant", lambda task_id: STARVE)
+    monkeypatch.setattr(oracle, "best_constant_or_default", lambda task_id: (STARVE, True))
     task = get_task("adversarial_multitenant", episode_windows=40)
     const = run_episode(ConstantPolicy(STARVE), task, 11)["score"]
     rec = run_episode(OraclePolicy(horizon=3, tail=6), task, 11)
