@@ -60,7 +60,7 @@ from igym_marl.envs import AGENTS
 from igym_marl.workloads import get_task
 
 EVAL_START = 1_000_000
-RESUMABLE = ("steps",)  # what --resume may change
+RESUMABLE = ("steps", "progress")  # what --resume may change
 
 
 def opt(default, help: str, **kw):
@@ -73,6 +73,10 @@ class Args:
                     "adversarial_multitenant); with --trace: trace")
     trace: str = opt("", "replay this trace file as the task (BurstGPT or Azure CSV)")
     trace_format: str = opt("auto", "the trace's format: auto (from its header), burstgpt or azure")
+    trace_load: float = opt(0.0, "scale the trace's rate to this multiple of the replica's measured capacity "
+                            "(0: as recorded)")
+    trace_windows: int = opt(0, "trace episodes of this many windows, each from a seeded random start (0: one "
+                             "episode replays the whole trace)")
     algo: str = opt("mappo", "mappo (shared actor, centralized critic), ippo (a critic per agent), ppo-single")
     steps: int = opt(60_000, "environment steps (windows) to train for, over all env copies; rounded up to "
                      "whole rollouts (num_envs x rollout)")
@@ -123,7 +127,12 @@ class Args:
     @property
     def env_kwargs(self) -> dict:
         if self.trace:
-            return {"task": "trace", "path": self.trace, "format": self.trace_format}
+            kw = {"task": "trace", "path": self.trace, "format": self.trace_format}
+            if self.trace_load:
+                kw["load"] = self.trace_load
+            if self.trace_windows:
+                kw.update(episode_windows=self.trace_windows, random_start=True)
+            return kw
         return {"task": self.task}
 
 
@@ -158,9 +167,17 @@ def validate(args: Args, error) -> None:
     if args.algo not in ALGOS:
         error(f"--algo {args.algo!r}: allowed {', '.join(ALGOS)}")
     if args.trace:
-        if not Path(args.trace).exists():
-            error(f"--trace {args.trace}: no such file")
+        if args.trace_load < 0 or args.trace_windows < 0:
+            error("--trace-load and --trace-windows must be >= 0 (0: as recorded / the whole trace)")
+        args.trace = str(Path(args.trace).resolve())
+        kw = dict(args.env_kwargs)
+        try:
+            get_task(kw.pop("task"), **kw)  # a bad file or option fails here, naming it, not in a worker
+        except (ValueError, FileNotFoundError) as e:
+            error(f"--trace {args.trace}: {e}")
         args.task = "trace"
+    elif args.trace_load or args.trace_windows or args.trace_format != "auto":
+        error("--trace-format, --trace-load and --trace-windows apply to --trace PATH")
     else:
         try:
             args.task = get_task(args.task).id
@@ -222,6 +239,17 @@ class RunFolder:
     def restore_args(self, args: Args) -> Args:
         """On --resume: the run's own settings, with only RESUMABLE fields taken from the command."""
         saved = json.loads((self.path / "args.json").read_text())
+        defaults = Args()
+        for f in dataclasses.fields(Args):  # a setting given on the command line must not be silently ignored
+            k = f.name
+            if k in RESUMABLE or k in ("resume", "out", "force") or k not in saved:
+                continue
+            given = getattr(args, k)
+            if given != getattr(defaults, k) and given != saved[k] and not (k == "task" and args.trace):
+                raise SystemExit(f"--resume continues the run with its own settings (args.json): "
+                                 f"--{k.replace('_', '-')} {given!r} differs from the run's {saved[k]!r}. Drop it, "
+                                 f"or start a new run (another --out, or --force); only "
+                                 f"{', '.join('--' + r for r in RESUMABLE)} may change")
         new = Args(**{**saved, **{k: getattr(args, k) for k in RESUMABLE}, "resume": True, "out": args.out})
         return new
 

@@ -51,7 +51,7 @@ def test_help_lists_every_hyperparameter_with_its_default():
     (["--algo", "ppo-single", "--freeze", "spec_controller=constant:0"], "multi-agent algorithms"),
     (["--algo", "ppo-single", "--credit", "counterfactual"], "multi-agent algorithms"),
     (["--warm-start", "oracle"], "--warm-start 'oracle'"), (["--credit", "shapley"], "--credit 'shapley'"),
-    (["--trace", "/no/such.csv"], "no such file"), (["--resume", "--force"], "give one"),
+    (["--trace", "/no/such.csv"], "no such trace file"), (["--resume", "--force"], "give one"),
 ])
 def test_bad_arguments(argv, fragment, capsys):
     with pytest.raises(SystemExit) as e:
@@ -87,8 +87,11 @@ def test_run_folders_resume_refuse_and_restart(tmp_path):
     assert first["steps"] == 320
     with pytest.raises(SystemExit, match="already holds a run"):
         train(tiny(tmp_path, steps=320))
-    # --resume takes the run's own settings (lr 1e-3 here); only --steps comes from the command
-    resumed = train(tiny(tmp_path, steps=640, resume=True, lr=5.0))
+    # --resume takes the run's own settings (lr 1e-3 here); only --steps comes from the command, and a
+    # setting that differs is refused by name, not silently ignored (nor a size-mismatch traceback)
+    with pytest.raises(SystemExit, match="--hidden 32 differs from the run's 64"):
+        train(tiny(tmp_path, steps=640, resume=True, lr=1e-3, hidden=32))
+    resumed = train(tiny(tmp_path, steps=640, resume=True))
     assert json.loads((Path(resumed["run"]) / "args.json").read_text())["lr"] == 1e-3
     rows = metrics(resumed["run"])
     assert [int(r["step"]) for r in rows] == [160, 320, 480, 640]  # no step twice
@@ -160,11 +163,12 @@ def test_counterfactual_credit_is_the_exact_difference_of_two_futures():
 
 def test_trained_checkpoint_evaluates(tmp_path):
     s = train(tiny(tmp_path))
-    r = subprocess.run([sys.executable, "evaluate.py", "--agent", "mappo", "--task", "bursty_workload", "--episodes", "1",
-                        "--checkpoint", str(Path(s["run"]) / "checkpoint.pt"), "--no-progress"], cwd=ROOT,
-                       capture_output=True, text=True)
+    # two spawn workers: a learned policy in the parent must not deadlock the workers (it did with fork)
+    r = subprocess.run([sys.executable, "evaluate.py", "--agent", "mappo", "--task", "bursty_workload", "--episodes", "2",
+                        "--workers", "2", "--checkpoint", str(Path(s["run"]) / "checkpoint.pt"), "--no-progress"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "| mappo |" in r.stdout
+    assert "| mappo |" in r.stdout and "n=2" in r.stdout
     r = subprocess.run([sys.executable, "evaluate.py", "--agent", "mappo", "--task", "static_workload", "--episodes", "1",
                         "--checkpoint", str(Path(s["run"]) / "checkpoint.pt"), "--no-progress"], cwd=ROOT,
                        capture_output=True, text=True)
@@ -182,3 +186,19 @@ def test_other_checkpoints_load_into_their_policies(tmp_path, algo, name):
     with pytest.raises(ValueError, match="expected one of"):
         other = "mappo" if name == "ppo" else "ppo"
         make_policy(other, checkpoint=Path(s["run"]) / "checkpoint.pt").reset(get_task("bursty_workload"), 0)
+
+
+def test_trains_on_a_trace_with_random_start_episodes(tmp_path):
+    from train_marl import parse_args
+    trace = ROOT / "data" / "traces" / "azure_conv_2023_1h.csv"
+    args, _ = parse_args(["--trace", str(trace), "--trace-load", "0.8", "--trace-windows", "20", "--steps", "160",
+                          "--num-envs", "2", "--rollout", "40", "--workers", "0", "--warm-episodes", "1",
+                          "--warm-epochs", "1", "--dagger-rounds", "0", "--eval-every", "0", "--eval-episodes", "1",
+                          "--no-progress", "--no-tensorboard", "--out", str(tmp_path / "run")])
+    assert args.task == "trace" and args.env_kwargs["random_start"] and args.env_kwargs["load"] == 0.8
+    s = train(args)
+    assert s["steps"] == 160 and 0.0 <= s["eval_score"] <= 1.0
+    with pytest.raises(SystemExit):
+        parse_args(["--trace", str(tmp_path / "missing.csv")])
+    with pytest.raises(SystemExit):
+        parse_args(["--trace-load", "0.8"])
