@@ -35,11 +35,22 @@ class ServingParallelEnv(ParallelEnv):
                  episode_windows: int | None = None, memory_cost: float = MEMORY_COST, value: str = "tokens",
                  **task_overrides):
         if isinstance(task, TaskSpec):
+            if task_overrides:
+                raise ValueError(f"option(s) {sorted(task_overrides)} apply to a task id; a TaskSpec is already "
+                                 f"built (use dataclasses.replace on it)")
             self.task = task
         else:
             if not isinstance(task, str):
                 raise ValueError(f"task={task!r} must be a task id or a TaskSpec")
-            self.task = get_task(task, **task_overrides)
+            if task == "trace" and episode_windows is not None:
+                task_overrides["episode_windows"] = episode_windows  # the trace task sizes its episodes itself
+            try:
+                self.task = get_task(task, **task_overrides)
+            except ValueError as e:
+                if "unknown option" in str(e):
+                    raise ValueError(f"{e}; the env's own arguments: task, render_mode, action_format, reward_scale, "
+                                     f"shaping, episode_windows, memory_cost, value") from None
+                raise
         if episode_windows is not None:
             if isinstance(episode_windows, bool) or not isinstance(episode_windows, int) or episode_windows < 1:
                 raise ValueError(f"episode_windows={episode_windows!r} must be an integer >= 1")
@@ -48,8 +59,9 @@ class ServingParallelEnv(ParallelEnv):
             raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: None, {', '.join(RENDER_MODES)}")
         if action_format not in ACTION_FORMATS:
             raise ValueError(f"action_format={action_format!r} is unknown; allowed: {', '.join(ACTION_FORMATS)}")
-        if isinstance(reward_scale, bool) or not isinstance(reward_scale, (int, float)) or not reward_scale > 0:
-            raise ValueError(f"reward_scale={reward_scale!r} must be a positive number")
+        if isinstance(reward_scale, bool) or not isinstance(reward_scale, (int, float)) or not reward_scale > 0 \
+                or not math.isfinite(reward_scale):
+            raise ValueError(f"reward_scale={reward_scale!r} must be a positive, finite number")
         if not isinstance(shaping, bool):
             raise ValueError(f"shaping={shaping!r} must be True or False")
         if isinstance(memory_cost, bool) or not isinstance(memory_cost, (int, float)) or not 0.0 <= memory_cost <= 1.0:
@@ -100,8 +112,8 @@ class ServingParallelEnv(ParallelEnv):
     # ------------------------------------------------------------------ episode
     def reset(self, seed=None, options=None):
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                raise ValueError(f"seed={seed!r} must be a non-negative integer or None")
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+                raise ValueError(f"seed={seed!r} must be an integer in 0..2**63-1 or None")
             episode_seed = int(seed)
             self._rng = np.random.default_rng([episode_seed, 1])  # seeds the following seed-less resets
         else:
@@ -147,21 +159,29 @@ class ServingParallelEnv(ParallelEnv):
                 flat[a] = encode_action(a, **decode_action(a, arr))
             elif type(act) in _INT_TYPES and 0 <= act < self._n[a]:
                 flat[a] = int(act)
+            elif isinstance(act, (list, tuple, np.ndarray)) and np.ndim(act) > 0:
+                raise ValueError(f"agent {a!r}: action={act!r} is a sequence; with action_format='discrete' an "
+                                 f"action is one integer in 0..{self._n[a] - 1} (per-knob level arrays need "
+                                 f"action_format='multidiscrete')")
             else:
                 decode_action(a, act)  # raises with the agent's name for bad type, NaN or range
                 flat[a] = int(np.asarray(act).item())
         return flat
 
-    def step(self, actions):
+    def _check_running(self) -> None:
+        if not hasattr(self, "keeper"):
+            raise RuntimeError("no episode yet: call reset() before step()")
         if not self.agents:
             raise RuntimeError("the episode is over: call reset() before step()")
+
+    def step(self, actions):
+        self._check_running()
         flat = self._validate(actions)
         return self._advance(joint_knobs(flat), flat)
 
     def step_knobs(self, knobs: Knobs):
         """Advance one window with arbitrary knob values (the single-agent 'original' action mode)."""
-        if not self.agents:
-            raise RuntimeError("the episode is over: call reset() before step()")
+        self._check_running()
         if not isinstance(knobs, Knobs):
             raise ValueError(f"knobs must be a Knobs, got {type(knobs).__name__}")
         try:
@@ -223,6 +243,8 @@ class ServingParallelEnv(ParallelEnv):
     @property
     def score(self) -> float:
         """The episode's score so far (unscaled; the final value when the episode is over)."""
+        if not hasattr(self, "keeper"):
+            raise RuntimeError("no episode yet: call reset() before reading the score")
         return self.keeper.score
 
     # ------------------------------------------------------------------ rendering

@@ -8,6 +8,8 @@ from .actions import AGENTS
 
 
 def ansi_dashboard(env) -> str:
+    if not hasattr(env, "keeper"):
+        return f"[{env.task.id}] no episode yet: call reset()"
     if not env.history:
         return f"[{env.task.id}] window 0/{env.task.episode_windows}: not started (knobs {env.knobs.as_dict()})"
     h = env.history[-1]

@@ -238,3 +238,44 @@ def test_sb3_ppo_improves_over_random():
     model.learn(total_timesteps=4000)
     learned = mean_score(lambda o: model.predict(o, deterministic=True)[0], range(1_000_000, 1_000_005))
     assert learned > rand + 0.1, (learned, rand)
+
+
+# --------------------------------------------------------------- misuse gets a clear error (regression cases)
+def test_before_reset_errors_and_empty_frames():
+    from igym_marl import serving_v0
+    env = serving_v0.parallel_env(task="static_workload", render_mode="rgb_array")
+    assert env.render().ndim == 3  # an empty frame, not an AttributeError
+    assert "no episode yet" in serving_v0.parallel_env(task="static_workload", render_mode="ansi").render()
+    with pytest.raises(RuntimeError, match="no episode yet: call reset"):
+        env.score
+    with pytest.raises(RuntimeError, match="no episode yet: call reset"):
+        env.step({a: 0 for a in env.possible_agents})
+
+
+def test_bad_arguments_are_named():
+    from igym_marl import serving_v0
+    env = serving_v0.parallel_env(task="static_workload")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="is a sequence; with action_format='discrete'.*multidiscrete"):
+        env.step({a: [3] for a in env.possible_agents})
+    with pytest.raises(ValueError, match="reward_scale=inf"):
+        serving_v0.parallel_env(reward_scale=float("inf"))
+    with pytest.raises(ValueError, match="seed=18446744073709551616"):
+        env.reset(seed=2**64)
+    with pytest.raises(ValueError, match="unknown option.*widnow_s.*window_s.*the env's own arguments"):
+        serving_v0.parallel_env(task="static_workload", widnow_s=3)
+    with pytest.raises(ValueError, match="window_s=0"):
+        serving_v0.parallel_env(task="static_workload", window_s=0)
+    with pytest.raises(ValueError, match="episode_windows=0"):
+        serving_v0.parallel_env(task="static_workload", episode_windows=0)
+
+
+def test_rgb_render_of_an_empty_episode_warns_nothing():
+    import warnings
+    env = serving_v0.parallel_env(task="bursty_workload", render_mode="rgb_array", episode_windows=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "no artists with labels" legend warning was one
+        env.reset(seed=0)
+        assert env.render().ndim == 3
+        env.step(dict(DEFAULT_ACTIONS))
+        assert env.render().std() > 0
