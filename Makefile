@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m igym_marl.sim.demo
+	$(BIN)/python -m igym_marl.demo
 	$(BIN)/python train_marl.py --quick
 
 test: $(STAMP)

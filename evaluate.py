@@ -43,7 +43,6 @@ from pathlib import Path
 from agents.stats import MIN_HEADROOM, REFERENCES, footnotes, headroom, headroom_markdown, label, markdown, summarize
 
 COMPARE = ("random", "vllm-default", "best-constant", "heuristic", "mappo", "oracle")
-EVAL_START, EVAL_END = 1_000_000, 2_000_000
 
 
 # ---------------------------------------------------------------------------------- running
@@ -278,6 +277,8 @@ def write_records(records: list[dict], path: str) -> None:
 def main(argv=None) -> int:
     args, ap = parse_args(argv)
     from agents import make_policy
+    from igym_marl.workloads import EVAL_SEEDS
+    EVAL_START, EVAL_END = EVAL_SEEDS.start, EVAL_SEEDS.stop
     agents = list(COMPARE) if args.compare else split_agents(args.agent)
     refs = task_refs(args, ap.error)
     if args.seeds:

@@ -57,9 +57,9 @@ from agents.networks import load_checkpoint, save_checkpoint
 from agents.vecenv import CREDITS, REFERENCES, VecEnv
 from agents.warmstart import TEACHERS, bc_loss, clone, collect
 from igym_marl.envs import AGENTS
-from igym_marl.workloads import get_task
+from igym_marl.workloads import EVAL_SEEDS, get_task
 
-EVAL_START = 1_000_000
+EVAL_START = EVAL_SEEDS.start
 RESUMABLE = ("steps", "progress")  # what --resume may change
 
 
@@ -300,7 +300,7 @@ def evaluate(learner, args: Args, episodes: int) -> list[float]:
     """Greedy held-out episodes (the frozen agents keep their rules)."""
     from agents.base import Policy
     from agents.frozen import FrozenAgent
-    from agents.vecenv import actor_input_array
+    from agents.networks import actor_input_array
 
     class Greedy(Policy):
         name = "learner"

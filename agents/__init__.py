@@ -65,9 +65,9 @@ def make_policy(name: str, **options) -> Policy:
     """Build a policy by registry name; ``constant:KNOB=VALUE,...`` sets a constant configuration."""
     base, _, arg = name.partition(":")
     if base not in POLICIES:
-        raise ValueError(f"agent={name!r} is unknown; allowed: {', '.join(POLICIES)} (and constant:KNOB=VALUE,...)")
+        raise ValueError(f"policy={name!r} is unknown; allowed: {', '.join(POLICIES)} (and constant:KNOB=VALUE+...)")
     if arg and base != "constant":
-        raise ValueError(f"agent={name!r}: only 'constant' takes a ':...' argument")
+        raise ValueError(f"policy={name!r}: only 'constant' takes a ':...' argument")
     policy = POLICIES[base](arg, **options)
     if base == "constant" and arg:
         policy.name = name

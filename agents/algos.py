@@ -24,8 +24,7 @@ from torch.distributions import Categorical
 
 from igym_marl.envs.features import STATE_DIM
 
-from .networks import N_AGENTS, Critic, SharedActor, SingleActorCritic
-from .vecenv import INPUT_DIM
+from .networks import INPUT_DIM, N_AGENTS, Critic, SharedActor, SingleActorCritic
 
 ALGOS = ("mappo", "ippo", "ppo-single")
 

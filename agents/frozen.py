@@ -1,6 +1,6 @@
 """One agent held to a fixed rule while the others learn (``train_marl.py --freeze``, ablations).
 
-A frozen agent's rule is a policy spec:
+A frozen agent follows one rule:
 
 * ``heuristic``: that agent's part of the tuned heuristic's decision each window;
 * ``vllm-default``: that agent's knobs at vLLM's default;
@@ -10,7 +10,7 @@ A frozen agent's rule is a policy spec:
 
 from __future__ import annotations
 
-from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, SPECS, encode_action
+from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, AGENT_KNOBS, encode_action
 
 from .simple import parse_knob_values
 
@@ -31,14 +31,14 @@ class FrozenAgent:
         elif rule.startswith("constant:"):
             arg = rule.split(":", 1)[1]
             if "=" in arg:
-                self.index = encode_action(agent, **parse_knob_values(arg, allowed=SPECS[agent].knobs))
+                self.index = encode_action(agent, **parse_knob_values(arg, allowed=AGENT_KNOBS[agent].knobs))
             else:
                 try:
                     self.index = int(arg)
                 except ValueError:
                     raise ValueError(f"{agent}={rule}: {arg!r} is neither an index nor KNOB=VALUE") from None
-                if not 0 <= self.index < SPECS[agent].n:
-                    raise ValueError(f"{agent}={rule}: index {self.index} out of range 0..{SPECS[agent].n - 1}")
+                if not 0 <= self.index < AGENT_KNOBS[agent].n:
+                    raise ValueError(f"{agent}={rule}: index {self.index} out of range 0..{AGENT_KNOBS[agent].n - 1}")
         else:
             raise ValueError(f"{agent}={rule}: allowed policies {FROZEN_RULES}")
 

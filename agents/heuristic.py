@@ -35,16 +35,16 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from igym_marl.envs import SPECS
+from igym_marl.envs import AGENT_KNOBS
 from igym_marl.sim import Knobs
 from igym_marl.workloads import VLLM_DEFAULT
 
 from .base import KnobPolicy, metrics_of
 
 PARAMS_FILE = Path(__file__).parent / "data" / "heuristic_params.json"
-BATCH_LEVELS = SPECS["batch_scheduler"].levels[0]
-KV_LEVELS = SPECS["kv_manager"].levels[0]
-TIERS = SPECS["kv_manager"].levels[1]
+BATCH_LEVELS = AGENT_KNOBS["batch_scheduler"].levels[0]
+KV_LEVELS = AGENT_KNOBS["kv_manager"].levels[0]
+TIERS = AGENT_KNOBS["kv_manager"].levels[1]
 PRIORITY_MODES = ("off", "on", "pressure")
 
 INF = float("inf")
@@ -102,7 +102,7 @@ class HeuristicParams:
             raise ValueError(f"tier={self.tier!r} is not allowed; allowed: {TIERS}")
         if self.priority not in PRIORITY_MODES:
             raise ValueError(f"priority={self.priority!r} is not allowed; allowed: {PRIORITY_MODES}")
-        if self.spec_depth not in SPECS["spec_controller"].levels[0]:
+        if self.spec_depth not in AGENT_KNOBS["spec_controller"].levels[0]:
             raise ValueError(f"spec_depth={self.spec_depth!r} is not allowed; allowed: 0..8")
         if self.kv_grow not in range(0, len(KV_LEVELS)):
             raise ValueError(f"kv_grow={self.kv_grow!r} is not allowed; allowed: 0..{len(KV_LEVELS) - 1}")
@@ -161,7 +161,7 @@ class HeuristicPolicy(KnobPolicy):
         cap = task.capacity_rps
         self.capacity = cap if cap == cap and cap > 0 else 1.0  # trace tasks have no measured capacity
         self.top = max(range(len(task.tenants)), key=lambda i: task.tenants[i].priority)
-        self.spec = p.spec_depth if p.spec_max_batch >= 512 and p.spec_when_queued else 0
+        self.draft_depth = p.spec_depth if p.spec_max_batch >= 512 and p.spec_when_queued else 0
 
     def stats(self) -> dict:
         return {"untuned": 1} if self.untuned else {}
@@ -178,7 +178,7 @@ class HeuristicPolicy(KnobPolicy):
         kv_level = min(KV_LEVELS.index(round(kv, 1)) + self.grown, len(KV_LEVELS) - 1)
         priority = p.priority == "on" or (p.priority == "pressure" and self.pressure)
         return Knobs(batch_cap=BATCH_LEVELS[self.b], kv_budget_fraction=KV_LEVELS[kv_level],
-                     speculation_depth=self.spec, quantization_tier=p.tier, prefill_decode_split=p.split,
+                     speculation_depth=self.draft_depth, quantization_tier=p.tier, prefill_decode_split=p.split,
                      priority_routing=priority)
 
     # ---------------------------------------------------------------- components
@@ -215,7 +215,7 @@ class HeuristicPolicy(KnobPolicy):
 
     def _spec(self, m, p):
         small = m.running <= p.spec_max_batch
-        self.spec = p.spec_depth if small and (p.spec_when_queued or m.queue_depth == 0) else 0
+        self.draft_depth = p.spec_depth if small and (p.spec_when_queued or m.queue_depth == 0) else 0
 
 
 __all__ = ["HeuristicPolicy", "HeuristicParams", "HEURISTIC_GRID", "UNTUNED", "load_tuned", "PARAMS_FILE"]

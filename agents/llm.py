@@ -35,20 +35,15 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from igym_marl.envs import SPECS, knobs_to_actions
-from igym_marl.sim import Knobs
+from igym_marl.envs import knobs_to_actions
+from igym_marl.sim import KNOB_LEVELS, Knobs, level_index
 
 from .base import Policy, metrics_of
 from .heuristic import HeuristicPolicy
 
-LEVELS = {
-    "batch_cap": list(SPECS["batch_scheduler"].levels[0]),
-    "prefill_decode_split": [False, True],
-    "kv_budget_fraction": list(SPECS["kv_manager"].levels[0]),
-    "quantization_tier": list(SPECS["kv_manager"].levels[1]),
-    "speculation_depth": list(SPECS["spec_controller"].levels[0]),
-    "priority_routing": [False, True],
-}
+# The knobs in the InferenceGym field order, with the simulator's levels.
+LEVELS = {k: list(KNOB_LEVELS[k]) for k in ("batch_cap", "prefill_decode_split", "kv_budget_fraction",
+                                            "quantization_tier", "speculation_depth", "priority_routing")}
 
 SYSTEM = """You operate an LLM inference server (a vLLM-class engine serving {model} on {gpus}).
 Every {window:g} s you choose its configuration for the next window. Goal: maximise the share of
@@ -95,20 +90,14 @@ def validate_reply(content: str) -> Knobs:
     extra = [k for k in obj if k not in LEVELS]
     if missing or extra:
         raise LLMError(f"reply fields: missing {missing}, unexpected {extra}")
+    values = {}
     for k, allowed in LEVELS.items():
-        v = obj[k]
-        ok = any(type(v) is type(a) and v == a for a in allowed)
-        if not ok and isinstance(allowed[0], float) and isinstance(v, (int, float)) and not isinstance(v, bool):
-            try:
-                fv = float(v)  # a 400-digit integer overflows: not a level
-            except OverflowError:
-                fv = math.inf
-            ok = any(abs(fv - a) < 1e-9 for a in allowed)
-        if not ok:
-            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        i = level_index(k, obj[k])  # the simulator's one matching rule; a 400-digit integer matches nothing
+        if i is None:
+            shown = repr(obj[k]) if len(repr(obj[k])) <= 40 else repr(obj[k])[:37] + "..."
             raise LLMError(f"{k}={shown} is not one of {allowed}")
-    obj["kv_budget_fraction"] = round(float(obj["kv_budget_fraction"]), 1)
-    return Knobs(**obj)
+        values[k] = allowed[i]
+    return Knobs(**values)
 
 
 class LLMPolicy(Policy):

@@ -25,20 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from igym_marl.envs import AGENTS, SPECS
+from igym_marl.envs import AGENTS, AGENT_KNOBS
 from igym_marl.envs.features import LAST_ACTION, OBS_DIM, OWN, SHARED, STATE_DIM, TENANT
 
 CHECKPOINT_FORMAT = "igym-marl-policy/1"
 ENV_VERSION = "serving_v0"
 MAX_OBS = max(OBS_DIM.values())
 N_AGENTS = len(AGENTS)
-ACTION_SIZES = [SPECS[a].n for a in AGENTS]
+INPUT_DIM = MAX_OBS + N_AGENTS  # the shared actor's input: padded observation, one-hot agent id
+ACTION_SIZES = [AGENT_KNOBS[a].n for a in AGENTS]
 
 
 def layout() -> dict:
     """What a checkpoint must match: spaces and the exact feature list (hashed)."""
-    names = [n for n, _ in SHARED] + [n for n, _ in TENANT] + [n for n, _ in LAST_ACTION] + \
-            [f"{a}.{n}" for a in AGENTS for n, _ in OWN[a]]
+    names = [f.name for f in SHARED] + [f.name for f in TENANT] + [f.name for f in LAST_ACTION] + \
+            [f"{a}.{f.name}" for a in AGENTS for f in OWN[a]]
     return {"agents": list(AGENTS), "obs_dims": [OBS_DIM[a] for a in AGENTS], "state_dim": STATE_DIM,
             "action_sizes": ACTION_SIZES,
             "features_sha1": hashlib.sha1("|".join(names).encode()).hexdigest()}
@@ -57,7 +58,7 @@ def mlp(n_in: int, hidden: int, n_out: int, out_gain: float = 1.0) -> nn.Sequent
 class SharedActor(nn.Module):
     def __init__(self, hidden: int = 64):
         super().__init__()
-        self.body = mlp(MAX_OBS + N_AGENTS, hidden, hidden)
+        self.body = mlp(INPUT_DIM, hidden, hidden)
         self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in ACTION_SIZES)
         for h in self.heads:
             nn.init.orthogonal_(h.weight, 0.01)
@@ -96,16 +97,19 @@ class SingleActorCritic(nn.Module):
         return [h(z) for h in self.heads]
 
 
+def actor_input_array(obs: dict) -> np.ndarray:
+    """{agent: observation} -> float32[N_AGENTS, INPUT_DIM]: each agent's observation zero-padded,
+    then its one-hot id."""
+    x = np.zeros((N_AGENTS, INPUT_DIM), dtype=np.float32)
+    for i, a in enumerate(AGENTS):
+        x[i, : OBS_DIM[a]] = obs[a]
+        x[i, MAX_OBS + i] = 1.0
+    return x
+
+
 def actor_inputs(obs_list: list[dict]) -> torch.Tensor:
-    """[E] dicts {agent: obs} -> [E * N_AGENTS, MAX_OBS + N_AGENTS]: each agent's observation
-    zero-padded, then its one-hot id (agent-major within each env)."""
-    e = len(obs_list)
-    x = np.zeros((e, N_AGENTS, MAX_OBS + N_AGENTS), dtype=np.float32)
-    for j, obs in enumerate(obs_list):
-        for i, a in enumerate(AGENTS):
-            x[j, i, : OBS_DIM[a]] = obs[a]
-            x[j, i, MAX_OBS + i] = 1.0
-    return torch.from_numpy(x.reshape(e * N_AGENTS, -1))
+    """[E] dicts {agent: obs} -> [E * N_AGENTS, INPUT_DIM] (agent-major within each env)."""
+    return torch.from_numpy(np.concatenate([actor_input_array(obs) for obs in obs_list]))
 
 
 @torch.no_grad()

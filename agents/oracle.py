@@ -32,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from igym_marl.envs import SPECS, joint_knobs, knobs_to_actions
+from igym_marl.envs import AGENT_KNOBS, joint_knobs, knobs_to_actions
 from igym_marl.envs.reward import request_values
 from igym_marl.sim.layout import ARR, FINISH, FIRST, GEN, LAST, RUNNING, SLO, SLO_MET, SLO_OPEN, STATUS, TEN
 from igym_marl.sim.profiles import get_tier
@@ -42,10 +42,10 @@ from .base import Policy
 from .heuristic import HeuristicPolicy
 from .tuning import best_constant_or_default
 
-BATCH_LEVELS = SPECS["batch_scheduler"].levels[0]
-KV_LEVELS = SPECS["kv_manager"].levels[0]
-TIERS = SPECS["kv_manager"].levels[1]
-DEPTHS = SPECS["spec_controller"].levels[0]
+BATCH_LEVELS = AGENT_KNOBS["batch_scheduler"].levels[0]
+KV_LEVELS = AGENT_KNOBS["kv_manager"].levels[0]
+TIERS = AGENT_KNOBS["kv_manager"].levels[1]
+DEPTHS = AGENT_KNOBS["spec_controller"].levels[0]
 
 
 def neighbours(k: Knobs) -> list[Knobs]:

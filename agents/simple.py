@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from igym_marl.envs import AGENTS, SPECS
+from igym_marl.envs import AGENTS, AGENT_KNOBS
 from igym_marl.sim import Knobs
 from igym_marl.workloads import VLLM_DEFAULT
 
@@ -26,17 +26,17 @@ class RandomPolicy(Policy):
         self.rng = np.random.default_rng([seed, self.offset, 7])
 
     def act(self, observations, infos, state=None):
-        return {a: int(self.rng.integers(SPECS[a].n)) for a in AGENTS}
+        return {a: int(self.rng.integers(AGENT_KNOBS[a].n)) for a in AGENTS}
 
 
 class ConstantPolicy(KnobPolicy):
-    """The same knobs every window. `spec`: a preset name ("vllm-default") or
+    """The same knobs every window. `knobs`: a preset name ("vllm-default") or
     "batch_cap=64+kv_budget_fraction=0.5" overriding vLLM's default (values must be levels)."""
 
     name = "constant"
 
-    def __init__(self, spec: str | Knobs = "vllm-default"):
-        self.knobs = spec if isinstance(spec, Knobs) else parse_knobs(spec)
+    def __init__(self, knobs: str | Knobs = "vllm-default"):
+        self.knobs = knobs if isinstance(knobs, Knobs) else parse_knobs(knobs)
         from igym_marl.envs import knobs_to_actions
         knobs_to_actions(self.knobs)  # every value must be one of the agents' levels
 
@@ -47,23 +47,23 @@ class ConstantPolicy(KnobPolicy):
 KNOB_SEPARATORS = ("+", ",")  # "+" composes with comma-separated agent lists; "," is accepted too
 
 
-def parse_knob_values(spec: str, allowed=None) -> dict:
+def parse_knob_values(text: str, allowed=None) -> dict:
     """``KNOB=VALUE+KNOB=VALUE`` -> {knob: typed value}; `allowed` limits the knob names (default:
     all six). Values are typed as Knobs wants them; Knobs and encode_action check their ranges."""
     names = list(Knobs().as_dict()) if allowed is None else list(allowed)
-    text = spec
+    joined = text
     for sep in KNOB_SEPARATORS[1:]:
-        text = text.replace(sep, KNOB_SEPARATORS[0])
+        joined = joined.replace(sep, KNOB_SEPARATORS[0])
     values = {}
-    for part in filter(None, (p.strip() for p in text.split(KNOB_SEPARATORS[0]))):
+    for part in filter(None, (p.strip() for p in joined.split(KNOB_SEPARATORS[0]))):
         if "=" not in part:
-            raise ValueError(f"{spec!r}: {part!r} is not KNOB=VALUE; presets: {list(PRESETS)}")
+            raise ValueError(f"{text!r}: {part!r} is not KNOB=VALUE; presets: {list(PRESETS)}")
         k, v = (x.strip() for x in part.split("=", 1))
         if k not in names:
-            raise ValueError(f"{spec!r}: unknown knob {k!r}; allowed: {names}")
+            raise ValueError(f"{text!r}: unknown knob {k!r}; allowed: {names}")
         if k in ("prefill_decode_split", "priority_routing"):
             if v.lower() not in ("true", "false", "on", "off", "1", "0"):
-                raise ValueError(f"{spec!r}: {k}={v!r}; allowed: true/false, on/off, 1/0")
+                raise ValueError(f"{text!r}: {k}={v!r}; allowed: true/false, on/off, 1/0")
             values[k] = v.lower() in ("true", "on", "1")
         elif k == "quantization_tier":
             values[k] = v.upper()
@@ -71,20 +71,20 @@ def parse_knob_values(spec: str, allowed=None) -> dict:
             try:
                 values[k] = float(v)
             except ValueError:
-                raise ValueError(f"{spec!r}: {k}={v!r} is not a number") from None
+                raise ValueError(f"{text!r}: {k}={v!r} is not a number") from None
         else:
             try:
                 values[k] = int(v)
             except ValueError:
-                raise ValueError(f"{spec!r}: {k}={v!r} is not an integer") from None
+                raise ValueError(f"{text!r}: {k}={v!r} is not an integer") from None
     return values
 
 
-def parse_knobs(spec: str) -> Knobs:
+def parse_knobs(text: str) -> Knobs:
     """A preset name, or ``KNOB=VALUE+KNOB=VALUE`` overriding vLLM's default."""
-    if spec in PRESETS:
-        return PRESETS[spec]
-    return Knobs(**{**VLLM_DEFAULT.as_dict(), **parse_knob_values(spec)})
+    if text in PRESETS:
+        return PRESETS[text]
+    return Knobs(**{**VLLM_DEFAULT.as_dict(), **parse_knob_values(text)})
 
 
 __all__ = ["RandomPolicy", "ConstantPolicy", "parse_knobs", "parse_knob_values", "PRESETS"]

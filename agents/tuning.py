@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igym_marl.envs import AGENTS, SPECS, joint_knobs
+from igym_marl.envs import AGENTS, AGENT_KNOBS, joint_knobs
 from igym_marl.envs.reward import MEMORY_COST, ScoreKeeper
 from igym_marl.sim import Knobs, Simulator
 from igym_marl.workloads import TASKS, VLLM_DEFAULT, TaskSpec, get_task
@@ -64,14 +64,14 @@ def constant_score(task: TaskSpec, knobs: Knobs, seed: int, memory_cost: float =
     sim.reset(workload, seed=seed)
     r = sim.replica
     keeper = ScoreKeeper.for_episode(workload, task.horizon_s, r.gpu.memory_gb * r.tp, memory_cost, value)
-    keeper.window(sim.advance(task.horizon_s, knobs), knobs.quantization_tier)
+    keeper.window(sim.advance(task.horizon_s, knobs))
     return keeper.score
 
 
 def joint_grid() -> list[Knobs]:
     """Every joint action of the four agents, as Knobs, in index order (batch_scheduler index
     slowest, tenant_router fastest): 10,800 configurations."""
-    return [joint_knobs(dict(zip(AGENTS, idx))) for idx in itertools.product(*(range(SPECS[a].n) for a in AGENTS))]
+    return [joint_knobs(dict(zip(AGENTS, idx))) for idx in itertools.product(*(range(AGENT_KNOBS[a].n) for a in AGENTS))]
 
 
 def _seeds(n: int) -> list[int]:
@@ -167,7 +167,7 @@ def _write_best_constant(task_id: str, result: dict) -> dict:
              "log": {str(i): [round(x, 6) for x in v] for i, v in sorted(result["scores"].items())}}
     data = _load(BEST_CONSTANT_FILE)
     data["grid"] = {"order": "joint_grid(): agents' Discrete indices, batch_scheduler slowest",
-                    "agents": {a: SPECS[a].n for a in AGENTS}, "configurations": len(grid)}
+                    "agents": {a: AGENT_KNOBS[a].n for a in AGENTS}, "configurations": len(grid)}
     data["search"] = {"method": "successive halving", "halving": [list(h) for h in HALVING]}
     data.setdefault("best", {})[task_id] = entry
     DATA.mkdir(exist_ok=True)

@@ -31,22 +31,12 @@ import torch
 
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS, joint_knobs
-from igym_marl.envs.features import OBS_DIM, STATE_DIM
+from igym_marl.envs.features import STATE_DIM
 
-MAX_OBS = max(OBS_DIM.values())
-N_AGENTS = len(AGENTS)
-INPUT_DIM = MAX_OBS + N_AGENTS
+from .networks import INPUT_DIM, N_AGENTS, actor_input_array
+
 CREDITS = ("team", "counterfactual")
 REFERENCES = ("previous", "teacher")
-
-
-def actor_input_array(obs: dict) -> np.ndarray:
-    """{agent: observation} -> float32[N_AGENTS, MAX_OBS + N_AGENTS]: padded observation, one-hot id."""
-    x = np.zeros((N_AGENTS, INPUT_DIM), dtype=np.float32)
-    for i, a in enumerate(AGENTS):
-        x[i, : OBS_DIM[a]] = obs[a]
-        x[i, MAX_OBS + i] = 1.0
-    return x
 
 
 class EnvSlot:
@@ -95,7 +85,7 @@ class EnvSlot:
                 continue
             knobs = joint_knobs({**applied, a: int(ref[a])})
             sim, keeper = env.sim.clone(), dataclasses.replace(env.keeper)
-            out[i] = env.reward_scale * keeper.window(sim.advance(env.task.window_s, knobs), knobs.quantization_tier)
+            out[i] = env.reward_scale * keeper.window(sim.advance(env.task.window_s, knobs))
         return out
 
     def step(self, actions: np.ndarray):
@@ -282,4 +272,4 @@ class VecEnv:
             self.workers = -1
 
 
-__all__ = ["VecEnv", "EnvSlot", "Rollouts", "actor_input_array", "CREDITS", "REFERENCES", "INPUT_DIM", "STATE_DIM"]
+__all__ = ["VecEnv", "EnvSlot", "Rollouts", "CREDITS", "REFERENCES"]

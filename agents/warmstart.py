@@ -17,7 +17,7 @@ import torch
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS
 
-from .vecenv import actor_input_array
+from .networks import actor_input_array
 
 TEACHERS = ("heuristic", "best-constant")
 BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from igym_marl import serving_v0
-from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, SPECS, joint_knobs
+from igym_marl.envs import AGENTS, DEFAULT_ACTIONS, AGENT_KNOBS, joint_knobs
 from igym_marl.sim import Simulator
 
 
@@ -27,7 +27,7 @@ def action_plan(task, n, kind, seed=0):
     rng = np.random.default_rng(seed)
     plan = []
     for _ in range(n):
-        a = {ag: int(rng.integers(SPECS[ag].n)) for ag in AGENTS}
+        a = {ag: int(rng.integers(AGENT_KNOBS[ag].n)) for ag in AGENTS}
         a["kv_manager"] = 3 * int(rng.integers(10))  # FP16 throughout: no reload pauses
         plan.append(a)
     return plan

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agents.evaluation import run_episode  # noqa: E402
 from agents.heuristic import HeuristicParams, HeuristicPolicy, load_tuned  # noqa: E402
 from agents.tuning import load_best_constant  # noqa: E402
+from igym_marl.workloads import EVAL_SEEDS  # noqa: E402
 
 INF = float("inf")
 
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
                 continue
             seen[params] = name
             train = np.mean([run_episode(HeuristicPolicy(params), task, s)["score"] for s in range(args.seeds)])
-            held = np.mean([run_episode(HeuristicPolicy(params), task, 1_000_000 + s)["score"]
+            held = np.mean([run_episode(HeuristicPolicy(params), task, EVAL_SEEDS.start + s)["score"]
                             for s in range(args.seeds)])
             print(f"| {name} | {train:.3f} | {held:.3f} |", flush=True)
     return 0

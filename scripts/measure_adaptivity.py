@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agents.tuning import top_constants  # noqa: E402
 from igym_marl.envs.reward import ScoreKeeper, request_values  # noqa: E402
 from igym_marl.sim import Knobs, Simulator  # noqa: E402
-from igym_marl.sim.layout import SLO, SLO_MET  # noqa: E402
-from igym_marl.workloads import TASKS, get_task  # noqa: E402
+from igym_marl.sim.layout import SLO_MET  # noqa: E402
+from igym_marl.workloads import EVAL_SEEDS, TASKS, get_task  # noqa: E402
 
-EVAL_START = 1_000_000
+EVAL_START = EVAL_SEEDS.start
 COARSE = [Knobs(batch_cap=b, prefill_decode_split=sp, kv_budget_fraction=kv, quantization_tier=q, priority_routing=pr)
           for b, sp, kv, q, pr in itertools.product((32, 64, 128, 256, 512), (True, False),
                                                       (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0), ("FP16", "INT8"),
@@ -48,7 +48,7 @@ def phase_scores(task, seed, sim) -> tuple[float, np.ndarray]:
     names, labels = task.phase_labels(seed)
     inside = w.arrival_s < task.horizon_s
     v = request_values(w)
-    met = (sim.ri[: len(w), SLO] == SLO_MET) & inside
+    met = (sim.requests().slo[: len(w)] == SLO_MET) & inside
     phase = labels[np.minimum(w.arrival_s.astype(np.int64), labels.shape[0] - 1)]
     per = np.array([v[met & (phase == p)].sum() / max(v[inside & (phase == p)].sum(), 1e-9) for p in range(len(names))])
     return float(v[met].sum() / v[inside].sum()), per
@@ -61,7 +61,7 @@ def _constant(args):
     w = task.workload(seed)
     sim.reset(w, seed=seed)
     keeper = ScoreKeeper.for_episode(w, task.horizon_s, sim.replica.gpu.memory_gb * sim.replica.tp)
-    keeper.window(sim.advance(task.horizon_s, knobs), knobs.quantization_tier)
+    keeper.window(sim.advance(task.horizon_s, knobs))
     score, per = phase_scores(task, seed, sim)
     return keeper.score, per.tolist()
 

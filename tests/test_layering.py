@@ -1,7 +1,14 @@
-"""The simulator and workload packages import no RL library (ARCHITECTURE.md)."""
+"""The house's floors: the simulator core imports no RL library, and no import runs back up
+(sim <- workloads <- envs <- serving_v0 <- agents <- scripts)."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOORS = ["igym_marl.paths", "igym_marl.sim", "igym_marl.workloads", "igym_marl.envs", "igym_marl.serving_v0",
+          "igym_marl.demo", "agents"]
 
 
 def test_core_imports_no_rl_library():
@@ -10,3 +17,45 @@ def test_core_imports_no_rl_library():
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    mod = _module_of(path)
+    package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return out
+
+
+def _floor(name: str) -> int | None:
+    for i, f in enumerate(FLOORS):
+        if name == f or name.startswith(f + "."):
+            return i
+    return None
+
+
+def test_no_import_runs_back_up():
+    upward = []
+    for path in list((ROOT / "igym_marl").rglob("*.py")) + list((ROOT / "agents").rglob("*.py")):
+        here = _floor(_module_of(path))
+        for name in _imports(path):
+            there = _floor(name)
+            if here is not None and there is not None and there > here:
+                upward.append(f"{_module_of(path)} imports {name}")
+    assert upward == []

@@ -31,7 +31,7 @@ def test_evaluate_writes_records_summary_and_plots(tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--agent", "clairvoyant"], "agent='clairvoyant' is unknown"),
+    (["--agent", "clairvoyant"], "policy='clairvoyant' is unknown"),
     (["--agent", "heuristic", "--task", "chess"], "task='chess' is unknown"),
     (["--agent", "heuristic", "--seeds", "5,6"], "evaluation seeds must lie in 1000000..1999999"),
     (["--agent", "mappo", "--task", "bursty_workload", "--checkpoint", "/nonexistent/ck.pt"], "does not exist"),

@@ -50,7 +50,7 @@ def test_help_lists_every_hyperparameter_with_its_default():
     (["--freeze", "spec_controller=greedy"], "allowed policies"),
     (["--algo", "ppo-single", "--freeze", "spec_controller=constant:0"], "multi-agent algorithms"),
     (["--algo", "ppo-single", "--credit", "counterfactual"], "multi-agent algorithms"),
-    (["--warm-start", "oracle"], "--warm-start 'oracle'"), (["--credit", "shapley"], "--credit 'shapley'"),
+    (["--warm-start", "clairvoyant"], "--warm-start 'clairvoyant'"), (["--credit", "shapley"], "--credit 'shapley'"),
     (["--trace", "/no/such.csv"], "no such trace file"), (["--resume", "--force"], "give one"),
 ])
 def test_bad_arguments(argv, fragment, capsys):

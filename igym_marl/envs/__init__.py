@@ -3,7 +3,7 @@ observation and reward builders, rendering. Importing it registers ``igym_marl/I
 
 import gymnasium
 
-from .actions import AGENTS, DEFAULT_ACTIONS, SPECS, decode_action, encode_action, joint_knobs, knobs_to_actions
+from .actions import AGENTS, DEFAULT_ACTIONS, AGENT_KNOBS, decode_action, encode_action, joint_knobs, knobs_to_actions
 from .parallel import ServingParallelEnv
 from .render import save_timeline
 from .reward import MEMORY_COST, ScoreKeeper
@@ -19,6 +19,6 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["AGENTS", "SPECS", "DEFAULT_ACTIONS", "encode_action", "decode_action", "joint_knobs", "knobs_to_actions",
+__all__ = ["AGENTS", "AGENT_KNOBS", "DEFAULT_ACTIONS", "encode_action", "decode_action", "joint_knobs", "knobs_to_actions",
            "ServingParallelEnv", "InferenceGymEnv", "original_to_knobs", "save_timeline", "ScoreKeeper",
            "MEMORY_COST", "ENV_ID", "register_envs"]

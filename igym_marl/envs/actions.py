@@ -21,13 +21,13 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from ..sim.types import Knobs
+from ..sim.types import KNOB_LEVELS, VLLM_DEFAULT, Knobs, level_index
 
 AGENTS = ("batch_scheduler", "kv_manager", "spec_controller", "tenant_router")
 
 
 @dataclass(frozen=True)
-class AgentSpec:
+class AgentKnobs:
     name: str
     knobs: tuple[str, ...]
     levels: tuple[tuple, ...]  # one tuple of levels per knob
@@ -53,20 +53,23 @@ class AgentSpec:
         return tuple(out)
 
 
-SPECS = {
-    "batch_scheduler": AgentSpec("batch_scheduler", ("batch_cap", "prefill_decode_split"),
-                                 ((1, 2, 4, 8, 16, 32, 64, 128, 256, 512), (False, True))),
-    "kv_manager": AgentSpec("kv_manager", ("kv_budget_fraction", "quantization_tier"),
-                            (tuple(round(0.1 * i, 1) for i in range(1, 11)), ("FP16", "INT8", "INT4"))),
-    "spec_controller": AgentSpec("spec_controller", ("speculation_depth",), (tuple(range(9)),)),
-    "tenant_router": AgentSpec("tenant_router", ("priority_routing",), ((False, True),)),
+def _owning(name: str, *knobs: str) -> AgentKnobs:
+    return AgentKnobs(name, knobs, tuple(KNOB_LEVELS[k] for k in knobs))
+
+
+# Which knobs each agent owns; their levels are the simulator's KNOB_LEVELS.
+AGENT_KNOBS = {
+    "batch_scheduler": _owning("batch_scheduler", "batch_cap", "prefill_decode_split"),
+    "kv_manager": _owning("kv_manager", "kv_budget_fraction", "quantization_tier"),
+    "spec_controller": _owning("spec_controller", "speculation_depth"),
+    "tenant_router": _owning("tenant_router", "priority_routing"),
 }
 
 
-def _spec(agent) -> AgentSpec:
-    if agent not in SPECS:
+def _owned(agent) -> AgentKnobs:
+    if agent not in AGENT_KNOBS:
         raise ValueError(f"agent={agent!r} is unknown; agents are {', '.join(AGENTS)}")
-    return SPECS[agent]
+    return AGENT_KNOBS[agent]
 
 
 def _as_index(agent: str, field: str, value, n: int) -> int:
@@ -88,17 +91,17 @@ def decode_action(agent: str, action) -> dict:
     >>> decode_action("batch_scheduler", 17)
     {'batch_cap': 256, 'prefill_decode_split': True}
     """
-    spec = _spec(agent)
+    owned = _owned(agent)
     arr = np.asarray(action) if not isinstance(action, (numbers.Number, np.generic)) else None
     if arr is not None and arr.ndim == 1:
-        if arr.shape != (len(spec.knobs),):
+        if arr.shape != (len(owned.knobs),):
             raise ValueError(f"agent {agent!r}: multidiscrete action has shape {arr.shape}; expected "
-                             f"({len(spec.knobs)},) for knobs {spec.knobs}")
-        idx = [_as_index(agent, k, v, len(lv)) for k, v, lv in zip(spec.knobs, arr.tolist()
-                                                                     if arr.dtype.kind in "iu" else arr, spec.levels)]
+                             f"({len(owned.knobs)},) for knobs {owned.knobs}")
+        idx = [_as_index(agent, k, v, len(lv)) for k, v, lv in zip(owned.knobs, arr.tolist()
+                                                                     if arr.dtype.kind in "iu" else arr, owned.levels)]
     else:
-        return dict(spec.table[_as_index(agent, "action", action, spec.n)])
-    return {k: lv[i] for k, lv, i in zip(spec.knobs, spec.levels, idx)}
+        return dict(owned.table[_as_index(agent, "action", action, owned.n)])
+    return {k: lv[i] for k, lv, i in zip(owned.knobs, owned.levels, idx)}
 
 
 def encode_action(agent: str, **knobs) -> int:
@@ -107,28 +110,36 @@ def encode_action(agent: str, **knobs) -> int:
     >>> encode_action("kv_manager", kv_budget_fraction=0.5, quantization_tier="INT8")
     13
     """
-    spec = _spec(agent)
-    if set(knobs) != set(spec.knobs):
-        raise ValueError(f"agent {agent!r} owns knobs {spec.knobs}; got {tuple(knobs)}")
+    owned = _owned(agent)
+    if set(knobs) != set(owned.knobs):
+        raise ValueError(f"agent {agent!r} owns knobs {owned.knobs}; got {tuple(knobs)}")
     flat = 0
-    for k, lv in zip(spec.knobs, spec.levels):
-        v = knobs[k]
-        matches = [i for i, x in enumerate(lv) if type(x) is type(v) and x == v or
-                   (isinstance(x, float) and isinstance(v, (int, float)) and not isinstance(v, bool) and abs(x - v) < 1e-9)]
-        if not matches:
-            raise ValueError(f"agent {agent!r}: {k}={v!r} is not a level; allowed: {lv}")
-        flat = flat * len(lv) + matches[0]
+    for k, lv in zip(owned.knobs, owned.levels):
+        i = level_index(k, knobs[k])
+        if i is None:
+            raise ValueError(f"agent {agent!r}: {k}={knobs[k]!r} is not a level; allowed: {lv}")
+        flat = flat * len(lv) + i
     return flat
 
 
 def level_indices(agent: str, action: int) -> tuple[int, ...]:
     """Discrete index -> per-knob level indices (the multidiscrete form)."""
-    spec = _spec(agent)
+    owned = _owned(agent)
     out = []
-    for size in reversed(spec.sizes):
+    for size in reversed(owned.sizes):
         out.append(action % size)
         action //= size
     return tuple(reversed(out))
+
+
+def index_of_levels(agent: str, levels) -> int:
+    """Per-knob level indices (the multidiscrete form) -> the Discrete index; each index is checked
+    against its knob's level count, naming the agent and the knob."""
+    owned = _owned(agent)
+    flat = 0
+    for k, v, size in zip(owned.knobs, levels, owned.sizes):
+        flat = flat * size + _as_index(agent, k, v, size)
+    return flat
 
 
 def joint_knobs(actions: dict[str, int]) -> Knobs:
@@ -147,9 +158,7 @@ def _joint(b: int, k: int, s: int, r: int) -> Knobs:
 def knobs_to_actions(knobs: Knobs) -> dict[str, int]:
     """Knobs whose values are all levels -> each agent's Discrete index."""
     d = knobs.as_dict()
-    return {a: encode_action(a, **{k: d[k] for k in SPECS[a].knobs}) for a in AGENTS}
+    return {a: encode_action(a, **{k: d[k] for k in AGENT_KNOBS[a].knobs}) for a in AGENTS}
 
 
-DEFAULT_ACTIONS = {"batch_scheduler": encode_action("batch_scheduler", batch_cap=256, prefill_decode_split=True),
-                   "kv_manager": encode_action("kv_manager", kv_budget_fraction=0.9, quantization_tier="FP16"),
-                   "spec_controller": 0, "tenant_router": 0}
+DEFAULT_ACTIONS = knobs_to_actions(VLLM_DEFAULT)  # vLLM's default configuration as the agents' indices

@@ -1,19 +1,23 @@
 """Observation features: simulator metrics -> normalized vectors in [0, 1].
 
-Positive quantities without a natural bound are squashed with s(x) = x / (1 + x) after dividing by
-a reference scale (so s = 0.5 at the reference); latencies are divided by the tenant's SLO first,
-so 0.5 means "at the SLO". Every feature is listed in :data:`SHARED`, :data:`TENANT` and
-:data:`OWN` with its source, unit and transform; the env docstring prints these tables.
+One table drives both the code and the documentation: every feature is a :class:`Feature` with
+the quantity the code computes, the scale it is divided by, and whether it is then squashed with
+s(x) = x / (1 + x) (so s = 0.5 at the scale) or capped at 1. Latencies are divided by the
+tenant's SLO first, so 0.5 means "at the SLO". :data:`SHARED`, :data:`TENANT`,
+:data:`LAST_ACTION` and :data:`OWN` list them in vector order; ``serving_v0``'s docstring prints
+their descriptions (a test checks it against this table).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from ..sim.metrics import WindowMetrics
+from ..sim.types import KNOB_LEVELS
 from .actions import AGENTS, level_indices
 
 MAX_TENANTS = 3
@@ -24,89 +28,149 @@ def sq(x: float) -> float:
     return x / (1.0 + x)
 
 
-def _finite(x: float, default: float = 0.0) -> float:
+def finite(x: float, default: float = 0.0) -> float:
+    """x, or `default` for NaN and infinities."""
     return default if x != x or math.isinf(x) else x
 
 
-# (name, description) in vector order
+@dataclass(frozen=True)
+class Feature:
+    """One observation feature: ``quantity`` (what the code computes) / ``scale``, then s(.) if
+    ``squash``, or min(1, .) if ``cap``. ``note`` completes the description."""
+
+    name: str
+    quantity: str
+    scale: float = 1.0
+    squash: bool = False
+    cap: bool = False
+    note: str = ""
+
+    @property
+    def description(self) -> str:
+        x = self.quantity if self.scale == 1.0 else f"{self.quantity} / {_fmt(self.scale)}"
+        x = f"s({x})" if self.squash else (f"min(1, {x})" if self.cap else x)
+        return f"{x}{'; ' + self.note if self.note else ''}"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if v == int(v) else f"{v:g}"
+
+
+def _levels(knob: str) -> int:
+    return len(KNOB_LEVELS[knob]) - 1
+
+
+F = Feature
 SHARED = (
-    ("progress", "window index / episode windows"),
-    ("arrival_load", "s(arrival rate / task capacity), req/s over req/s"),
-    ("queue", "s(waiting requests / 64)"),
-    ("running", "running requests / 512"),
-    ("kv_occupancy", "KV blocks used / capacity at the window's end"),
-    ("memory", "GPU memory reserved / installed (weights + activations + KV pool)"),
-    ("preemptions", "s(preemptions in the window / 4)"),
-    ("throughput", "s(output tokens/s / 2,000)"),
-    ("rejected", "s(requests rejected in the window)"),
-    ("busy", "share of the window the engine was computing"),
+    F("progress", "window index / episode windows"),
+    F("arrival_load", "arrival rate / task capacity, in req/s", squash=True),
+    F("queue", "waiting requests", 64, squash=True),
+    F("running", "running requests", 512),
+    F("kv_occupancy", "KV blocks used / capacity at the window's end"),
+    F("memory", "GPU memory reserved / installed (weights + activations + KV pool)", cap=True),
+    F("preemptions", "preemptions in the window", 4, squash=True),
+    F("throughput", "output tokens/s", 2000, squash=True),
+    F("rejected", "requests rejected in the window", squash=True),
+    F("busy", "share of the window the engine was computing", cap=True),
 )
 TENANT = (
-    ("present", "1 if this tenant slot is used by the task"),
-    ("arrival_share", "the tenant's share of the window's arrivals"),
-    ("queue", "s(the tenant's waiting requests / 32)"),
-    ("ttft_p99", "s(p99 TTFT / TTFT SLO); without first tokens, the oldest wait stands in"),
-    ("tpot_p99", "s(p99 TPOT / TPOT SLO); 0 without finished requests"),
-    ("attainment", "SLO met / decided in the window; 0 if none decided"),
-    ("decided", "1 if any of the tenant's requests was judged in the window"),
-    ("oldest_wait", "s(age of the oldest waiting request / TTFT SLO)"),
+    F("present", "1 if this tenant slot is used by the task"),
+    F("arrival_share", "the tenant's share of the window's arrivals"),
+    F("queue", "the tenant's waiting requests", 32, squash=True),
+    F("ttft_p99", "p99 TTFT / TTFT SLO", squash=True, note="without first tokens, the oldest wait stands in"),
+    F("tpot_p99", "p99 TPOT / TPOT SLO", squash=True, note="0 without finished requests"),
+    F("attainment", "SLO met / decided in the window", note="0 if none decided"),
+    F("decided", "1 if any of the tenant's requests was judged in the window"),
+    F("oldest_wait", "age of the oldest waiting request / TTFT SLO", squash=True),
 )
 LAST_ACTION = (
-    ("batch_level", "batch_cap level / 9 (levels 1, 2, 4, ..., 512)"),
-    ("split", "prefill_decode_split (0/1)"),
-    ("kv_level", "kv_budget_fraction level / 9 (0.1 .. 1.0)"),
-    ("tier", "quantization tier / 2 (FP16, INT8, INT4)"),
-    ("spec_depth", "speculation_depth / 8"),
-    ("priority", "priority_routing (0/1)"),
+    F("batch_level", "batch_cap level", _levels("batch_cap"), note="levels 1, 2, 4, ..., 512"),
+    F("split", "prefill_decode_split (0/1)"),
+    F("kv_level", "kv_budget_fraction level", _levels("kv_budget_fraction"), note="levels 0.1 .. 1.0"),
+    F("tier", "quantization tier level", _levels("quantization_tier"),
+      note=", ".join(KNOB_LEVELS["quantization_tier"])),
+    F("spec_depth", "speculation_depth", _levels("speculation_depth")),
+    F("priority", "priority_routing (0/1)"),
 )
 OWN = {
     "batch_scheduler": (
-        ("mean_iteration", "s(mean iteration time / 50 ms)"),
-        ("prefill_only_share", "prefill-only iterations / iterations"),
-        ("max_iteration", "s(longest iteration / 100 ms)"),
-        ("itl_p99", "s(p99 inter-token latency / tightest TPOT SLO)"),
-        ("cap_use", "running / batch_cap"),
-        ("prefill_rate", "s(prompt tokens/s / 10,000)"),
+        F("mean_iteration", "mean iteration time in s", 0.05, squash=True),
+        F("prefill_only_share", "prefill-only iterations / iterations"),
+        F("max_iteration", "longest iteration in ms", 100, squash=True),
+        F("itl_p99", "p99 inter-token latency / tightest TPOT SLO", squash=True),
+        F("cap_use", "running / batch_cap", cap=True),
+        F("prefill_rate", "prompt tokens/s", 10000, squash=True),
     ),
     "kv_manager": (
-        ("kv_occupancy_mean", "time-averaged KV occupancy in the window"),
-        ("pending_prompt", "s(prompt tokens waiting / KV capacity in tokens)"),
-        ("largest_waiting_prompt", "s(largest waiting prompt / KV capacity in tokens)"),
-        ("reloaded", "1 if a quantization switch paused the engine in the window"),
-        ("weights", "weight memory / installed GPU memory"),
-        ("kv_capacity", "s(KV capacity in tokens / 100,000)"),
+        F("kv_occupancy_mean", "time-averaged KV occupancy in the window", cap=True),
+        F("pending_prompt", "prompt tokens waiting / KV capacity in tokens", squash=True),
+        F("largest_waiting_prompt", "largest waiting prompt / KV capacity in tokens", squash=True),
+        F("reloaded", "1 if a quantization switch paused the engine in the window"),
+        F("weights", "weight memory / installed GPU memory", cap=True),
+        F("kv_capacity", "KV capacity in tokens", 100000, squash=True),
     ),
     "spec_controller": (
-        ("acceptance", "accepted / proposed draft tokens (0 when not speculating)"),
-        ("speculating", "1 if drafts were proposed in the window"),
-        ("batch", "s(running requests / 16)"),
-        ("prompt_length", "s(mean prompt of the window's arrivals / 1,024 tokens)"),
-        ("tpot_p50", "s(p50 TPOT / tightest TPOT SLO)"),
+        F("acceptance", "accepted / proposed draft tokens", note="0 when not speculating"),
+        F("speculating", "1 if drafts were proposed in the window"),
+        F("batch", "running requests", 16, squash=True),
+        F("prompt_length", "mean prompt of the window's arrivals in tokens", 1024, squash=True),
+        F("tpot_p50", "p50 TPOT / tightest TPOT SLO", squash=True),
     ),
     "tenant_router": (
-        ("top_queue", "s(queue of the highest-priority tenant / 32)"),
-        ("top_wait", "s(its oldest wait / its TTFT SLO)"),
-        ("top_attainment", "its SLO attainment in the window (0 if none decided)"),
-        ("bottom_queue", "s(queue of the lowest-priority tenant / 32)"),
-        ("bottom_wait", "s(its oldest wait / its TTFT SLO)"),
-        ("bottom_attainment", "its SLO attainment in the window (0 if none decided)"),
+        F("top_queue", "queue of the highest-priority tenant", 32, squash=True),
+        F("top_wait", "its oldest wait / its TTFT SLO", squash=True),
+        F("top_attainment", "its SLO attainment in the window", note="0 if none decided"),
+        F("bottom_queue", "queue of the lowest-priority tenant", 32, squash=True),
+        F("bottom_wait", "its oldest wait / its TTFT SLO", squash=True),
+        F("bottom_attainment", "its SLO attainment in the window", note="0 if none decided"),
     ),
 }
+del F
+
 N_SHARED = len(SHARED) + MAX_TENANTS * len(TENANT) + len(LAST_ACTION)
-_EMPTY_TENANT = [1.0] + [0.0] * (len(TENANT) - 1)  # present, nothing observed yet
-_N_OWN = sum(len(v) for v in OWN.values())
-# positions (in the concatenated own parts) of the features defined as s(...) in OWN
-_OWN_SQUASHED = tuple(i for i, (_, d) in enumerate(f for a in OWN for f in OWN[a]) if d.startswith("s("))
-_UNUSED_TENANT = [0.0] * len(TENANT)
 OBS_DIM = {a: N_SHARED + len(OWN[a]) for a in AGENTS}
 STATE_DIM = N_SHARED + sum(len(OWN[a]) for a in AGENTS)
+# the state vector's features in order, and the transforms they share
+STATE_FEATURES = SHARED + TENANT * MAX_TENANTS + LAST_ACTION + tuple(f for a in AGENTS for f in OWN[a])
+_SCALE = np.array([f.scale for f in STATE_FEATURES])
+_SQUASH = np.array([f.squash for f in STATE_FEATURES])
+_CAP = np.array([f.cap for f in STATE_FEATURES])
+_EMPTY_TENANT = [1.0] + [0.0] * (len(TENANT) - 1)  # present, nothing observed yet
+_UNUSED_TENANT = [0.0] * len(TENANT)
+_N_OWN = sum(len(v) for v in OWN.values())
 
 
 @lru_cache(maxsize=None)
-def _last_action(batch: int, kv: int, spec: int, router: int) -> tuple:
+def _last_action(batch: int, kv: int, spec_depth: int, router: int) -> tuple:
     b, s = level_indices("batch_scheduler", batch)
     k, q = level_indices("kv_manager", kv)
-    return (b / 9.0, float(s), k / 9.0, q / 2.0, spec / 8.0, float(router))
+    return (float(b), float(s), float(k), float(q), float(spec_depth), float(router))
+
+
+def observation_doc() -> str:
+    """The observation tables of serving_v0's docstring, generated from this module's table (a
+    test checks the docstring holds exactly this text)."""
+    rule = "    =====  ======================  " + "=" * 70
+    lines = [f"Shared part (every agent's first {N_SHARED} features; all in [0, 1], s(x) = x / (1 + x)):", "",
+             rule, "    index  feature                 definition", rule]
+    for i, f in enumerate(SHARED):
+        lines.append(f"    {i:<5d}  {f.name:<22}  {f.description}")
+    base = len(SHARED)
+    ks = ", ".join(str(k) for k in range(MAX_TENANTS))
+    for j, f in enumerate(TENANT):
+        idx = f"{base + j}+{len(TENANT)}k"
+        lines.append(f"    {idx:<5}  {'tenant[k].' + f.name:<22}  {f.description} (k = {ks}; zeros for an unused slot)")
+    base += MAX_TENANTS * len(TENANT)
+    for j, f in enumerate(LAST_ACTION):
+        lines.append(f"    {base + j:<5d}  {'last.' + f.name:<22}  {f.description}")
+    lines.append(rule)
+    for a in AGENTS:
+        n = len(OWN[a])
+        lines += ["", f"Own part of ``{a}`` (indices {N_SHARED}..{N_SHARED + n - 1}; Box(0, 1, ({OBS_DIM[a]},), "
+                      f"float32)):", ""]
+        for j, f in enumerate(OWN[a]):
+            lines.append(f"    {N_SHARED + j:<5d}  {f.name:<22}  {f.description}")
+    return "\n".join(lines)
 
 
 class FeatureBuilder:
@@ -128,7 +192,7 @@ class FeatureBuilder:
         self.bottom = int(np.argmin(prio))
         self.top_ttft_ms = tenants[self.top].ttft_slo_ms
         self.bottom_ttft_ms = tenants[self.bottom].ttft_slo_ms
-        self.weights_frac = {q: min(1.0, weights_gb_fn(q) / total_gpu_gb) for q in ("FP16", "INT8", "INT4")}
+        self.weights_frac = {q: weights_gb_fn(q) / total_gpu_gb for q in KNOB_LEVELS["quantization_tier"]}
 
     @staticmethod
     def last_action(actions: dict) -> list:
@@ -138,7 +202,7 @@ class FeatureBuilder:
     def _tenant_block(self, m: WindowMetrics | None) -> list:
         out = []
         n_arr = m.arrived if m is not None else 0
-        for i, spec in enumerate(self.tenants):
+        for i, tenant in enumerate(self.tenants):
             if m is None:
                 out += _EMPTY_TENANT
                 continue
@@ -148,27 +212,24 @@ class FeatureBuilder:
                 ttft = t.oldest_wait_ms
             tpot = t.latency.tpot_p99_ms
             decided = t.slo_met + t.slo_missed
-            x_q, x_ttft = t.queue_depth / 32.0, ttft / spec.ttft_slo_ms
-            x_tpot = tpot / spec.tpot_slo_ms if tpot == tpot else 0.0
-            x_old = t.oldest_wait_ms / spec.ttft_slo_ms
-            out += [1.0, t.arrived / n_arr if n_arr else 0.0, x_q / (1.0 + x_q), x_ttft / (1.0 + x_ttft),
-                    x_tpot / (1.0 + x_tpot), t.slo_met / decided if decided else 0.0, 1.0 if decided else 0.0,
-                    x_old / (1.0 + x_old)]
+            out += [1.0, t.arrived / n_arr if n_arr else 0.0, t.queue_depth, ttft / tenant.ttft_slo_ms,
+                    tpot / tenant.tpot_slo_ms if tpot == tpot else 0.0, t.slo_met / decided if decided else 0.0,
+                    1.0 if decided else 0.0, t.oldest_wait_ms / tenant.ttft_slo_ms]
         out += _UNUSED_TENANT * (MAX_TENANTS - len(self.tenants))
         return out
 
     def shared(self, m: WindowMetrics | None, window: int, actions: dict) -> list:
+        """The shared part's quantities (before scaling), in SHARED + TENANT + LAST_ACTION order."""
         if m is None:
             head = [window / self.episode_windows] + [0.0] * (len(SHARED) - 1)
         else:
-            head = [window / self.episode_windows, sq(m.arrival_rate_rps / self.capacity), sq(m.queue_depth / 64.0),
-                    m.running / 512.0, m.kv_occupancy, min(1.0, m.gpu_memory_used_gb / self.total_gpu_gb),
-                    sq(m.preemptions / 4.0), sq(m.throughput_tps / 2000.0), sq(float(m.rejected)),
-                    min(1.0, m.busy_fraction)]
+            head = [window / self.episode_windows, m.arrival_rate_rps / self.capacity, m.queue_depth, m.running,
+                    m.kv_occupancy, m.gpu_memory_used_gb / self.total_gpu_gb, m.preemptions, m.throughput_tps,
+                    float(m.rejected), m.busy_fraction]
         return head + self._tenant_block(m) + self.last_action(actions)
 
     def own(self, m: WindowMetrics | None, snap: tuple[int, int] | None, knobs) -> list:
-        """The four own parts, concatenated in agent order."""
+        """The four own parts' quantities (before scaling), concatenated in agent order."""
         if m is None:
             return [0.0] * _N_OWN
         cap_tokens = max(1, m.kv_capacity_blocks * self.block_tokens)
@@ -179,28 +240,29 @@ class FeatureBuilder:
         lat = m.latency
         itl, tpot50 = lat.itl_p99_ms, lat.tpot_p50_ms
         acc, prompt = m.spec_acceptance_rate, m.mean_prompt_tokens
-        raw = [
+        return [
             # batch_scheduler
-            mean_iter / 0.05, m.prefill_only_iterations / iters if iters else 0.0, m.max_iteration_ms / 100.0,
-            itl / 1e3 / self.min_tpot_s if itl == itl else 0.0, min(1.0, m.running / knobs.batch_cap),
-            m.prefill_tps / 10000.0,
+            mean_iter, m.prefill_only_iterations / iters if iters else 0.0, m.max_iteration_ms,
+            itl / 1e3 / self.min_tpot_s if itl == itl else 0.0, m.running / knobs.batch_cap, m.prefill_tps,
             # kv_manager
-            min(1.0, m.kv_occupancy_mean), snap[0] / cap_tokens, snap[1] / cap_tokens, 1.0 if m.reload_s > 0 else 0.0,
-            self.weights_frac[knobs.quantization_tier], cap_tokens / 100000.0,
+            m.kv_occupancy_mean, snap[0] / cap_tokens, snap[1] / cap_tokens, 1.0 if m.reload_s > 0 else 0.0,
+            self.weights_frac[knobs.quantization_tier], cap_tokens,
             # spec_controller
-            acc if acc == acc else 0.0, 1.0 if m.spec_proposed_tokens else 0.0, m.running / 16.0,
-            prompt / 1024.0 if prompt == prompt else 0.0, tpot50 / 1e3 / self.min_tpot_s if tpot50 == tpot50 else 0.0,
+            acc if acc == acc else 0.0, 1.0 if m.spec_proposed_tokens else 0.0, m.running,
+            prompt if prompt == prompt else 0.0, tpot50 / 1e3 / self.min_tpot_s if tpot50 == tpot50 else 0.0,
             # tenant_router
-            top.queue_depth / 32.0, top.oldest_wait_ms / self.top_ttft_ms, top.slo_met / d_top if d_top else 0.0,
-            bot.queue_depth / 32.0, bot.oldest_wait_ms / self.bottom_ttft_ms, bot.slo_met / d_bot if d_bot else 0.0,
+            top.queue_depth, top.oldest_wait_ms / self.top_ttft_ms, top.slo_met / d_top if d_top else 0.0,
+            bot.queue_depth, bot.oldest_wait_ms / self.bottom_ttft_ms, bot.slo_met / d_bot if d_bot else 0.0,
         ]
-        for i in _OWN_SQUASHED:
-            raw[i] = raw[i] / (1.0 + raw[i])
-        return raw
 
     def build(self, m, snap, window, actions, knobs):
-        """-> ({agent: float32 observation}, float32 global state)."""
-        state = np.array(self.shared(m, window, actions) + self.own(m, snap, knobs), dtype=np.float32)
+        """-> ({agent: float32 observation}, float32 global state): the quantities, then the table's
+        scales, squashes and caps."""
+        x = np.array(self.shared(m, window, actions) + self.own(m, snap, knobs)) / _SCALE
+        sq_ = x[_SQUASH]
+        x[_SQUASH] = sq_ / (1.0 + sq_)
+        np.minimum(x, 1.0, out=x, where=_CAP)
+        state = x.astype(np.float32)
         shared = state[:N_SHARED]
         obs = {a: np.concatenate((shared, state[sl])) for a, sl in _OWN_SLICES.items()}
         return obs, state
@@ -217,22 +279,22 @@ def _own_slices() -> dict:
 _OWN_SLICES = _own_slices()
 
 
-def inferencegym_fields(m: WindowMetrics, window: int, cumulative_attainment: float, seconds: float,
-                        usd_per_hour: float) -> dict:
+def inferencegym_fields(m: WindowMetrics, window: int, cumulative_attainment: float) -> dict:
     """The 15 InferenceGym observation fields, by their original names and units."""
     ttft50, ttft99 = m.latency.ttft_p50_ms, m.latency.ttft_p99_ms
     if ttft50 != ttft50:  # no first token in the window: the oldest wait is a lower bound (0 if none waits)
         oldest = max((t.oldest_wait_ms for t in m.tenants), default=0.0)
         ttft50 = ttft99 = oldest
-    tokens = m.throughput_tps * seconds
     return {
         "queue_depth": float(m.queue_depth), "active_requests": float(m.running),
-        "kv_cache_occupancy": float(m.kv_occupancy), "mean_prompt_length": _finite(m.mean_prompt_tokens),
-        "p50_ttft_ms": float(ttft50), "p99_ttft_ms": float(ttft99), "p50_itl_ms": _finite(m.latency.itl_p50_ms),
+        "kv_cache_occupancy": float(m.kv_occupancy), "mean_prompt_length": finite(m.mean_prompt_tokens),
+        "p50_ttft_ms": float(ttft50), "p99_ttft_ms": float(ttft99), "p50_itl_ms": finite(m.latency.itl_p50_ms),
         "throughput_tps": float(m.throughput_tps), "slo_compliance_rate": float(cumulative_attainment),
         "gpu_memory_used_gb": float(m.gpu_memory_used_gb),
-        "estimated_cost_per_1k": usd_per_hour * seconds / 3600.0 * 1000.0 / max(tokens, 1.0),
-        "request_arrival_rate": float(m.arrival_rate_rps), "spec_acceptance_rate": _finite(m.spec_acceptance_rate),
+        # the simulator's cost per 1,000 tokens; a window without output tokens reports its whole cost
+        # as if it had produced one (the original benchmark's convention)
+        "estimated_cost_per_1k": finite(m.cost_per_1k_tokens, 1000.0 * m.cost_usd),
+        "request_arrival_rate": float(m.arrival_rate_rps), "spec_acceptance_rate": finite(m.spec_acceptance_rate),
         "eviction_events": float(m.preemptions), "step_index": float(window),
     }
 

@@ -14,7 +14,7 @@ from pettingzoo import ParallelEnv
 from ..sim.simulator import Simulator
 from ..sim.types import Knobs
 from ..workloads.tasks import TaskSpec, get_task
-from .actions import (AGENTS, DEFAULT_ACTIONS, SPECS, decode_action, encode_action, joint_knobs,
+from .actions import (AGENT_KNOBS, AGENTS, DEFAULT_ACTIONS, decode_action, encode_action, index_of_levels, joint_knobs,
                       knobs_to_actions)
 from .features import OBS_DIM, STATE_DIM, FeatureBuilder, inferencegym_fields
 from .reward import MEMORY_COST, VALUE_BASES, ScoreKeeper
@@ -79,11 +79,10 @@ class ServingParallelEnv(ParallelEnv):
         self.sim = Simulator(self.task.config)
         r = self.sim.replica
         self.total_gpu_gb = r.gpu.memory_gb * r.tp
-        self.usd_per_hour = self.task.config.gpu_hour_usd * r.tp
         self.features = FeatureBuilder(self.task.tenants, self.task.capacity_rps, self.total_gpu_gb, r.weights_gb,
                                        self.task.config.block_tokens, self.task.episode_windows)
         self._build_spaces()
-        self._n = {a: SPECS[a].n for a in AGENTS}
+        self._n = {a: AGENT_KNOBS[a].n for a in AGENTS}
         self._rng = None
         self._state = np.zeros(STATE_DIM, dtype=np.float32)
         self.history: list[dict] = []
@@ -94,9 +93,9 @@ class ServingParallelEnv(ParallelEnv):
         """Spaces: built once per instance (a clone gets its own), never shared or changed."""
         self._obs_spaces = {a: spaces.Box(0.0, 1.0, (OBS_DIM[a],), np.float32) for a in AGENTS}
         if self.action_format == "discrete":
-            self._act_spaces = {a: spaces.Discrete(SPECS[a].n) for a in AGENTS}
+            self._act_spaces = {a: spaces.Discrete(AGENT_KNOBS[a].n) for a in AGENTS}
         else:
-            self._act_spaces = {a: spaces.MultiDiscrete(list(SPECS[a].sizes)) for a in AGENTS}
+            self._act_spaces = {a: spaces.MultiDiscrete(list(AGENT_KNOBS[a].sizes)) for a in AGENTS}
         self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
 
     def observation_space(self, agent):
@@ -153,10 +152,10 @@ class ServingParallelEnv(ParallelEnv):
             act = actions[a]
             if self.action_format == "multidiscrete":
                 arr = np.asarray(act)
-                if arr.shape != (len(SPECS[a].knobs),) or arr.dtype.kind not in "iu":
+                if arr.shape != (len(AGENT_KNOBS[a].knobs),) or arr.dtype.kind not in "iu":
                     raise ValueError(f"agent {a!r}: action={act!r} must be an integer array of shape "
-                                     f"({len(SPECS[a].knobs)},) (knobs {SPECS[a].knobs})")
-                flat[a] = encode_action(a, **decode_action(a, arr))
+                                     f"({len(AGENT_KNOBS[a].knobs)},) (knobs {AGENT_KNOBS[a].knobs})")
+                flat[a] = index_of_levels(a, arr.tolist())
             elif type(act) in _INT_TYPES and 0 <= act < self._n[a]:
                 flat[a] = int(act)
             elif isinstance(act, (list, tuple, np.ndarray)) and np.ndim(act) > 0:
@@ -196,7 +195,7 @@ class ServingParallelEnv(ParallelEnv):
         self.window += 1
         self.last_actions = flat
         self.knobs = knobs
-        r = self.keeper.window(m, knobs.quantization_tier)
+        r = self.keeper.window(m)
         self._met += m.slo_met
         self._decided += m.slo_met + m.slo_missed
         obs, self._state = self.features.build(m, snap, self.window, flat, knobs)
@@ -209,7 +208,7 @@ class ServingParallelEnv(ParallelEnv):
         terminations = {a: False for a in AGENTS}
         truncations = {a: done for a in AGENTS}
         attainment = self._met / self._decided if self._decided else 1.0
-        ig = inferencegym_fields(m, self.window, attainment, self.task.window_s, self.usd_per_hour)
+        ig = inferencegym_fields(m, self.window, attainment)
         info = {"metrics": m, "inferencegym": ig, "score_so_far": self.keeper.score, "knobs": _knob_dict(knobs),
                 "window_reward": r}
         if done:
@@ -266,9 +265,9 @@ def _knob_dict(knobs: Knobs) -> dict:
 
 
 def _nearest_actions(knobs: Knobs) -> dict[str, int]:
-    b_levels = SPECS["batch_scheduler"].levels[0]
+    b_levels = AGENT_KNOBS["batch_scheduler"].levels[0]
     b = min(b_levels, key=lambda x: abs(math.log2(x) - math.log2(knobs.batch_cap)))
-    kv = min(SPECS["kv_manager"].levels[0], key=lambda x: abs(x - knobs.kv_budget_fraction))
+    kv = min(AGENT_KNOBS["kv_manager"].levels[0], key=lambda x: abs(x - knobs.kv_budget_fraction))
     return {"batch_scheduler": encode_action("batch_scheduler", batch_cap=b, prefill_decode_split=knobs.prefill_decode_split),
             "kv_manager": encode_action("kv_manager", kv_budget_fraction=kv, quantization_tier=knobs.quantization_tier),
             "spec_controller": knobs.speculation_depth, "tenant_router": int(knobs.priority_routing)}
@@ -282,7 +281,7 @@ def _shaping(m, task: TaskSpec) -> dict[str, float]:
     batch_scheduler: - waiting requests past their TTFT SLO share; kv_manager: - preemptions and
     rejections (squashed); spec_controller: - p50 TPOT over the tightest TPOT SLO (squashed);
     tenant_router: - the highest-priority tenant's missed share in the window."""
-    from .features import _finite, sq
+    from .features import finite, sq
     top = max(range(len(task.tenants)), key=lambda i: task.tenants[i].priority)
     t = m.tenants[top]
     decided = t.slo_met + t.slo_missed
@@ -290,6 +289,6 @@ def _shaping(m, task: TaskSpec) -> dict[str, float]:
     late = sum(1 for x, s in zip(m.tenants, task.tenants) if x.oldest_wait_ms > s.ttft_slo_ms) / len(task.tenants)
     w = SHAPING_WEIGHT
     return {"batch_scheduler": -w * late, "kv_manager": -w * sq(m.preemptions + m.rejected),
-            "spec_controller": -w * sq(_finite(m.latency.tpot_p50_ms) / min_tpot),
+            "spec_controller": -w * sq(finite(m.latency.tpot_p50_ms) / min_tpot),
             "tenant_router": -w * (t.slo_missed / decided if decided else 0.0)}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..sim.types import KNOB_LEVELS
 from .actions import AGENTS
 
 
@@ -28,7 +29,7 @@ def ansi_dashboard(env) -> str:
     return "\n".join(lines)
 
 
-TIERS = ("FP16", "INT8", "INT4")
+TIERS = KNOB_LEVELS["quantization_tier"]
 
 
 class Timeline:
@@ -86,7 +87,7 @@ class Timeline:
         line(ax[5], "split", "chunked prefill", drawstyle="steps-post")
         line(ax[5], "prio", "priority routing", drawstyle="steps-post")
         ax[5].set_ylim(-0.5, 6.5)
-        ax[5].set_yticks(range(7), ["FP16", "INT8", "INT4", "prefill-first", "chunked", "FCFS", "priority"])
+        ax[5].set_yticks(range(7), [*TIERS, "prefill-first", "chunked", "FCFS", "priority"])
         line(ax[6], "reward", "score earned in the window (x100)", drawstyle="steps-post")
         self.ax_cum = ax[6].twinx()
         (lines["cum"],) = self.ax_cum.plot([], [], color="C1", label="running score (right)", animated=animated)

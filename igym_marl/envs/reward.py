@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..sim.metrics import WindowMetrics
-from ..sim.profiles import get_tier
 from ..sim.types import Workload
 
 MEMORY_COST = 0.0  # the default memory_cost (see the module docstring)
@@ -78,14 +77,14 @@ class ScoreKeeper:
     def memory_factor(self, m: WindowMetrics) -> float:
         return 1.0 - self.memory_cost * m.gpu_memory_used_gb / self.total_gpu_gb
 
-    def window(self, m: WindowMetrics, tier: str) -> float:
+    def window(self, m: WindowMetrics) -> float:
         """The score earned in this window (unscaled)."""
         if self.value == "requests":
             met_v = sum(w * t.slo_met for w, t in zip(self.weights, m.tenants))
         else:
             met_v = sum(w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
                         for w, t in zip(self.weights, m.tenants))
-        q = get_tier(tier).quality
+        q = m.quality  # the tier in force in this window, as the simulator applied it
         mf = self.memory_factor(m)
         self.met_value += met_v
         self.quality_sum += met_v * q

@@ -27,7 +27,7 @@ from gymnasium import spaces
 
 from ..sim.profiles import QUANT_TIERS
 from ..sim.types import Knobs
-from .actions import AGENTS, SPECS
+from .actions import AGENTS, AGENT_KNOBS
 from .features import INFERENCEGYM_FIELDS, STATE_DIM
 from .parallel import ServingParallelEnv
 
@@ -92,7 +92,7 @@ class InferenceGymEnv(gym.Env):
         self.render_mode = render_mode
         self.action_mode, self.obs_mode = action_mode, obs_mode
         if action_mode == "multidiscrete":
-            self.action_space = spaces.MultiDiscrete([SPECS[a].n for a in AGENTS])
+            self.action_space = spaces.MultiDiscrete([AGENT_KNOBS[a].n for a in AGENTS])
         else:
             self.action_space = spaces.Dict({
                 "batch_cap": spaces.Box(1, 512, (), np.int64),

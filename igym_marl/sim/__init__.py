@@ -6,9 +6,9 @@ and :func:`igym_marl.sim.cost_model.predict_ms`.
 """
 
 from .metrics import EpisodeMetrics, LatencyStats, TenantEpisode, TenantWindow, WindowMetrics
-from .simulator import Simulator, Snapshot
+from .simulator import RequestTable, Simulator, Snapshot
 from .toy import TOY_TENANTS, toy_workload
-from .types import Knobs, SimConfig, Tenant, Workload
+from .types import KNOB_LEVELS, VLLM_DEFAULT, Knobs, SimConfig, Tenant, Workload, level_index
 
-__all__ = ["Simulator", "Snapshot", "Knobs", "SimConfig", "Tenant", "Workload", "WindowMetrics",
+__all__ = ["Simulator", "Snapshot", "RequestTable", "Knobs", "VLLM_DEFAULT", "KNOB_LEVELS", "level_index", "SimConfig", "Tenant", "Workload", "WindowMetrics",
            "TenantWindow", "EpisodeMetrics", "TenantEpisode", "LatencyStats", "toy_workload", "TOY_TENANTS"]

@@ -214,8 +214,10 @@ class WindowMetrics(_NanEqual):
     busy_fraction: float
     max_iteration_ms: float
     reload_s: float  # time lost to a quantization switch in this window
-    cost_per_1k_tokens: float  # $ per 1,000 output tokens; NaN if none
-    quality_tokens: float  # output tokens x the tier's quality factor
+    cost_usd: float  # the replica's GPU cost over the window
+    cost_per_1k_tokens: float  # cost_usd per 1,000 output tokens; NaN if none
+    quality: float  # the answer-quality factor of the quantization tier in force
+    quality_tokens: float  # output tokens x quality
     latency: LatencyStats
     tenants: tuple[TenantWindow, ...]
 
@@ -280,9 +282,9 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
         spec_acceptance_rate=cnt[W_SPEC_ACCEPTED] / proposed if proposed else NAN,
         iterations=int(cnt[W_ITERS]), prefill_only_iterations=int(cnt[W_PREFILL_ITERS]),
         busy_fraction=float(cnt[W_BUSY_S]) / span, max_iteration_ms=1e3 * float(cnt[W_MAX_ITER_S]),
-        reload_s=reload_s,
+        reload_s=reload_s, cost_usd=usd_per_hour * seconds / 3600.0,
         cost_per_1k_tokens=usd_per_hour * seconds / 3600.0 / (tokens / 1000.0) if tokens else NAN,
-        quality_tokens=tokens * quality,
+        quality=quality, quality_tokens=tokens * quality,
         latency=_stats(lat[n_t]), tenants=per)
 
 

@@ -29,9 +29,9 @@ from .layout import (ARR, BLOCKS, FINISH, FIRST, LAST, N_EV, N_P, N_RF, N_RI, N_
                      PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_WATERMARK,
                      STATUS, TARGET,
                      TEN, TF_ACC0, TF_PRIO, TF_TIMEOUT_S, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S, WAITING, FINISHED,
-                     REJECTED, ABANDONED)
+                     REJECTED, ABANDONED, NPRE, SLO)
 from .metrics import EpisodeMetrics, WindowMetrics, episode_metrics, itl_edges_ms, window_metrics
-from .profiles import GB, get_tier
+from .profiles import GB, QUANT_TIERS, get_tier
 from .types import Knobs, SimConfig, Workload, _float_in
 
 MAX_RUNNING = 512  # batch_cap's upper bound: running sequences never exceed it
@@ -63,6 +63,27 @@ def _seed_from(seed) -> int:
     raise ValueError(f"seed={seed!r} must be a non-negative integer, a numpy Generator or None")
 
 
+@dataclass(frozen=True, eq=False)
+class RequestTable:
+    """Per-request arrays, one row per request of the workload. status: 0 future, 1 waiting,
+    2 running, 3 finished, 4 rejected, 5 abandoned (``igym_marl.sim.layout``); slo: 0 open, 1 met,
+    2 missed. Times in simulated seconds (NaN: not yet)."""
+
+    arrival_s: np.ndarray
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    tenant: np.ndarray
+    status: np.ndarray
+    slo: np.ndarray
+    preemptions: np.ndarray
+
+    @property
+    def ttft_s(self) -> np.ndarray:
+        return self.first_token_s - self.arrival_s
+
+
 class Simulator:
     """One serving replica, advanced window by window (fast numba kernel)."""
 
@@ -71,7 +92,7 @@ class Simulator:
         if not isinstance(self.config, SimConfig):
             raise ValueError(f"config must be a SimConfig, got {type(self.config).__name__}")
         self.replica = self.config.replica()
-        self._consts = {t: cm.cost_constants(self.replica, t) for t in ("FP16", "INT8", "INT4")}
+        self._consts = {t: cm.cost_constants(self.replica, t) for t in QUANT_TIERS}
         self._edges = itl_edges_ms(self.config.itl_hist_bins)
         self._prm = np.zeros(N_P)
         self._prm[P_CHUNK_BUDGET] = self.config.chunk_token_budget
@@ -236,6 +257,16 @@ class Simulator:
             abandoned=int(np.count_nonzero(st == ABANDONED)),
             kv_blocks_used=int(self.si[S_CAP] - self.si[S_FREE]), kv_capacity_blocks=int(self.si[S_CAP]),
             pending_prompt_tokens=pend_sum, max_waiting_prompt_tokens=pend_max)
+
+    def requests(self) -> "RequestTable":
+        """Every request of the workload so far, by name (copies; a request not yet arrived has
+        status "future")."""
+        self._require_reset()
+        ri, rf = self.ri, self.rf
+        return RequestTable(arrival_s=rf[:, ARR].copy(), first_token_s=rf[:, FIRST].copy(),
+                            finish_s=rf[:, FINISH].copy(), prompt_tokens=ri[:, PROMPT].copy(),
+                            output_tokens=ri[:, OUT].copy(), tenant=ri[:, TEN].copy(), status=ri[:, STATUS].copy(),
+                            slo=ri[:, SLO].copy(), preemptions=ri[:, NPRE].copy())
 
     def pending_prompts(self) -> tuple[int, int]:
         """(prompt tokens waiting, largest waiting prompt) at the last window's end, recompute included."""

@@ -88,6 +88,45 @@ class Knobs:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# vLLM's default configuration (max_num_seqs 256, gpu_memory_utilization 0.9, no speculation, FP16
+# weights, chunked prefill on as in vLLM V1, FCFS): the Knobs defaults, named once here.
+VLLM_DEFAULT = Knobs()
+
+# The levels the agents choose each knob from: the InferenceGym ranges, discretized. The env's
+# action spaces, the heuristic's grids, the probes and the LLM controller all read them here.
+KNOB_LEVELS: dict[str, tuple] = {
+    "batch_cap": tuple(2 ** i for i in range(BATCH_CAP_RANGE[0].bit_length() - 1,
+                                             BATCH_CAP_RANGE[1].bit_length())),  # 1, 2, 4, ..., 512
+    "prefill_decode_split": (False, True),
+    "kv_budget_fraction": tuple(round(0.1 * i, 1) for i in range(round(10 * KV_BUDGET_RANGE[0]),
+                                                                 round(10 * KV_BUDGET_RANGE[1]) + 1)),  # 0.1 .. 1.0
+    "quantization_tier": tuple(QUANT_TIERS),  # FP16, INT8, INT4
+    "speculation_depth": tuple(range(SPEC_DEPTH_RANGE[0], SPEC_DEPTH_RANGE[1] + 1)),  # 0 .. 8
+    "priority_routing": (False, True),
+}
+
+
+def level_index(knob: str, value) -> int | None:
+    """The index of `value` among `knob`'s levels, or None: the one matching rule. Values match
+    by type and equality (True is not 1, "fp16" is not "FP16"); numbers on a float knob also match
+    within 1e-9 (an integer too large for a float matches nothing)."""
+    if knob not in KNOB_LEVELS:
+        raise ValueError(f"knob={knob!r} is unknown; knobs are {', '.join(KNOB_LEVELS)}")
+    levels = KNOB_LEVELS[knob]
+    for i, x in enumerate(levels):
+        if type(x) is type(value) and x == value:
+            return i
+    if isinstance(levels[0], float) and isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        try:
+            v = float(value)
+        except OverflowError:
+            return None
+        for i, x in enumerate(levels):
+            if abs(x - v) < 1e-9:
+                return i
+    return None
+
+
 @dataclass(frozen=True)
 class Tenant:
     """A traffic class with its SLOs.

@@ -21,12 +21,10 @@ from ..sim.profiles import get_tier
 from ..sim.simulator import Simulator
 from ..sim.types import Knobs, SimConfig, Tenant, Workload
 from .generators import SHAREGPT_LENGTHS, _assemble, poisson_workload
-from .tasks import VLLM_DEFAULT
+from .tasks import EVAL_SEEDS, TASKS, TRAIN_SEEDS, VLLM_DEFAULT  # noqa: F401 (seeds re-exported)
 
-TRAIN_SEEDS = range(0, 1_000_000)
-EVAL_SEEDS = range(1_000_000, 2_000_000)
 
-CAPACITY_RPS = 6.72  # static_workload's measured capacity (ShareGPT-like lengths, Llama-3-8B, A100)
+CAPACITY_RPS = TASKS["static_workload"].capacity_rps  # ShareGPT-like lengths, Llama-3-8B, A100
 STANDARD = Tenant("standard", ttft_slo_ms=1000.0, tpot_slo_ms=100.0, spec_acceptance=0.6)
 INTERACTIVE = Tenant("interactive", ttft_slo_ms=200.0, tpot_slo_ms=50.0, spec_acceptance=0.6)
 INTERACTIVE_HI = Tenant("interactive", ttft_slo_ms=300.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6)
@@ -122,8 +120,8 @@ def run_phase(phase: Phase, knobs: Knobs, seed: int, seconds: float = 300.0, dra
         mem.append(sim.advance(6.0, knobs).gpu_memory_used_gb)
     sim.advance(drain_s, knobs)
     e = sim.episode_metrics()
-    long = sim.ri[:, 0] >= 6000
-    ttft_long = 1e3 * (sim.rf[long, 1] - sim.rf[long, 0])
+    req = sim.requests()
+    ttft_long = 1e3 * req.ttft_s[req.prompt_tokens >= 6000]
     good = e.slo_met / seconds
     return {
         "goodput_rps": good, "tpot_p50_ms": e.latency.tpot_p50_ms, "tpot_p99_ms": e.latency.tpot_p99_ms,

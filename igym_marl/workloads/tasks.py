@@ -32,13 +32,17 @@ from typing import Callable
 import numpy as np
 
 from ..sim.simulator import Simulator
-from ..sim.types import Knobs, SimConfig, Tenant, Workload
+from ..sim.types import VLLM_DEFAULT, Knobs, SimConfig, Tenant, Workload
 from .generators import (API, API_TIMEOUT_S, BATCH_TIMEOUT_S, CONVERSATION, DEFAULT_TENANT, SHAREGPT_LENGTHS,
                          USER_TIMEOUT_S, BurstGPTLengths, LengthModel,
                          TenantStream, _assemble, _rng, gamma_arrivals, streams_workload)
 
-VLLM_DEFAULT = Knobs(batch_cap=256, kv_budget_fraction=0.9, speculation_depth=0, quantization_tier="FP16",
-                     prefill_decode_split=True, priority_routing=False)
+
+
+# Episode seeds: training and tuning draw from TRAIN_SEEDS, evaluation from EVAL_SEEDS, disjoint by
+# construction, so no evaluated episode was ever seen in training.
+TRAIN_SEEDS = range(0, 1_000_000)
+EVAL_SEEDS = range(1_000_000, 2_000_000)
 
 
 # ---------------------------------------------------------------------------------- capacity

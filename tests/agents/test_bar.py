@@ -11,7 +11,7 @@ from agents.oracle import OraclePolicy, neighbours
 from agents.simple import ConstantPolicy
 from agents.tuning import constant_score, joint_grid, successive_halving
 from igym_marl import serving_v0
-from igym_marl.envs import AGENTS, SPECS
+from igym_marl.envs import AGENTS, AGENT_KNOBS
 from igym_marl.sim import Knobs, Simulator
 from igym_marl.workloads import get_task
 
@@ -41,11 +41,11 @@ def test_an_env_clone_has_the_same_future():
     env.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(30):
-        env.step({a: int(rng.integers(SPECS[a].n)) for a in AGENTS})
+        env.step({a: int(rng.integers(AGENT_KNOBS[a].n)) for a in AGENTS})
     twin = env.clone()
     assert twin.observation_space("kv_manager") is not env.observation_space("kv_manager")  # spaces never shared
     while env.agents:
-        act = {a: int(rng.integers(SPECS[a].n)) for a in AGENTS}
+        act = {a: int(rng.integers(AGENT_KNOBS[a].n)) for a in AGENTS}
         o1, r1, *_ = env.step(act)
         o2, r2, *_ = twin.step(act)
         assert r1 == r2 and all(np.array_equal(o1[a], o2[a]) for a in AGENTS)

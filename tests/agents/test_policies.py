@@ -16,12 +16,12 @@ from agents.evaluation import run_episode
 from agents.llm import LLMPolicy, validate_reply, LLMError
 from agents.networks import SharedActor, load_checkpoint, save_checkpoint
 from agents.simple import parse_knobs
-from igym_marl.envs import SPECS
+from igym_marl.envs import AGENT_KNOBS
 from igym_marl.workloads import TASKS, get_task
 
 
 def test_registry_and_constant_specs():
-    with pytest.raises(ValueError, match="agent='greedy' is unknown; allowed: random"):
+    with pytest.raises(ValueError, match="policy='greedy' is unknown; allowed: random"):
         make_policy("greedy")
     with pytest.raises(ValueError, match="only 'constant' takes"):
         make_policy("random:3")
@@ -47,7 +47,7 @@ def test_random_differs_across_seeds():
     x = [p.act({}, {}) for _ in range(5)]
     p.reset(TASKS["static_workload"], 2)
     y = [p.act({}, {}) for _ in range(5)]
-    assert x != y and all(0 <= v < SPECS[a].n for d in x for a, v in d.items())
+    assert x != y and all(0 <= v < AGENT_KNOBS[a].n for d in x for a, v in d.items())
 
 
 # ---------------------------------------------------------------------------------- checkpoints

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from igym_marl import serving_v0
-from igym_marl.envs import (AGENTS, DEFAULT_ACTIONS, SPECS, InferenceGymEnv, decode_action, encode_action,
+from igym_marl.envs import (AGENTS, DEFAULT_ACTIONS, AGENT_KNOBS, InferenceGymEnv, decode_action, encode_action,
                             save_timeline)
 from igym_marl.envs.reward import OUTPUT_PRICE
 from igym_marl.sim.layout import SLO, SLO_MET
@@ -29,7 +29,7 @@ def const(actions):
 
 
 MIN = {a: 0 for a in AGENTS}
-MAX = {a: SPECS[a].n - 1 for a in AGENTS}
+MAX = {a: AGENT_KNOBS[a].n - 1 for a in AGENTS}
 
 
 @pytest.mark.parametrize("task", ["static_workload", "bursty_workload", "adversarial_multitenant"])
@@ -69,7 +69,7 @@ def test_score_below_one_for_any_policy_and_counting_requests_is_an_option():
     rng = np.random.default_rng(0)
     env = serving_v0.parallel_env(task="static_workload", episode_windows=60)
     for seed in range(3):
-        run(env, lambda e, o: {a: int(rng.integers(SPECS[a].n)) for a in AGENTS}, seed=seed)
+        run(env, lambda e, o: {a: int(rng.integers(AGENT_KNOBS[a].n)) for a in AGENTS}, seed=seed)
         assert 0.0 <= env.score < 1.0
     # value="requests" counts every request of a tenant alike; memory_cost charges reserved memory
     by_count = serving_v0.parallel_env(task="adversarial_multitenant", episode_windows=30, value="requests",
@@ -89,7 +89,7 @@ def test_score_below_one_for_any_policy_and_counting_requests_is_an_option():
 
 def test_encode_decode_roundtrip_and_order():
     for a in AGENTS:
-        for i in range(SPECS[a].n):
+        for i in range(AGENT_KNOBS[a].n):
             assert encode_action(a, **decode_action(a, i)) == i
     assert decode_action("batch_scheduler", 0) == {"batch_cap": 1, "prefill_decode_split": False}
     assert decode_action("batch_scheduler", 1) == {"batch_cap": 1, "prefill_decode_split": True}
@@ -146,9 +146,9 @@ def test_bad_multidiscrete_and_original_actions_and_options():
         serving_v0.parallel_env(render_mode="human")
     env.reset(seed=0)
     for _ in range(3):
-        env.step({a: np.zeros(len(SPECS[a].sizes), dtype=np.int64) for a in AGENTS})
+        env.step({a: np.zeros(len(AGENT_KNOBS[a].sizes), dtype=np.int64) for a in AGENTS})
     with pytest.raises(RuntimeError, match="reset"):
-        env.step({a: np.zeros(len(SPECS[a].sizes), dtype=np.int64) for a in AGENTS})
+        env.step({a: np.zeros(len(AGENT_KNOBS[a].sizes), dtype=np.int64) for a in AGENTS})
 
 
 def test_infos_carry_the_inferencegym_fields_and_original_obs():
@@ -168,12 +168,11 @@ def test_infos_carry_the_inferencegym_fields_and_original_obs():
 
 
 def test_docstring_documents_every_feature_and_action():
+    from igym_marl.envs.features import observation_doc
     doc = serving_v0.__doc__
-    for name, _ in SHARED + TENANT + LAST_ACTION:
-        assert name in doc
-    for feats in OWN.values():
-        for name, _ in feats:
-            assert name in doc
+    assert observation_doc() in doc  # the tables are the features' own table, verbatim
+    for f in SHARED + TENANT + LAST_ACTION + tuple(f for feats in OWN.values() for f in feats):
+        assert f.name in doc and f.description in doc
     for section in ("Action Space", "Observation Space", "Rewards", "Starting State", "Episode End", "Arguments",
                     "Version History"):
         assert section in doc

@@ -101,7 +101,7 @@ def test_supersuit_chain_and_action_masking():
         obs, _ = venv.reset(seed=3)
         assert obs.shape[0] == 8  # 2 copies x 4 agents
         rng = np.random.default_rng(0)
-        n_valid = np.array([serving_v0.SPECS[a].n for a in serving_v0.AGENTS] * 2)
+        n_valid = np.array([serving_v0.AGENT_KNOBS[a].n for a in serving_v0.AGENTS] * 2)
         steps = 0
         for _ in range(150):  # three episodes: auto-reset on truncation
             acts = (rng.random(8) * n_valid).astype(np.int64)  # masked: only each agent's own valid indices

@@ -1,6 +1,6 @@
 """Simulator demo: the same ten minutes of traffic served under two configurations.
 
-    python -m igym_marl.sim.demo
+    python -m igym_marl.demo
 
 Two tenants (interactive: TTFT 300 ms / TPOT 60 ms, priority 1; batch: TTFT 5 s / TPOT 200 ms)
 send ShareGPT-like requests (Poisson, 6.5 req/s, near the saturation of Llama-3-8B on one
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 
-from . import Knobs, SimConfig, Simulator, Tenant
-from ..workloads import poisson_workload
+from .sim import VLLM_DEFAULT, Knobs, SimConfig, Simulator, Tenant
+from .workloads import poisson_workload
 
 TENANTS = (Tenant("interactive", ttft_slo_ms=300.0, tpot_slo_ms=60.0, priority=1),
            Tenant("batch", ttft_slo_ms=5000.0, tpot_slo_ms=200.0, priority=0))
 CONFIGS = {
-    "A: vLLM default": Knobs(batch_cap=256, kv_budget_fraction=0.9, prefill_decode_split=True),
+    "A: vLLM default": VLLM_DEFAULT,
     "B: cap 32, prefill-first, priority": Knobs(batch_cap=32, kv_budget_fraction=0.9, prefill_decode_split=False,
                                                 priority_routing=True),
 }
