@@ -95,7 +95,7 @@ class Args:
     max_grad_norm: float = opt(0.5, "gradient clipping")
     hidden: int = opt(64, "hidden units of the MLPs")
     value_norm: bool = opt(True, "normalize value targets with running statistics (MAPPO's value normalization)")
-    warm_start: str = opt("heuristic", "behaviour-clone this baseline before PPO: heuristic, best-constant or none")
+    warm_start: str = opt("heuristic", "behaviour-clone this baseline before PPO: heuristic, best-constant, oracle (clairvoyant, privileged) or none")
     warm_episodes: int = opt(16, "teacher episodes (training seeds) for the warm start")
     warm_epochs: int = opt(20, "behaviour-cloning epochs")
     dagger_rounds: int = opt(3, "after cloning the teacher's episodes: rounds of the learner's own rollouts "

@@ -66,6 +66,8 @@ class EnvSlot:
             f.reset(self.env.task, seed)
         if self.teacher is not None:
             self.teacher.reset(self.env.task, seed)
+            if getattr(self.teacher, "sees_env", False):  # the oracle looks ahead from this copy's own state
+                self.teacher.attach(self.env)
         self.teacher_actions = self._teacher()
         return actor_input_array(self.obs), self.env.state()
 

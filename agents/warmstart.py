@@ -19,7 +19,7 @@ from igym_marl.envs import AGENTS
 
 from .networks import actor_input_array
 
-TEACHERS = ("heuristic", "best-constant")
+TEACHERS = ("heuristic", "best-constant", "oracle")
 BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range
 
 
@@ -35,6 +35,8 @@ def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, g
         obs, infos = env.reset(seed=s)
         policy = make_policy(teacher)
         policy.reset(env.task, s)
+        if getattr(policy, "sees_env", False):  # the oracle: a privileged teacher that looks ahead in the env
+            policy.attach(env)
         rewards = []
         while env.agents:
             x, state = actor_input_array(obs), env.state()

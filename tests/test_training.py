@@ -202,3 +202,17 @@ def test_trains_on_a_trace_with_random_start_episodes(tmp_path):
         parse_args(["--trace", str(tmp_path / "missing.csv")])
     with pytest.raises(SystemExit):
         parse_args(["--trace-load", "0.8"])
+
+
+def test_oracle_teacher_looks_ahead_from_the_episode_it_labels():
+    """The clairvoyant oracle can teach (``--warm-start oracle``): the warm-start collector hands it
+    the env it labels, so its recorded episode is the very episode the evaluator plays with it."""
+    from agents import make_policy
+    from agents.algos import make_learner
+    from agents.evaluation import run_episode
+    from agents.warmstart import BC_SEED_BASE, collect
+    from igym_marl.workloads import get_task
+    task = get_task("adversarial_multitenant", episode_windows=6)
+    data = collect({"task": task}, "oracle", 1, 0, make_learner("mappo", 16), 0.9)
+    assert data["actions"].shape == (6, len(AGENTS))
+    assert data["score"] == run_episode(make_policy("oracle"), task, BC_SEED_BASE)["score"]
