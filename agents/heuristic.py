@@ -173,7 +173,7 @@ class HeuristicPolicy(KnobPolicy):
             self._pressure(m, p)
             self._batch(m, p)
             self._kv(m, p)
-            self._spec(m, p)
+            self._speculation(m, p)
         kv = p.kv_pressure if self.pressure else p.kv_calm
         kv_level = min(KV_LEVELS.index(round(kv, 1)) + self.grown, len(KV_LEVELS) - 1)
         priority = p.priority == "on" or (p.priority == "pressure" and self.pressure)
@@ -197,8 +197,8 @@ class HeuristicPolicy(KnobPolicy):
     def _batch(self, m, p):
         oldest = max(t.oldest_wait_ms for t in m.tenants)
         draining = m.queue_depth > 0 and oldest > p.drain_wait * self.min_ttft_ms
-        slow = any(t.latency.tpot_p99_ms > p.tpot_margin * spec.tpot_slo_ms
-                   for t, spec in zip(m.tenants, self.task.tenants) if t.finished)
+        slow = any(t.latency.tpot_p99_ms > p.tpot_margin * tenant.tpot_slo_ms
+                   for t, tenant in zip(m.tenants, self.task.tenants) if t.finished)
         if draining and not slow:
             self.b = min(self.b + 1, self.b_hi)
         elif slow and not draining:
@@ -213,7 +213,7 @@ class HeuristicPolicy(KnobPolicy):
         elif m.queue_depth == 0:
             self.grown = 0
 
-    def _spec(self, m, p):
+    def _speculation(self, m, p):
         small = m.running <= p.spec_max_batch
         self.draft_depth = p.spec_depth if small and (p.spec_when_queued or m.queue_depth == 0) else 0
 

@@ -20,12 +20,12 @@ def ansi_dashboard(env) -> str:
              f"  arrivals {m.arrival_rate_rps:6.2f} req/s  queue {m.queue_depth:5d}  running {m.running:4d}  "
              f"KV {100 * m.kv_occupancy:5.1f} %  mem {m.gpu_memory_used_gb:5.1f} GB  preempt {m.preemptions:3d}  "
              f"tput {m.throughput_tps:7.0f} tok/s"]
-    for spec, t in zip(env.task.tenants, m.tenants):
-        lines.append(f"  {t.name:<12} TTFT p99 {t.latency.ttft_p99_ms:8.0f} ms (SLO {spec.ttft_slo_ms:.0f})  "
-                     f"TPOT p99 {t.latency.tpot_p99_ms:6.1f} ms (SLO {spec.tpot_slo_ms:.0f})  "
+    for tenant, t in zip(env.task.tenants, m.tenants):
+        lines.append(f"  {t.name:<12} TTFT p99 {t.latency.ttft_p99_ms:8.0f} ms (SLO {tenant.ttft_slo_ms:.0f})  "
+                     f"TPOT p99 {t.latency.tpot_p99_ms:6.1f} ms (SLO {tenant.tpot_slo_ms:.0f})  "
                      f"met {t.slo_met:4d} missed {t.slo_missed:4d}  queue {t.queue_depth:5d}")
     lines.append(f"  knobs: batch_cap {k.batch_cap} split {int(k.prefill_decode_split)} | kv {k.kv_budget_fraction} "
-                 f"{k.quantization_tier} | spec {k.speculation_depth} | priority {int(k.priority_routing)}")
+                 f"{k.quantization_tier} | speculation {k.speculation_depth} | priority {int(k.priority_routing)}")
     return "\n".join(lines)
 
 
@@ -79,10 +79,10 @@ class Timeline:
         ax[4].set_yscale("log", base=2)
         ax[4].set_ylim(0.8, 640)
         ax[4].set_yticks([1, 4, 16, 64, 256, 512], ["1", "4", "16", "64", "256", "512"])
-        self.ax_spec = ax[4].twinx()
-        (lines["spec"],) = self.ax_spec.plot([], [], drawstyle="steps-post", color="C1", label="speculation depth (right)",
+        self.ax_depth = ax[4].twinx()
+        (lines["depth"],) = self.ax_depth.plot([], [], drawstyle="steps-post", color="C1", label="speculation depth (right)",
                                              animated=animated)
-        self.ax_spec.set_ylim(-0.5, 8.5)
+        self.ax_depth.set_ylim(-0.5, 8.5)
         line(ax[5], "tier", "quantization tier", drawstyle="steps-post")
         line(ax[5], "split", "chunked prefill", drawstyle="steps-post")
         line(ax[5], "prio", "priority routing", drawstyle="steps-post")
@@ -99,7 +99,7 @@ class Timeline:
             a.set_title(t, fontsize=9, loc="left")
         for a in (ax[0], ax[1], ax[2], ax[3], ax[5]):
             a.legend(fontsize=7, loc="upper right", ncol=4)
-        handles = ax[4].get_legend_handles_labels()[0] + self.ax_spec.get_legend_handles_labels()[0]
+        handles = ax[4].get_legend_handles_labels()[0] + self.ax_depth.get_legend_handles_labels()[0]
         ax[4].legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper right", ncol=2)
         handles = ax[6].get_legend_handles_labels()[0] + self.ax_cum.get_legend_handles_labels()[0]
         ax[6].legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left", ncol=2)
@@ -118,16 +118,16 @@ class Timeline:
         ks = [h["knobs"] for h in hist]
         L = self.lines
         nan = float("nan")
-        for i, spec in enumerate(self.task.tenants):
+        for i, tenant in enumerate(self.task.tenants):
             L[f"arr{i}"].set_data(x, [m.tenants[i].arrived / m.seconds for m in ms])
-            L[f"ttft{i}"].set_data(x, [m.tenants[i].latency.ttft_p99_ms / spec.ttft_slo_ms for m in ms])
-            L[f"tpot{i}"].set_data(x, [m.tenants[i].latency.tpot_p99_ms / spec.tpot_slo_ms for m in ms])
+            L[f"ttft{i}"].set_data(x, [m.tenants[i].latency.ttft_p99_ms / tenant.ttft_slo_ms for m in ms])
+            L[f"tpot{i}"].set_data(x, [m.tenants[i].latency.tpot_p99_ms / tenant.tpot_slo_ms for m in ms])
         L["queue"].set_data(x, [m.queue_depth / 10.0 for m in ms])
         L["occ"].set_data(x, [m.kv_occupancy for m in ms])
         L["budget"].set_data(x, [k.kv_budget_fraction for k in ks])
         L["pre"].set_data(x, [min(m.preemptions, 50) / 50.0 for m in ms])
         L["batch"].set_data(x, [k.batch_cap for k in ks])
-        L["spec"].set_data(x, [k.speculation_depth for k in ks])
+        L["depth"].set_data(x, [k.speculation_depth for k in ks])
         L["tier"].set_data(x, [TIERS.index(k.quantization_tier) for k in ks])
         L["split"].set_data(x, [3 + k.prefill_decode_split for k in ks])
         L["prio"].set_data(x, [5 + k.priority_routing for k in ks])
