@@ -114,6 +114,7 @@ class Simulator:
         self.workload = workload
         self.seed = _seed_from(seed)
         n, n_t = len(workload), len(workload.tenants)
+        self.n = n  # rows in use; add_requests() may append more (rows past n are padding, never arriving)
         self.ri = np.zeros((n, N_RI), dtype=np.int64)  # [request, field]
         self.rf = np.full((n, N_RF), np.nan)  # [request, field]
         self.ri[:, PROMPT] = workload.prompt_tokens
@@ -167,6 +168,71 @@ class Simulator:
         for name in self._STATE:
             setattr(new, name, getattr(self, name).copy())
         return new
+
+    def add_requests(self, arrival_s, prompt_tokens, output_tokens, tenant) -> np.ndarray:
+        """Append requests to this replica's workload after reset; returns their row ids.
+
+        Cluster mode routes each window's arrivals to replicas this way. Arrivals must be sorted,
+        no earlier than the current window's start and than the last request already held; tokens
+        are integers >= 1 and tenants index the workload's tenants. Rows grow by doubling, so
+        appending costs amortised O(1) per request. A replica given each request before its clock
+        reaches the request's arrival follows exactly the trajectory it would with all of them
+        loaded at reset. (A request added after the clock passed its arrival, when the window's
+        last iteration overran the window's end, joins the queue at the next window's start: the
+        same moment, counted in the next window's arrivals.)"""
+        self._require_reset()
+        arr = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
+        k = arr.shape[0]
+        cols = {}
+        for name, v in (("prompt_tokens", prompt_tokens), ("output_tokens", output_tokens), ("tenant", tenant)):
+            a = np.asarray(v)
+            if a.shape != (k,):
+                raise ValueError(f"{name} has shape {a.shape}; expected ({k},) like arrival_s")
+            if k and not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
+            cols[name] = a.astype(np.int64)
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        floor = max(self.t_nominal, float(self.rf[self.n - 1, ARR]) if self.n else 0.0)
+        if not np.all(np.isfinite(arr)) or arr[0] < floor or np.any(np.diff(arr) < 0):
+            raise ValueError(f"arrival_s must be finite, sorted and >= {floor} (the window start and the last "
+                             f"request held); got {arr[:5].tolist()}{'...' if k > 5 else ''}")
+        for name in ("prompt_tokens", "output_tokens"):
+            if cols[name].min() < 1:
+                raise ValueError(f"{name} must be >= 1; got {int(cols[name].min())}")
+        n_t = len(self.workload.tenants)
+        if cols["tenant"].min() < 0 or cols["tenant"].max() >= n_t:
+            bad = cols["tenant"][(cols["tenant"] < 0) | (cols["tenant"] >= n_t)][0]
+            raise ValueError(f"tenant={int(bad)} is out of range; allowed 0..{n_t - 1}")
+        if self.n + k > self.ri.shape[0]:
+            self._grow(max(2 * self.ri.shape[0], self.n + k, 64))
+        rows = np.arange(self.n, self.n + k)
+        self.ri[rows, PROMPT] = cols["prompt_tokens"]
+        self.ri[rows, OUT] = cols["output_tokens"]
+        self.ri[rows, TEN] = cols["tenant"]
+        self.ri[rows, TARGET] = cols["prompt_tokens"]
+        self.rf[rows, ARR] = arr
+        self.n += k
+        return rows
+
+    def _grow(self, rows: int) -> None:
+        """Room for `rows` requests: padding rows never arrive (arrival +inf); the per-tenant ring
+        queues are re-laid from their heads."""
+        old = self.ri.shape[0]
+        ri = np.zeros((rows, N_RI), dtype=np.int64)
+        ri[:old] = self.ri
+        rf = np.full((rows, N_RF), np.nan)
+        rf[:old] = self.rf
+        rf[old:, ARR] = np.inf
+        q = np.zeros((self.q.shape[0], rows), dtype=np.int64)
+        width = self.q.shape[1]
+        for t in range(self.q.shape[0]):
+            idx = (self.qh[t] + np.arange(self.ql[t])) % width
+            q[t, : self.ql[t]] = self.q[t, idx]
+        self.qh[:] = 0
+        ev = np.zeros((N_EV, rows), dtype=np.int64)
+        ev[:, : self.ev.shape[1]] = self.ev
+        self.ri, self.rf, self.q, self.ev = ri, rf, q, ev
 
     def _capacity(self, knobs: Knobs) -> int:
         return self.replica.kv_capacity_blocks(knobs.quantization_tier, knobs.kv_budget_fraction,
@@ -262,7 +328,7 @@ class Simulator:
         """Every request of the workload so far, by name (copies; a request not yet arrived has
         status "future")."""
         self._require_reset()
-        ri, rf = self.ri, self.rf
+        ri, rf = self.ri[: self.n], self.rf[: self.n]
         return RequestTable(arrival_s=rf[:, ARR].copy(), first_token_s=rf[:, FIRST].copy(),
                             finish_s=rf[:, FINISH].copy(), prompt_tokens=ri[:, PROMPT].copy(),
                             output_tokens=ri[:, OUT].copy(), tenant=ri[:, TEN].copy(), status=ri[:, STATUS].copy(),
