@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = ["igym_marl.paths", "igym_marl.sim", "igym_marl.workloads", "igym_marl.envs", "igym_marl.serving_v0",
-          "igym_marl.demo", "agents"]
+          "igym_marl.serving_cluster_v0", "igym_marl.demo", "agents"]
 
 
 def test_core_imports_no_rl_library():

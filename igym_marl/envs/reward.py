@@ -100,3 +100,63 @@ class ScoreKeeper:
         return {"score": self.score, "goodput": good,
                 "quality": self.quality_sum / self.met_value if self.met_value else 0.0,
                 "memory": self.memory_sum / self.met_value if self.met_value else 0.0}
+
+
+CLUSTER_COST_WEIGHT = 0.5  # cluster mode's default cost_weight (docs/cluster.md)
+
+
+@dataclass
+class ClusterScoreKeeper:
+    """Cluster mode's score: the single-replica score with the memory term replaced by a GPU cost
+    term. A request r that met its SLOs earns v(r) x q(r) x c(r), where
+
+        c(r) = 1 - cost_weight x (GPU cost billed in the window where r finished
+                                  / GPU cost of the whole fleet in that window)
+
+    (billed: replicas starting, active or draining). Serving everything within SLO on the whole
+    fleet all the time scores 1 - cost_weight; on half the fleet's GPU-hours, 1 - cost_weight / 2.
+    The score stays the share of the offered value served, each unit discounted by what the fleet
+    cost while it was served; rewards per window sum to it."""
+
+    weights: tuple[float, ...]
+    cost_weight: float = CLUSTER_COST_WEIGHT
+    offered_value: float = 0.0
+    score: float = 0.0
+    met_value: float = 0.0
+    quality_sum: float = 0.0
+    cost_sum: float = 0.0  # sum of v x c over requests that met their SLOs
+    billed_usd: float = 0.0
+    fleet_usd: float = 0.0
+
+    @classmethod
+    def for_episode(cls, workload: Workload, horizon_s: float, cost_weight: float = CLUSTER_COST_WEIGHT):
+        keeper = cls(tuple(t.weight for t in workload.tenants), cost_weight)
+        keeper.offered_value = float(request_values(workload)[workload.arrival_s < horizon_s].sum())
+        return keeper
+
+    def window(self, cw) -> float:
+        """The score earned in a ClusterWindow (unscaled)."""
+        c = 1.0 - self.cost_weight * cw.billed_usd / cw.fleet_usd if cw.fleet_usd > 0 else 1.0
+        self.billed_usd += cw.billed_usd
+        self.fleet_usd += cw.fleet_usd
+        earned = 0.0
+        for m in cw.replicas:
+            met_v = sum(w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
+                        for w, t in zip(self.weights, m.tenants))
+            self.met_value += met_v
+            self.quality_sum += met_v * m.quality
+            self.cost_sum += met_v * c
+            earned += met_v * m.quality * c
+        r = earned / self.offered_value if self.offered_value > 0 else 0.0
+        self.score += r
+        return r
+
+    def components(self) -> dict:
+        """score = goodput x quality x cost (the value-weighted means of q and c); gpu_share: the
+        fleet's GPU cost actually billed, as a share of running every replica all episode."""
+        good = self.met_value / self.offered_value if self.offered_value else 0.0
+        return {"score": self.score, "goodput": good,
+                "quality": self.quality_sum / self.met_value if self.met_value else 1.0,
+                "cost": self.cost_sum / self.met_value if self.met_value else 1.0,
+                "gpu_share": self.billed_usd / self.fleet_usd if self.fleet_usd else 0.0,
+                "billed_usd": self.billed_usd}

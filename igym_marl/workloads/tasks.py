@@ -254,8 +254,8 @@ def _adversarial_phases(task: TaskSpec, rng) -> tuple[tuple[str, ...], np.ndarra
     return PHASES, day_phase(adversarial_rates(task, rng)[-1])
 
 
-def _adversarial(task: TaskSpec, rng) -> Workload:
-    inter, std, summaries, documents, _ = adversarial_rates(task, rng)
+def _adversarial(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> Workload:
+    inter, std, summaries, documents, _ = adversarial_rates(task, rng, profile)
     parts = []
     for ti, rate, shape, lengths in ((0, inter, 0.8, ADV_LENGTHS[0]), (1, std, 1.0, ADV_LENGTHS[1]),
                                      (2, summaries, 1.4, ADV_LENGTHS[2]), (2, documents, 1.4, ADV_DOCUMENTS)):

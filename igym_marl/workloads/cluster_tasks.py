@@ -1,0 +1,176 @@
+"""Cluster tasks: traffic for a fleet of replicas behind a router and an autoscaler.
+
+==================  ========  =======  ============================================================
+task                window    windows  traffic (rates relative to the fleet's capacity, N replicas)
+==================  ========  =======  ============================================================
+``cluster_diurnal`` 10 s      180      a day compressed into 30 minutes: interactive and standard
+                                       tenants follow the two-peak daytime shape of conversation
+                                       traffic (to ~100 % of the fleet at the peaks, 6 % at night),
+                                       batch summarisation and long documents at night (35 %)
+``cluster_bursty``  10 s      120      BurstGPT-shaped: quiet phases at ~20 % of the fleet with a
+                                       slow wobble, 3 to 5 storms of 1 to 3 minutes reaching 80 to
+                                       120 % of the fleet; conversation and API tenants, and a
+                                       steady batch background (5 %)
+==================  ========  =======  ============================================================
+
+Both run N = 4 replicas of Llama-3-8B on one A100-80GB by default (``replicas=`` changes N, up
+to 64; ``cluster=`` sets the whole ClusterConfig, e.g. heterogeneous replicas). The fleet's
+capacity is N times one replica's measured capacity for the task's length mix
+(``replica_capacity_rps``, measured like the single-replica tasks' by ``measure_capacity_rps``
+and checked by a test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from ..sim.cluster import MAX_REPLICAS, ClusterConfig
+from ..sim.types import Tenant, Workload
+from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, _rng, streams_workload
+from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, DayProfile, TaskSpec, _adversarial, _storms,
+                    adversarial_rates, day_phase, measure_capacity_rps, PHASES)
+
+
+@dataclass(frozen=True)
+class ClusterTask:
+    """One cluster task. ``capacity_rps`` (the fleet's) = replicas x ``replica_capacity_rps``."""
+
+    id: str
+    description: str
+    window_s: float
+    episode_windows: int
+    tenants: tuple[Tenant, ...]
+    replica_capacity_rps: float
+    traffic: Callable[["ClusterTask", np.random.Generator], Workload] = field(repr=False)
+    length_mix: tuple = field(repr=False, default=())
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    phases: Callable[["ClusterTask", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
+        repr=False, default=None)
+
+    def __post_init__(self):
+        w = self.window_s
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            raise ValueError(f"window_s={w!r} must be a positive number of seconds")
+        n = self.episode_windows
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"episode_windows={n!r} must be an integer >= 1")
+        if not isinstance(self.cluster, ClusterConfig):
+            raise ValueError(f"cluster must be a ClusterConfig, got {type(self.cluster).__name__}")
+
+    @property
+    def replicas(self) -> int:
+        return self.cluster.n
+
+    @property
+    def capacity_rps(self) -> float:
+        return self.replica_capacity_rps * self.replicas
+
+    @property
+    def horizon_s(self) -> float:
+        return self.window_s * self.episode_windows
+
+    def workload(self, seed) -> Workload:
+        return self.traffic(self, _rng(seed))
+
+    def phase_labels(self, seed) -> tuple[tuple[str, ...], np.ndarray]:
+        if self.phases is None:
+            return ("all",), np.zeros(int(math.ceil(self.horizon_s)), dtype=np.int64)
+        return self.phases(self, _rng(seed))
+
+    def replica_task(self, i: int = 0) -> TaskSpec:
+        """Replica i seen as a single-replica task (its tenants, window and capacity), for
+        single-replica policies such as the heuristic."""
+        return TaskSpec(f"{self.id}/r{i}", self.description, self.window_s, self.episode_windows, self.tenants,
+                        self.replica_capacity_rps, traffic=self.traffic, length_mix=self.length_mix,
+                        config=self.cluster.configs[i], ttft_slo_ms=min(t.ttft_slo_ms for t in self.tenants))
+
+    def measure_replica_capacity(self, seed: int = 0) -> float:
+        return measure_capacity_rps(self.cluster.configs[0], list(self.length_mix), seed=seed)
+
+
+# ---------------------------------------------------------------------------------- traffic
+DIURNAL_DAY = DayProfile(interactive_peak=0.4, standard_peak=0.22, night_batch=0.3, storms=(0, 0))  # peaks ~75 % of the fleet
+
+
+def _diurnal(task: ClusterTask, rng) -> Workload:
+    return _adversarial(task, rng, DIURNAL_DAY)
+
+
+def _diurnal_phases(task: ClusterTask, rng):
+    return PHASES, day_phase(adversarial_rates(task, rng, DIURNAL_DAY)[-1])
+
+
+BATCH = ADV_TENANTS[2]
+CLUSTER_BURSTY_TENANTS = (CONVERSATION, API, BATCH)
+BURSTY_SHARES = (0.6, 0.4)  # conversation / API share of the bursty traffic
+BATCH_BACKGROUND = 0.05
+
+
+def cluster_bursty_rate(task: ClusterTask, rng) -> np.ndarray:
+    """Per-second rate of the bursty tenants (req/s): quiet ~20 % of the fleet with a slow wobble,
+    3-5 storms of 60-180 s at 0.8-1.2x the fleet (20 % ramps)."""
+    cap = task.capacity_rps
+    t = np.arange(int(math.ceil(task.horizon_s)), dtype=np.float64)
+    quiet = 0.2 * cap * np.exp(rng.normal(0, 0.2) + 0.25 * np.sin(2 * np.pi * t / rng.uniform(300, 600)
+                                                                     + rng.uniform(0, 2 * np.pi)))
+    return _storms(rng, t, (3, 5), (60.0, 180.0), (0.8 * cap, 1.2 * cap), quiet)
+
+
+def _cluster_bursty(task: ClusterTask, rng) -> Workload:
+    total = cluster_bursty_rate(task, rng)
+    batch = np.full(total.shape, BATCH_BACKGROUND * task.capacity_rps)
+    conv, api, batch_t = task.tenants
+    return streams_workload([TenantStream(conv, BURSTY_SHARES[0] * total, 0.529, BurstGPTLengths(chat=True)),
+                             TenantStream(api, BURSTY_SHARES[1] * total, 1.416, BurstGPTLengths(chat=False)),
+                             TenantStream(batch_t, batch, 1.4, ADV_LENGTHS[2])], 1.0, rng, name=task.id)
+
+
+def _cluster_bursty_phases(task: ClusterTask, rng):
+    """quiet, or storm where the bursty tenants offer more than half the fleet's capacity."""
+    return ("quiet", "storm"), (cluster_bursty_rate(task, rng) > 0.5 * task.capacity_rps).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------- catalog
+CLUSTER_TASKS: dict[str, ClusterTask] = {
+    "cluster_diurnal": ClusterTask(
+        "cluster_diurnal", "A day compressed into 30 minutes on a fleet: interactive and standard tenants "
+        "peak at 10:30 and 15:00, batch jobs and long documents at night.", window_s=10.0, episode_windows=180,
+        tenants=ADV_TENANTS, replica_capacity_rps=5.70, traffic=_diurnal, phases=_diurnal_phases,
+        length_mix=tuple(zip(ADV_LENGTHS, ADV_SHARES))),
+    "cluster_bursty": ClusterTask(
+        "cluster_bursty", "BurstGPT-shaped storms at fleet scale: quiet at ~20 % of the fleet, storms of 1-3 "
+        "minutes at 80-120 %, conversation and API tenants over a steady batch background.", window_s=10.0,
+        episode_windows=120, tenants=CLUSTER_BURSTY_TENANTS, replica_capacity_rps=7.65, traffic=_cluster_bursty,
+        phases=_cluster_bursty_phases,
+        length_mix=((BurstGPTLengths(chat=True), BURSTY_SHARES[0]), (BurstGPTLengths(chat=False), BURSTY_SHARES[1]))),
+}
+CLUSTER_TASK_IDS = tuple(CLUSTER_TASKS)
+CLUSTER_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(ClusterTask) if f.name != "id")
+
+
+def get_cluster_task(task_id: str, replicas: int | None = None, **overrides) -> ClusterTask:
+    """A cluster task by id; ``replicas`` sets N (1..64) on the task's ClusterConfig; other
+    ``overrides`` replace ClusterTask fields (e.g. episode_windows=30)."""
+    if task_id not in CLUSTER_TASKS:
+        raise ValueError(f"task={task_id!r} is unknown; allowed: {', '.join(CLUSTER_TASK_IDS)}")
+    unknown = sorted(set(overrides) - set(CLUSTER_TASK_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for task {task_id!r}; allowed: {', '.join(CLUSTER_TASK_FIELDS)}")
+    task = CLUSTER_TASKS[task_id]
+    if overrides:
+        task = replace(task, **overrides)
+    if replicas is not None:
+        if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or not 1 <= replicas <= MAX_REPLICAS:
+            raise ValueError(f"replicas={replicas!r} must be an integer in 1..{MAX_REPLICAS}")
+        if not isinstance(task.cluster.replicas, int):
+            raise ValueError("replicas= sets N for identical replicas; this task's cluster lists its replicas")
+        task = replace(task, cluster=replace(task.cluster, replicas=int(replicas), initial_active=None))
+    return task
+
+
+__all__ = ["ClusterTask", "CLUSTER_TASKS", "CLUSTER_TASK_IDS", "get_cluster_task", "cluster_bursty_rate"]

@@ -1,0 +1,128 @@
+"""serving_cluster_v0: the PettingZoo contract, the score, determinism and clear errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from igym_marl import serving_cluster_v0
+from igym_marl.envs import AGENTS, DEFAULT_ACTIONS
+from igym_marl.envs.cluster import N_CLUSTER, N_REPLICA, ROUTER_RULES
+from igym_marl.envs.features import OBS_DIM, STATE_DIM
+from igym_marl.sim import Knobs
+from igym_marl.sim.cluster import Routing
+
+
+def short(**kw):
+    kw.setdefault("episode_windows", 12)
+    return serving_cluster_v0.parallel_env(task=kw.pop("task", "cluster_bursty"), **kw)
+
+
+def default_actions(env, target=None):
+    act = {a: DEFAULT_ACTIONS[a.split("/")[1]] for a in env.possible_agents if "/" in a}
+    act["router"] = ROUTER_RULES.index("least_outstanding")
+    act["autoscaler"] = (target or env.n) - 1
+    return act
+
+
+def test_parallel_api_and_seed():
+    parallel_api_test(short(), num_cycles=20)
+    parallel_seed_test(lambda: short(replicas=2))
+
+
+def test_agents_spaces_and_state_scale_with_n():
+    env = short(replicas=3)
+    assert env.possible_agents[:4] == [f"r0/{a}" for a in AGENTS]
+    assert env.possible_agents[-2:] == ["router", "autoscaler"] and len(env.possible_agents) == 14
+    assert env.observation_space("r2/kv_manager").shape == (OBS_DIM["kv_manager"] + N_REPLICA,)
+    assert env.observation_space("router").shape == (N_CLUSTER,)
+    assert env.action_space("autoscaler").n == 3 and env.action_space("router").n == 3
+    obs, _ = env.reset(seed=0)
+    assert env.state().shape == (N_CLUSTER + STATE_DIM,)
+    for a, o in obs.items():
+        assert env.observation_space(a).contains(o), a
+
+
+def test_rewards_sum_to_the_score_and_cost_counts_billed_replicas():
+    """The team's rewards sum to 100 x score; with every replica billed all episode the cost
+    factor is 1 - cost_weight; on fewer replicas it is higher."""
+    scores = {}
+    for target in (4, 2):
+        env = short(episode_windows=30)
+        env.reset(seed=5)
+        total = 0.0
+        while env.agents:
+            _, rew, _, _, infos = env.step(default_actions(env, target))
+            total += rew["router"]
+            assert len(set(rew.values())) == 1
+        ep = infos["router"]["episode"]
+        assert total == pytest.approx(100 * env.score)
+        assert ep["score"] == pytest.approx(ep["goodput"] * ep["quality"] * ep["cost"])
+        scores[target] = ep
+    assert scores[4]["cost"] == pytest.approx(0.5) and scores[4]["gpu_share"] == pytest.approx(1.0)
+    assert scores[2]["cost"] > 0.7 and scores[2]["gpu_share"] < 0.6
+
+
+def test_same_seed_same_episode_across_processes():
+    code = ("from igym_marl import serving_cluster_v0 as s; from tests.envs.test_cluster_env import default_actions;"
+            "e = s.parallel_env(task='cluster_diurnal', episode_windows=15); e.reset(seed=9)\n"
+            "while e.agents: e.step(default_actions(e, 3))\n"
+            "print(repr(e.score))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(outs) == 1 and float(outs.pop()) > 0
+
+
+def test_clone_has_the_same_future():
+    env = short()
+    env.reset(seed=2)
+    env.step(default_actions(env, 2))
+    twin = env.clone()
+    for _ in range(4):
+        a = env.step(default_actions(env, 3))
+        b = twin.step(default_actions(twin, 3))
+        assert a[1] == b[1]
+        assert all(np.array_equal(a[0][k], b[0][k]) for k in a[0])
+    assert env.score == twin.score
+
+
+def test_step_cluster_takes_weighted_routing_and_bad_weights_fail_by_name():
+    env = short(replicas=2)
+    env.reset(seed=1)
+    env.step_cluster(Knobs(), Routing("weighted", np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])), 2)
+    with pytest.raises(ValueError, match=r"weights\[1, 0\]=-2.0 must be finite and >= 0"):
+        env.step_cluster(Knobs(), Routing("weighted", np.array([[1.0, 0.0], [-2.0, 1.0], [0.0, 1.0]])), 2)
+
+
+@pytest.mark.parametrize("agent, value, match", [
+    ("autoscaler", 4, r"agent 'autoscaler': action=4 must be an integer in 0..3: target active replicas - 1"),
+    ("router", -1, r"agent 'router': action=-1 must be an integer in 0..2: a routing rule: 0 round_robin"),
+    ("router", 1.0, r"agent 'router': action=1.0"),
+    ("r1/kv_manager", 30, r"agent 'r1/kv_manager'"),
+])
+def test_bad_actions_name_the_agent_and_what_is_allowed(agent, value, match):
+    env = short()
+    env.reset(seed=0)
+    act = default_actions(env)
+    act[agent] = value
+    with pytest.raises(ValueError, match=match):
+        env.step(act)
+
+
+def test_bad_env_arguments():
+    with pytest.raises(ValueError, match="task='cluster_x' is unknown; allowed: cluster_diurnal, cluster_bursty"):
+        serving_cluster_v0.parallel_env(task="cluster_x")
+    with pytest.raises(ValueError, match="replicas=65 must be an integer in 1..64"):
+        serving_cluster_v0.parallel_env(replicas=65)
+    with pytest.raises(ValueError, match="unknown option"):
+        serving_cluster_v0.parallel_env(speed=3)
+    with pytest.raises(ValueError, match="cost_weight=2 must be a number in 0..1"):
+        serving_cluster_v0.parallel_env(cost_weight=2)
+    env = short()
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step({})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="no action for agent"):
+        env.step({"router": 0})
