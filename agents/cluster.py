@@ -15,7 +15,9 @@ of ``serving_cluster_v0`` (so ``env.step`` validates it like any learner's), and
 * ``ClusterOracle``: a reference that sees the future traffic. Every ``every`` windows it clones
   the env, plays each candidate (target, rule) for ``horizon`` windows on the real future
   traffic with the replicas' knobs fixed, and applies the best; the candidates are the incumbent,
-  targets one and two up or down, and the other rules. Its horizon (6 windows, 60 s) spans a cold
+  a target one up or down, the other rules, and the targets a planner that reads the future
+  arrivals would set (enough replicas for the busiest window until a cold start ordered now has
+  served three windows, at 50, 70 and 90 % utilisation). Its horizon (6 windows, 60 s) spans a cold
   start (28 s), so it sees what adding a replica buys; a candidate's worth also counts ``tail``
   (6) more windows, the better of holding it and turning every replica up, so that a backlog
   left behind by a cheap candidate is paid for.
@@ -27,8 +29,10 @@ constants (agents/data/best_constant.json), the rule and N are searched whole.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -115,6 +119,7 @@ class ClusterOracle:
     horizon: int = 6
     tail: int = 6
     every: int = 2
+    utilizations: tuple = (0.5, 0.7, 0.9)
     name: str = "oracle"
     sees_env = True
 
@@ -141,11 +146,21 @@ class ClusterOracle:
             best = max(best, end.score)
         return best - start
 
+    def planned(self, env, utilization: float) -> int:
+        """The replicas the coming traffic needs at `utilization`: the busiest window's arrival
+        rate from now until a cold start ordered now has served for three windows."""
+        w, W = env.workload, env.task.window_s
+        t0 = env.window * W
+        ahead = math.ceil(env.cluster.cold_start_s(0, self.knobs.quantization_tier) / W) + 3
+        counts = np.histogram(w.arrival_s, bins=ahead, range=(t0, t0 + ahead * W))[0]
+        return min(env.n, max(1, math.ceil(counts.max() / W / (utilization * env.task.replica_capacity_rps))))
+
     def act(self, env) -> dict:
         if env.window % self.every == 0:
             t0 = self.cur_target
             cands = {(t0, self.cur_rule)}
-            cands |= {(t, self.cur_rule) for t in (t0 - 2, t0 - 1, t0 + 1, t0 + 2) if 1 <= t <= env.n}
+            cands |= {(t, self.cur_rule) for t in (t0 - 1, t0 + 1) if 1 <= t <= env.n}
+            cands |= {(self.planned(env, u), self.cur_rule) for u in self.utilizations}
             cands |= {(t0, r) for r in ROUTER_RULES}
             best = max(sorted(cands), key=lambda c: (self._value(env, *c), c == (t0, self.cur_rule)))
             self.cur_target, self.cur_rule = best
@@ -168,6 +183,28 @@ def run_cluster_episode(policy, task, seed: int, **env_kwargs) -> dict:
         _, _, _, _, infos = env.step(act)
     ep = infos[ROUTER]["episode"]
     return {**ep, "seed": seed, "targets": targets}
+
+
+CLUSTER_CACHE = Path(__file__).resolve().parent / "data" / "cluster_best_constant.json"
+
+
+def load_cluster_cache() -> dict:
+    """{task: best constant, its ranking and the tuned HPA threshold} (scripts/cluster_baselines.py --search)."""
+    return json.loads(CLUSTER_CACHE.read_text()) if CLUSTER_CACHE.exists() else {}
+
+
+def cluster_baseline(task: str, kind: str):
+    """The cached best constant (kind "best-constant") or tuned HPA (kind "hpa") of a cluster task."""
+    entry = load_cluster_cache().get(task)
+    if entry is None:
+        raise ValueError(f"no cached cluster baselines for task {task!r} in {CLUSTER_CACHE}: "
+                         f"run scripts/cluster_baselines.py --search --task {task}")
+    knobs = Knobs(**entry["knobs"])
+    if kind == "best-constant":
+        return ClusterConstant(knobs, entry["rule"], entry["target"], name="best-constant")
+    if kind == "hpa":
+        return HPAPolicy(knobs, entry["hpa_target_outstanding"])
+    raise ValueError(f"kind={kind!r} is unknown; allowed: best-constant, hpa")
 
 
 def knob_candidates() -> list[Knobs]:
@@ -200,4 +237,4 @@ def search_cluster_constant(task, seeds_first: int = 2, seeds_final: int = 6, ke
 
 
 __all__ = ["ClusterConstant", "HPAPolicy", "ClusterOracle", "run_cluster_episode", "search_cluster_constant",
-           "actions_for", "knob_candidates", "AGENTS"]
+           "actions_for", "knob_candidates", "cluster_baseline", "load_cluster_cache", "CLUSTER_CACHE", "AGENTS"]

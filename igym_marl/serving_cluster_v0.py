@@ -67,13 +67,14 @@ a fixed size whatever N.
 
 Reward and score
 ----------------
-One team reward for all agents. A request that met its SLOs earns v(r) x q(r) x c(r): its value
-and quality factor as in serving_v0, and a GPU cost factor c = 1 - cost_weight x (GPU cost billed
-in the window where it finished / the whole fleet's), billed for starting, active and draining
-replicas. The score is the sum over the episode divided by the offered value: serving everything
-within SLO on the whole fleet all the time scores 1 - cost_weight (0.5 by default); on half the
-fleet's GPU-hours, 0.75. ``reward_scale`` (100) scales rewards; rewards sum to 100 x score.
-docs/cluster.md explains the choice of cost_weight and the tasks.
+One team reward for all agents: the window's value served within SLO (v(r) x q(r) summed over
+requests that met their SLOs, over the offered value, as in serving_v0) minus the window's GPU
+cost, cost_weight x (GPU cost billed in the window / the fleet's GPU cost over the whole
+episode), billed for starting, active and draining replicas. The score, the sum over the
+episode, is goodput x quality - cost_weight x GPU share: serving everything within SLO on the
+whole fleet all the time scores 1 - cost_weight (0.5 by default); on half the fleet's GPU-hours,
+0.75; serving nothing on the whole fleet, -0.5. ``reward_scale`` (100) scales rewards; rewards
+sum to 100 x score. docs/cluster.md explains the choice of cost_weight and the tasks.
 """
 
 from __future__ import annotations

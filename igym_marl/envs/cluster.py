@@ -143,7 +143,8 @@ class ServingClusterEnv(ParallelEnv):
         self.episode_seed = episode_seed
         self.workload = self.task.workload(episode_seed)
         self.cluster.reset(self.workload, seed=episode_seed)
-        self.keeper = ClusterScoreKeeper.for_episode(self.workload, self.task.horizon_s, self.cost_weight)
+        self.keeper = ClusterScoreKeeper.for_episode(self.workload, self.task.horizon_s, self.task.episode_windows,
+                                                     self.cost_weight)
         self.agents = list(self.possible_agents)
         self.window = 0
         self.last_actions = {a: DEFAULT_ACTIONS[a.split("/")[1]] for a in self.replica_agents}
@@ -153,6 +154,7 @@ class ServingClusterEnv(ParallelEnv):
         self.history = []
         self._prev_load = 0.0
         obs = self._observe(None)
+        self.last_obs = obs  # what the agents saw last (for controllers that act on the env)
         infos = {a: {"episode_seed": episode_seed} for a in self.agents}
         return obs, infos
 
@@ -214,6 +216,7 @@ class ServingClusterEnv(ParallelEnv):
         self.routing, self.target = routing, target
         r = self.keeper.window(cw)
         obs = self._observe(cw)
+        self.last_obs = obs
         team = self.reward_scale * r
         rewards = {a: team for a in self.possible_agents}
         done = self.window >= self.task.episode_windows

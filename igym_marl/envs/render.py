@@ -174,3 +174,61 @@ def save_timeline(env, path) -> str:
     fig = timeline_figure(env)
     fig.savefig(path, dpi=110)
     return str(path)
+
+
+def cluster_timeline_figure(env):
+    """A cluster episode's timeline from ``env.history``: offered load against the fleet's
+    capacity and the replicas up (active, starting, draining); p99 TTFT of each tenant over its
+    SLO (the worst replica of the window); GPU cost per window and the running score."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    h = env.history
+    task = env.task
+    x = np.array([e["window"] * task.window_s / 60.0 for e in h])
+    fig = Figure(figsize=(10, 8), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(4, 1, sharex=True)
+    arrivals = np.array([sum(map(sum, e["cluster"].routed)) / task.window_s for e in h])
+    ax[0].plot(x, arrivals, label="arrivals (req/s)")
+    ax[0].axhline(task.capacity_rps, color="grey", ls=":", label=f"fleet capacity ({task.replicas} replicas)")
+    ax[0].set_ylabel("req/s")
+    ax[0].legend(loc="upper right", fontsize=8)
+    for state, color in (("active", "C2"), ("starting", "C1"), ("draining", "C3")):
+        ax[1].plot(x, [sum(s == state for s in e["cluster"].states) for e in h], drawstyle="steps-post",
+                   color=color, label=state)
+    ax[1].plot(x, [e["target"] for e in h], drawstyle="steps-post", color="black", ls="--", lw=0.8, label="target")
+    ax[1].set_ylabel("replicas")
+    ax[1].set_ylim(-0.2, task.replicas + 0.5)
+    ax[1].legend(loc="upper right", fontsize=8, ncol=4)
+    for i, t in enumerate(task.tenants):
+        worst = []
+        for e in h:
+            v = [m.tenants[i].latency.ttft_p99_ms for m in e["cluster"].replicas]
+            v = [u for u in v if u == u]
+            worst.append(max(v) / t.ttft_slo_ms if v else np.nan)
+        ax[2].plot(x, worst, label=t.name)
+    ax[2].axhline(1.0, color="red", ls="--", lw=1, label="SLO")
+    ax[2].set_yscale("log")
+    ax[2].set_ylabel("p99 TTFT / SLO")
+    ax[2].legend(loc="upper right", fontsize=8, ncol=4)
+    ax[3].plot(x, [e["cluster"].billed_usd * 3600.0 / task.window_s for e in h], drawstyle="steps-post",
+               label="GPU cost ($/h)")
+    ax[3].set_ylabel("$/h")
+    ax3 = ax[3].twinx()
+    ax3.plot(x, np.cumsum([e["reward"] for e in h]), color="C1", label="score so far")
+    ax3.set_ylabel("score")
+    ax[3].legend(loc="upper left", fontsize=8)
+    ax3.legend(loc="lower right", fontsize=8)
+    ax[-1].set_xlabel("minutes")
+    fig.suptitle(f"{task.id}: score {env.score:.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def cluster_timeline_rgb(env) -> np.ndarray:
+    fig = cluster_timeline_figure(env)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

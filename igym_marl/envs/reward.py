@@ -107,36 +107,40 @@ CLUSTER_COST_WEIGHT = 0.5  # cluster mode's default cost_weight (docs/cluster.md
 
 @dataclass
 class ClusterScoreKeeper:
-    """Cluster mode's score: the single-replica score with the memory term replaced by a GPU cost
-    term. A request r that met its SLOs earns v(r) x q(r) x c(r), where
+    """Cluster mode's score: the share of the offered value served within SLO (as in
+    serving_v0, with the quality factor), minus the fleet's GPU cost in the same unit:
 
-        c(r) = 1 - cost_weight x (GPU cost billed in the window where r finished
-                                  / GPU cost of the whole fleet in that window)
+        score = sum over requests r that met their SLOs of v(r) x q(r) / offered value
+                - cost_weight x (GPU cost billed over the episode / GPU cost of running every
+                                 replica for the whole episode)
 
-    (billed: replicas starting, active or draining). Serving everything within SLO on the whole
-    fleet all the time scores 1 - cost_weight; on half the fleet's GPU-hours, 1 - cost_weight / 2.
-    The score stays the share of the offered value served, each unit discounted by what the fleet
-    cost while it was served; rewards per window sum to it."""
+    billed: replicas starting, active or draining. cost_weight is what running the whole fleet
+    for the whole episode costs, as a share of the value offered (0.5 by default, docs/cluster.md):
+    serving everything within SLO on the whole fleet scores 0.5; on half its GPU-hours, 0.75; a
+    fleet that serves nothing scores down to -cost_weight. GPU time is charged by the hour
+    whatever it serves, as an operator pays for it: a per-request factor (like serving_v0's
+    memory term) would charge idle replicas only through the few requests served beside them.
+    The window reward is the window's served value minus its GPU cost; rewards sum to the score."""
 
     weights: tuple[float, ...]
+    windows: int
     cost_weight: float = CLUSTER_COST_WEIGHT
     offered_value: float = 0.0
     score: float = 0.0
     met_value: float = 0.0
     quality_sum: float = 0.0
-    cost_sum: float = 0.0  # sum of v x c over requests that met their SLOs
     billed_usd: float = 0.0
     fleet_usd: float = 0.0
 
     @classmethod
-    def for_episode(cls, workload: Workload, horizon_s: float, cost_weight: float = CLUSTER_COST_WEIGHT):
-        keeper = cls(tuple(t.weight for t in workload.tenants), cost_weight)
+    def for_episode(cls, workload: Workload, horizon_s: float, windows: int,
+                    cost_weight: float = CLUSTER_COST_WEIGHT) -> "ClusterScoreKeeper":
+        keeper = cls(tuple(t.weight for t in workload.tenants), windows, cost_weight)
         keeper.offered_value = float(request_values(workload)[workload.arrival_s < horizon_s].sum())
         return keeper
 
     def window(self, cw) -> float:
-        """The score earned in a ClusterWindow (unscaled)."""
-        c = 1.0 - self.cost_weight * cw.billed_usd / cw.fleet_usd if cw.fleet_usd > 0 else 1.0
+        """The score earned in a ClusterWindow (unscaled): served value minus GPU cost."""
         self.billed_usd += cw.billed_usd
         self.fleet_usd += cw.fleet_usd
         earned = 0.0
@@ -145,18 +149,18 @@ class ClusterScoreKeeper:
                         for w, t in zip(self.weights, m.tenants))
             self.met_value += met_v
             self.quality_sum += met_v * m.quality
-            self.cost_sum += met_v * c
-            earned += met_v * m.quality * c
+            earned += met_v * m.quality
         r = earned / self.offered_value if self.offered_value > 0 else 0.0
+        if cw.fleet_usd > 0:
+            r -= self.cost_weight * cw.billed_usd / (cw.fleet_usd * self.windows)
         self.score += r
         return r
 
     def components(self) -> dict:
-        """score = goodput x quality x cost (the value-weighted means of q and c); gpu_share: the
-        fleet's GPU cost actually billed, as a share of running every replica all episode."""
+        """score = goodput x quality - cost, cost = cost_weight x gpu_share (the share of the
+        fleet's GPU-hours billed, over the windows played)."""
         good = self.met_value / self.offered_value if self.offered_value else 0.0
+        share = self.billed_usd / self.fleet_usd if self.fleet_usd else 0.0
         return {"score": self.score, "goodput": good,
                 "quality": self.quality_sum / self.met_value if self.met_value else 1.0,
-                "cost": self.cost_sum / self.met_value if self.met_value else 1.0,
-                "gpu_share": self.billed_usd / self.fleet_usd if self.fleet_usd else 0.0,
-                "billed_usd": self.billed_usd}
+                "gpu_share": share, "cost": self.cost_weight * share, "billed_usd": self.billed_usd}

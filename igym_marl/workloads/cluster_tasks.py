@@ -8,8 +8,8 @@ task                window    windows  traffic (rates relative to the fleet's ca
                                        traffic (to ~100 % of the fleet at the peaks, 6 % at night),
                                        batch summarisation and long documents at night (35 %)
 ``cluster_bursty``  10 s      120      BurstGPT-shaped: quiet phases at ~20 % of the fleet with a
-                                       slow wobble, 3 to 5 storms of 1 to 3 minutes reaching 80 to
-                                       120 % of the fleet; conversation and API tenants, and a
+                                       slow wobble, 3 to 5 storms of 1 to 3 minutes reaching 60 to
+                                       90 % of the fleet; conversation and API tenants, and a
                                        steady batch background (5 %)
 ==================  ========  =======  ============================================================
 
@@ -94,7 +94,7 @@ class ClusterTask:
 
 
 # ---------------------------------------------------------------------------------- traffic
-DIURNAL_DAY = DayProfile(interactive_peak=0.4, standard_peak=0.22, night_batch=0.3, storms=(0, 0))  # peaks ~75 % of the fleet
+DIURNAL_DAY = DayProfile(interactive_peak=0.4, standard_peak=0.22, night_batch=0.05, storms=(0, 0))
 
 
 def _diurnal(task: ClusterTask, rng) -> Workload:
@@ -113,12 +113,12 @@ BATCH_BACKGROUND = 0.05
 
 def cluster_bursty_rate(task: ClusterTask, rng) -> np.ndarray:
     """Per-second rate of the bursty tenants (req/s): quiet ~20 % of the fleet with a slow wobble,
-    3-5 storms of 60-180 s at 0.8-1.2x the fleet (20 % ramps)."""
+    3-5 storms of 60-180 s at 0.6-0.9x the fleet (20 % ramps): a fleet sized for its storms."""
     cap = task.capacity_rps
     t = np.arange(int(math.ceil(task.horizon_s)), dtype=np.float64)
     quiet = 0.2 * cap * np.exp(rng.normal(0, 0.2) + 0.25 * np.sin(2 * np.pi * t / rng.uniform(300, 600)
                                                                      + rng.uniform(0, 2 * np.pi)))
-    return _storms(rng, t, (3, 5), (60.0, 180.0), (0.8 * cap, 1.2 * cap), quiet)
+    return _storms(rng, t, (3, 5), (60.0, 180.0), (0.6 * cap, 0.9 * cap), quiet)
 
 
 def _cluster_bursty(task: ClusterTask, rng) -> Workload:
@@ -144,7 +144,7 @@ CLUSTER_TASKS: dict[str, ClusterTask] = {
         length_mix=tuple(zip(ADV_LENGTHS, ADV_SHARES))),
     "cluster_bursty": ClusterTask(
         "cluster_bursty", "BurstGPT-shaped storms at fleet scale: quiet at ~20 % of the fleet, storms of 1-3 "
-        "minutes at 80-120 %, conversation and API tenants over a steady batch background.", window_s=10.0,
+        "minutes at 60-90 %, conversation and API tenants over a steady batch background.", window_s=10.0,
         episode_windows=120, tenants=CLUSTER_BURSTY_TENANTS, replica_capacity_rps=7.65, traffic=_cluster_bursty,
         phases=_cluster_bursty_phases,
         length_mix=((BurstGPTLengths(chat=True), BURSTY_SHARES[0]), (BurstGPTLengths(chat=False), BURSTY_SHARES[1]))),

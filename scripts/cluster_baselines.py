@@ -1,0 +1,155 @@
+"""Cluster mode's bar: search the best constant, tune the HPA rule, and evaluate every baseline.
+
+    python scripts/cluster_baselines.py --search                 # best constants -> agents/data/cluster_best_constant.json
+    python scripts/cluster_baselines.py --episodes 10            # held-out table -> runs/cluster/results.{md,json}
+
+The best constant (knobs x routing rule x N, successive halving on training seeds) and the HPA
+threshold (target outstanding requests per replica, best of a grid on training seeds) are cached
+in agents/data/cluster_best_constant.json. Evaluation plays random, vllm-default (every replica,
+least outstanding), best-constant, hpa and oracle on held-out seeds and reports means with 95 %
+bootstrap CIs, the adaptivity gap (oracle - best constant) / best constant and each baseline's
+share of the headroom. docs/cluster.md holds the tables this writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agents.cluster import (CLUSTER_CACHE, ClusterConstant, ClusterOracle, HPAPolicy, cluster_baseline,  # noqa: E402
+                            load_cluster_cache, run_cluster_episode, search_cluster_constant)
+from agents.stats import bootstrap_ci  # noqa: E402
+from igym_marl.sim.types import VLLM_DEFAULT  # noqa: E402
+from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
+from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS  # noqa: E402
+
+HPA_GRID = (8.0, 16.0, 32.0, 64.0, 128.0)
+
+
+class RandomCluster:
+    name = "random"
+
+    def reset(self, env, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, env):
+        return {a: int(self.rng.integers(env.action_space(a).n)) for a in env.possible_agents}
+
+
+def search(tasks, log=print) -> None:
+    for task in tasks:
+        t0 = time.time()
+        best, ranked = search_cluster_constant(task, log=log)
+        hpa = []
+        for target in HPA_GRID:
+            s = np.mean([run_cluster_episode(HPAPolicy(best.knobs, target), task, seed)["score"]
+                         for seed in TRAIN_SEEDS[:4]])
+            hpa.append((float(s), target))
+            log(f"{task}: hpa target_outstanding {target:g}: {s:.3f}")
+        data = load_cluster_cache()  # re-read: another task's search may have written meanwhile
+        data[task] = {"knobs": best.knobs.as_dict(), "rule": best.rule, "target": best.target,
+                      "ranked": [{"score": s, "describe": c.describe()} for s, c in ranked],
+                      "hpa_target_outstanding": max(hpa)[1], "hpa_grid": hpa, "seconds": time.time() - t0}
+        CLUSTER_CACHE.write_text(json.dumps(data, indent=1) + "\n")
+        log(f"{task}: wrote {CLUSTER_CACHE}")
+
+
+def policies(task: str, checkpoints=()) -> dict:
+    best = cluster_baseline(task, "best-constant")
+    out = {"random": RandomCluster(), "vllm-default": ClusterConstant(VLLM_DEFAULT, "least_outstanding", None),
+           "best-constant": best, "hpa": cluster_baseline(task, "hpa"),
+           "oracle": ClusterOracle(best.knobs, best.rule, best.target)}
+    for ck in checkpoints:  # trained cluster MAPPO (scripts/train_cluster.py)
+        from agents.cluster_learner import ClusterLearned
+        out[f"mappo ({Path(ck).parent.name})"] = ClusterLearned(ck)
+    return out
+
+
+def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), log=print) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for task in tasks:
+        for name, pol in policies(task, checkpoints).items():
+            if agents and name not in agents and not name.startswith("mappo"):
+                continue
+            for k in range(episodes):
+                seed = EVAL_SEEDS[k]
+                t0 = time.time()
+                r = run_cluster_episode(pol, task, seed, **({"replicas": pol.model.replicas} if hasattr(pol, "model") else {}))
+                records.append({"task": task, "agent": name, "seed": seed, "score": r["score"], "goodput": r["goodput"],
+                                "gpu_share": r["gpu_share"], "seconds": time.time() - t0})
+                log(f"{task} {name} seed {seed}: {r['score']:.3f} (goodput {r['goodput']:.3f}, "
+                    f"GPU share {r['gpu_share']:.3f}) {time.time() - t0:.1f} s")
+            (out / "results.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out / "results.md").write_text(markdown(records))
+    log(f"wrote {out / 'results.md'}")
+    return records
+
+
+def markdown(records: list[dict]) -> str:
+    lines = []
+    for task in dict.fromkeys(r["task"] for r in records):
+        rows = [r for r in records if r["task"] == task]
+        by = {a: [r for r in rows if r["agent"] == a] for a in dict.fromkeys(r["agent"] for r in rows)}
+        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | share of headroom |",
+                  "|---|---|---|---|---|"]
+        mean = {a: float(np.mean([r["score"] for r in rs])) for a, rs in by.items()}
+        bc, orc = mean.get("best-constant"), mean.get("oracle")
+        for a, rs in by.items():
+            xs = [r["score"] for r in rs]
+            lo, hi = bootstrap_ci([xs])
+            head = f"{100 * (mean[a] - bc) / (orc - bc):.0f} %" if bc is not None and orc is not None and orc > bc else ""
+            label = "oracle *" if a == "oracle" else a
+            lines.append(f"| {label} | {mean[a]:.3f} [{lo:.3f}, {hi:.3f}] | {np.mean([r['goodput'] for r in rs]):.3f} | "
+                         f"{np.mean([r['gpu_share'] for r in rs]):.3f} | {head} |")
+        if bc is not None and orc is not None:
+            seeds = sorted({r["seed"] for r in by["best-constant"]} & {r["seed"] for r in by["oracle"]})
+            b = np.array([next(r["score"] for r in by["best-constant"] if r["seed"] == s) for s in seeds])
+            o = np.array([next(r["score"] for r in by["oracle"] if r["seed"] == s) for s in seeds])
+            rng = np.random.default_rng(0)
+            boots = [(o[i].mean() - b[i].mean()) / b[i].mean() for i in (rng.integers(0, len(seeds), len(seeds))
+                                                                       for _ in range(2000))]
+            lines += ["", f"Adaptivity gap (oracle - best constant) / best constant over {len(seeds)} held-out "
+                          f"episodes: **{100 * (o.mean() - b.mean()) / b.mean():.0f} %** [95 % CI "
+                          f"{100 * np.percentile(boots, 2.5):.0f}, {100 * np.percentile(boots, 97.5):.0f}]"]
+        lines += ["", "\\* a clairvoyant reference that sees the future traffic, not a policy.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default=",".join(CLUSTER_TASK_IDS), help="comma-separated cluster tasks")
+    p.add_argument("--search", action="store_true", help="search the best constants and the HPA threshold first")
+    p.add_argument("--episodes", type=int, default=0, help="held-out episodes per agent and task (0: no evaluation)")
+    p.add_argument("--agents", default="", help="comma-separated subset of random, vllm-default, best-constant, hpa, oracle")
+    p.add_argument("--checkpoint", action="append", default=[], type=Path,
+                   help="a cluster MAPPO checkpoint to evaluate too (repeatable)")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "cluster")
+    args = p.parse_args(argv)
+    tasks = [t for t in args.task.split(",") if t]
+    bad = [t for t in tasks if t not in CLUSTER_TASK_IDS]
+    if bad:
+        p.error(f"--task {bad[0]!r}: allowed {', '.join(CLUSTER_TASK_IDS)}")
+    if args.episodes < 0:
+        p.error(f"--episodes {args.episodes}: must be >= 0")
+    agents = [a for a in args.agents.split(",") if a]
+    if args.search:
+        search(tasks)
+    if args.episodes:
+        for ck in args.checkpoint:
+            if not ck.exists():
+                p.error(f"--checkpoint {ck}: no such file")
+        evaluate(tasks, args.episodes, args.out, agents, args.checkpoint)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
