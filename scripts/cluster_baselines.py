@@ -62,8 +62,10 @@ def search(tasks, log=print) -> None:
         log(f"{task}: wrote {CLUSTER_CACHE}")
 
 
-def policies(task: str, checkpoints=()) -> dict:
+def policies(task: str, checkpoints=(), replicas: int | None = None) -> dict:
     best = cluster_baseline(task, "best-constant")
+    if replicas is not None:  # searched at the task's N: keep its knobs and rule, with every replica up
+        best = ClusterConstant(best.knobs, best.rule, None, name="best-constant")
     out = {"random": RandomCluster(), "vllm-default": ClusterConstant(VLLM_DEFAULT, "least_outstanding", None),
            "best-constant": best, "hpa": cluster_baseline(task, "hpa"),
            "oracle": ClusterOracle(best.knobs, best.rule, best.target)}
@@ -73,17 +75,18 @@ def policies(task: str, checkpoints=()) -> dict:
     return out
 
 
-def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), log=print) -> list[dict]:
+def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), replicas=None, log=print) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     records = []
+    kw = {} if replicas is None else {"replicas": replicas}
     for task in tasks:
-        for name, pol in policies(task, checkpoints).items():
+        for name, pol in policies(task, checkpoints, replicas).items():
             if agents and name not in agents and not name.startswith("mappo"):
                 continue
             for k in range(episodes):
                 seed = EVAL_SEEDS[k]
                 t0 = time.time()
-                r = run_cluster_episode(pol, task, seed, **({"replicas": pol.model.replicas} if hasattr(pol, "model") else {}))
+                r = run_cluster_episode(pol, task, seed, **kw)
                 records.append({"task": task, "agent": name, "seed": seed, "score": r["score"], "goodput": r["goodput"],
                                 "gpu_share": r["gpu_share"], "seconds": time.time() - t0})
                 log(f"{task} {name} seed {seed}: {r['score']:.3f} (goodput {r['goodput']:.3f}, "
@@ -130,6 +133,8 @@ def main(argv=None) -> int:
     p.add_argument("--search", action="store_true", help="search the best constants and the HPA threshold first")
     p.add_argument("--episodes", type=int, default=0, help="held-out episodes per agent and task (0: no evaluation)")
     p.add_argument("--agents", default="", help="comma-separated subset of random, vllm-default, best-constant, hpa, oracle")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="evaluate at this N (the best constant keeps its knobs and rule with every replica up)")
     p.add_argument("--checkpoint", action="append", default=[], type=Path,
                    help="a cluster MAPPO checkpoint to evaluate too (repeatable)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "cluster")
@@ -147,7 +152,9 @@ def main(argv=None) -> int:
         for ck in args.checkpoint:
             if not ck.exists():
                 p.error(f"--checkpoint {ck}: no such file")
-        evaluate(tasks, args.episodes, args.out, agents, args.checkpoint)
+        if args.replicas is not None and not 1 <= args.replicas <= 64:
+            p.error(f"--replicas {args.replicas}: allowed 1..64")
+        evaluate(tasks, args.episodes, args.out, agents, args.checkpoint, args.replicas)
     return 0
 
 

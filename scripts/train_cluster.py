@@ -5,7 +5,8 @@
 
 The recipe is the single-replica one: warm start by behaviour cloning the tuned HPA baseline
 (its knobs on every replica, least-outstanding routing, its autoscaling decisions) on
-``--warm-episodes`` training episodes, then PPO with the team reward (``--warm-start none``:
+``--warm-episodes`` training episodes and ``--dagger-rounds`` rounds of DAgger, then PPO with the
+team reward (``--warm-start none``:
 from a uniform policy). A step is one window of ``--envs`` env copies stepped in this process;
 ``--steps`` counts windows over all copies. Every ``--eval-every`` steps the greedy policy plays
 two validation episodes (training seeds 500,000+, never trained on); at the end it plays
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from agents.cluster import cluster_baseline, run_cluster_episode  # noqa: E402
 from agents.cluster_learner import AGENT_TYPES, ClusterActorCritic, ClusterLearned, actor_input, agent_types  # noqa: E402
 from igym_marl import serving_cluster_v0  # noqa: E402
+from igym_marl.sim.cluster import ACTIVE, STARTING  # noqa: E402
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
 from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS  # noqa: E402
 
@@ -54,53 +56,79 @@ def checkpoint(model, task, replicas) -> dict:
             "model": model.state_dict()}
 
 
-def warm_start(model, args, episodes, seed, gamma, epochs, log) -> dict:
+def warm_start(model, args, log) -> dict:
+    """Behaviour-clone the tuned HPA baseline, then DAgger: rounds of the learner's own greedy
+    episodes labelled by the HPA (its memory synced to the replicas the learner keeps up), so
+    that the clone learns to leave the last target, not only to repeat it."""
     teacher = cluster_baseline(args.task, "hpa")
     xs, ts, acts, states, rets = [], [], [], [], []
-    for k in range(episodes):
+    agree = {}
+
+    def play(k: int, learner_drives: bool):
         env = serving_cluster_v0.parallel_env(args.task, **env_kwargs(args))
-        obs, _ = env.reset(seed=int(TRAIN_SEEDS[100_000 * (seed + 1) + k]))
+        obs, _ = env.reset(seed=int(TRAIN_SEEDS[100_000 * (args.seed + 1) + k]))
         teacher.reset(env, 0)
         agents = list(env.possible_agents)
         types = agent_types(agents)
+        types_t = torch.as_tensor(types)
         rewards = []
         while env.agents:
-            act = teacher.act(env)
-            xs.append(actor_input(obs, agents, types))
+            x = actor_input(obs, agents, types)
+            if learner_drives:
+                teacher.target = int(np.isin(env.cluster.state, (STARTING, ACTIVE)).sum())
+            label = teacher.act(env)
+            if learner_drives:
+                with torch.no_grad():
+                    act = dict(zip(agents, model.greedy(torch.as_tensor(x), types_t).tolist()))
+            else:
+                act = label
+            xs.append(x)
             ts.append(types)
-            acts.append(np.array([act[a] for a in agents]))
+            acts.append(np.array([label[a] for a in agents]))
             states.append(env.state())
             obs, rew, _, _, _ = env.step(act)
-            rewards.append(rew[agents[-1]])
+            rewards.append(rew[agents[-1]] / 100.0)
         g, out = 0.0, []
         for r in reversed(rewards):
-            g = r + gamma * g
+            g = r + args.gamma * g
             out.append(g)
-        rets += out[::-1]
-    x, t = torch.as_tensor(np.concatenate(xs)), torch.as_tensor(np.concatenate(ts))
-    a = torch.as_tensor(np.concatenate(acts))
-    s, ret = torch.as_tensor(np.stack(states)), torch.as_tensor(np.array(rets, dtype=np.float32))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(epochs):
-        for idx in torch.randperm(x.shape[0]).split(2048):
-            _, logp, _ = model.logp_entropy(x[idx], t[idx], a[idx])
-            # every agent type counts the same (the one autoscaler row per window would otherwise
-            # weigh 1 / (4N + 2) of the loss)
-            loss = -torch.stack([logp[t[idx] == k].mean() for k in torch.unique(t[idx])]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        for idx in torch.randperm(s.shape[0]).split(256):
-            vloss = ((model.value(s[idx]) - ret[idx]) ** 2).mean()
-            opt.zero_grad()
-            vloss.backward()
-            opt.step()
-    with torch.no_grad():
-        same = model.greedy(x, t) == a
-    agree = {name: float(same[t == k].float().mean()) for k, name in enumerate(AGENT_TYPES) if (t == k).any()}
-    log(f"warm start: {episodes} HPA episodes, {len(states)} windows, greedy agreement "
-        + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
-    return {"episodes": episodes, "windows": len(states), "agreement": agree}
+        rets.extend(out[::-1])
+
+    def fit():
+        x, t = torch.as_tensor(np.concatenate(xs)), torch.as_tensor(np.concatenate(ts))
+        a = torch.as_tensor(np.concatenate(acts))
+        s, ret = torch.as_tensor(np.stack(states)), torch.as_tensor(np.array(rets, dtype=np.float32))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(args.warm_epochs):
+            for idx in torch.randperm(x.shape[0]).split(2048):
+                _, logp, _ = model.logp_entropy(x[idx], t[idx], a[idx])
+                # every agent type counts the same (the one autoscaler row per window would
+                # otherwise weigh 1 / (4N + 2) of the loss)
+                loss = -torch.stack([logp[t[idx] == k].mean() for k in torch.unique(t[idx])]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            for idx in torch.randperm(s.shape[0]).split(256):
+                vloss = ((model.value(s[idx]) - ret[idx]) ** 2).mean()
+                opt.zero_grad()
+                vloss.backward()
+                opt.step()
+        with torch.no_grad():
+            same = model.greedy(x, t) == a
+        agree.update({name: float(same[t == k].float().mean()) for k, name in enumerate(AGENT_TYPES)
+                      if (t == k).any()})
+
+    n = args.warm_episodes
+    for k in range(n):
+        play(k, False)
+    fit()
+    for r in range(args.dagger_rounds):
+        for k in range(max(1, n // 2)):
+            play(n + r * n + k, True)
+        fit()
+    log(f"warm start: {n} HPA episodes + {args.dagger_rounds} DAgger rounds, {len(states)} windows, greedy "
+        "agreement " + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
+    return {"episodes": n, "dagger_rounds": args.dagger_rounds, "windows": len(states), "agreement": agree}
 
 
 def train(args, log=print) -> dict:
@@ -114,8 +142,7 @@ def train(args, log=print) -> dict:
     A = len(agents)
     model = ClusterActorCritic(args.replicas, args.hidden)
     t_start = time.time()
-    warm = warm_start(model, args, args.warm_episodes, args.seed, args.gamma, args.warm_epochs,
-                      log) if args.warm_start == "hpa" and args.warm_episodes else None
+    warm = warm_start(model, args, log) if args.warm_start == "hpa" and args.warm_episodes else None
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     episode = [0]
 
@@ -230,6 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--warm-start", default="hpa", help="hpa or none")
     p.add_argument("--warm-episodes", type=int, default=8)
     p.add_argument("--warm-epochs", type=int, default=30)
+    p.add_argument("--dagger-rounds", type=int, default=3)
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--episodes", type=int, default=10, help="held-out episodes at the end")
     p.add_argument("--episode-windows", type=int, default=0, help="shorter episodes (0: the task's own)")
@@ -244,7 +272,7 @@ def main(argv=None) -> int:
     for name in ("steps", "envs", "rollout", "epochs", "minibatch", "hidden", "eval_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
-    for name in ("warm_episodes", "episodes"):
+    for name in ("warm_episodes", "episodes", "dagger_rounds"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
     if args.out is None:
