@@ -91,23 +91,27 @@ def headroom(records: list[dict], n_boot: int = 2000, seed: int = 0) -> list[dic
     return out
 
 
-def headroom_markdown(rows: list[dict]) -> str:
+def _table(rows: list[dict], text) -> str:
+    """An agent x task markdown table; `text(row or None)` renders a cell."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     agents = list(dict.fromkeys(r["agent"] for r in rows))
     cell = {(r["agent"], r["task"]): r for r in rows}
     out = ["| agent | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
     for a in agents:
-        cs = []
-        for t in tasks:
-            r = cell.get((a, t))
-            if r is None:
-                cs.append("")
-            elif r["headroom"] != r["headroom"]:
-                cs.append("no headroom")
-            else:
-                cs.append(f"{100 * r['headroom']:.0f} % [{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}]")
-        out.append(f"| {label(a)} | " + " | ".join(cs) + " |")
+        out.append(f"| {label(a)} | " + " | ".join(text(cell.get((a, t))) for t in tasks) + " |")
     return "\n".join(out)
+
+
+def _headroom_cell(r) -> str:
+    if r is None:
+        return ""
+    if r["headroom"] != r["headroom"]:
+        return "no headroom"
+    return f"{100 * r['headroom']:.0f} % [{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}]"
+
+
+def headroom_markdown(rows: list[dict]) -> str:
+    return _table(rows, _headroom_cell)
 
 
 def label(agent: str) -> str:
@@ -119,15 +123,5 @@ def footnotes(agents) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    agents = list(dict.fromkeys(r["agent"] for r in rows))
-    cell = {(r["agent"], r["task"]): r for r in rows}
-    out = ["| agent | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for a in agents:
-        cs = []
-        for t in tasks:
-            r = cell.get((a, t))
-            cs.append("" if r is None else f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
-                                           f"(IQM {r['iqm']:.3f}, n={r['episodes']})")
-        out.append(f"| {label(a)} | " + " | ".join(cs) + " |")
-    return "\n".join(out)
+    return _table(rows, lambda r: "" if r is None else f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
+                                                        f"(IQM {r['iqm']:.3f}, n={r['episodes']})")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 
 import numpy as np
@@ -14,6 +12,7 @@ from ..sim.cluster import ACTIVE, Cluster, ClusterWindow, Routing, STATES
 from ..sim.types import Knobs
 from ..workloads.cluster_tasks import ClusterTask, get_cluster_task
 from .actions import AGENT_KNOBS, AGENTS, DEFAULT_ACTIONS, decode_action, joint_knobs
+from .episode import EpisodeMixin
 from .features import MAX_TENANTS, OBS_DIM, STATE_DIM, FeatureBuilder
 from .reward import CLUSTER_COST_WEIGHT, ClusterScoreKeeper
 
@@ -55,7 +54,7 @@ def replica_agent(i: int, agent: str) -> str:
     return f"r{i}/{agent}"
 
 
-class ServingClusterEnv(ParallelEnv):
+class ServingClusterEnv(EpisodeMixin, ParallelEnv):
     """N replicas with four agents each, a router and an autoscaler. See igym_marl.serving_cluster_v0."""
 
     metadata = {"name": "igym_marl_serving_cluster_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
@@ -131,15 +130,7 @@ class ServingClusterEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed=None, options=None):
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-                raise ValueError(f"seed={seed!r} must be an integer in 0..2**63-1 or None")
-            episode_seed = int(seed)
-            self._rng = np.random.default_rng([episode_seed, 1])
-        else:
-            if self._rng is None:
-                self._rng = np.random.default_rng()
-            episode_seed = int(self._rng.integers(0, 2**31 - 1))
+        episode_seed = self._episode_seed(seed)
         self.episode_seed = episode_seed
         self.workload = self.task.workload(episode_seed)
         self.cluster.reset(self.workload, seed=episode_seed)
@@ -286,26 +277,10 @@ class ServingClusterEnv(ParallelEnv):
     # ------------------------------------------------------------------ look-ahead, score, render
     def clone(self) -> "ServingClusterEnv":
         """An independent copy mid-episode with the same future under the same actions."""
-        if not hasattr(self, "keeper"):
-            raise RuntimeError("clone() needs an episode: call reset() first")
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
+        new = self._clone_episode()
         new.cluster = self.cluster.clone()
-        new.keeper = dataclasses.replace(self.keeper)
-        new.history = list(self.history)
-        new.agents = list(self.agents)
-        new.last_actions = dict(self.last_actions)
         new.knobs = list(self.knobs)
-        new._state = self._state.copy()
-        new._rng = copy.deepcopy(self._rng)
-        new._build_spaces()
         return new
-
-    @property
-    def score(self) -> float:
-        if not hasattr(self, "keeper"):
-            raise RuntimeError("no episode yet: call reset() before reading the score")
-        return self.keeper.score
 
     def render(self):
         if self.render_mode is None:

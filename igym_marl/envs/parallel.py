@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from functools import lru_cache
@@ -16,6 +15,7 @@ from ..sim.types import Knobs
 from ..workloads.tasks import TaskSpec, get_task
 from .actions import (AGENT_KNOBS, AGENTS, DEFAULT_ACTIONS, decode_action, encode_action, index_of_levels, joint_knobs,
                       knobs_to_actions)
+from .episode import EpisodeMixin
 from .features import OBS_DIM, STATE_DIM, FeatureBuilder, inferencegym_fields
 from .reward import MEMORY_COST, VALUE_BASES, ScoreKeeper
 
@@ -24,7 +24,7 @@ _INT_TYPES = {int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, n
 RENDER_MODES = ("ansi", "rgb_array")
 
 
-class ServingParallelEnv(ParallelEnv):
+class ServingParallelEnv(EpisodeMixin, ParallelEnv):
     """Four cooperating agents operate one LLM serving replica. See igym_marl.serving_v0 for the spec."""
 
     metadata = {"name": "igym_marl_serving_v0", "render_modes": list(RENDER_MODES), "is_parallelizable": True,
@@ -110,15 +110,7 @@ class ServingParallelEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed=None, options=None):
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-                raise ValueError(f"seed={seed!r} must be an integer in 0..2**63-1 or None")
-            episode_seed = int(seed)
-            self._rng = np.random.default_rng([episode_seed, 1])  # seeds the following seed-less resets
-        else:
-            if self._rng is None:
-                self._rng = np.random.default_rng()
-            episode_seed = int(self._rng.integers(0, 2**31 - 1))
+        episode_seed = self._episode_seed(seed)
         self.episode_seed = episode_seed
         self.workload = self.task.workload(episode_seed)
         self.sim.reset(self.workload, seed=episode_seed)
@@ -225,26 +217,9 @@ class ServingParallelEnv(ParallelEnv):
         same actions: the simulator's state arrays, the score keeper, the history list and the
         seed generator are copied (the task, the workload and the metrics objects are immutable
         and shared). For look-ahead controllers; see agents/oracle.py."""
-        if not hasattr(self, "keeper"):
-            raise RuntimeError("clone() needs an episode: call reset() first")
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
+        new = self._clone_episode()
         new.sim = self.sim.clone()
-        new.keeper = dataclasses.replace(self.keeper)
-        new.history = list(self.history)
-        new.agents = list(self.agents)
-        new.last_actions = dict(self.last_actions)
-        new._state = self._state.copy()
-        new._rng = copy.deepcopy(self._rng)
-        new._build_spaces()
         return new
-
-    @property
-    def score(self) -> float:
-        """The episode's score so far (unscaled; the final value when the episode is over)."""
-        if not hasattr(self, "keeper"):
-            raise RuntimeError("no episode yet: call reset() before reading the score")
-        return self.keeper.score
 
     # ------------------------------------------------------------------ rendering
     def render(self):

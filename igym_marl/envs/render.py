@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..sim.types import KNOB_LEVELS
-from .actions import AGENTS
 
 
 def ansi_dashboard(env) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 from ..sim.cluster import MAX_REPLICAS, ClusterConfig
 from ..sim.types import Tenant, Workload
 from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, _rng, streams_workload
-from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, DayProfile, TaskSpec, _adversarial, _storms,
+from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, DayProfile, TaskSpec, _adversarial, storm_rate,
                     adversarial_rates, day_phase, measure_capacity_rps, PHASES)
 
 
@@ -114,11 +114,7 @@ BATCH_BACKGROUND = 0.05
 def cluster_bursty_rate(task: ClusterTask, rng) -> np.ndarray:
     """Per-second rate of the bursty tenants (req/s): quiet ~20 % of the fleet with a slow wobble,
     3-5 storms of 60-180 s at 0.6-0.9x the fleet (20 % ramps): a fleet sized for its storms."""
-    cap = task.capacity_rps
-    t = np.arange(int(math.ceil(task.horizon_s)), dtype=np.float64)
-    quiet = 0.2 * cap * np.exp(rng.normal(0, 0.2) + 0.25 * np.sin(2 * np.pi * t / rng.uniform(300, 600)
-                                                                     + rng.uniform(0, 2 * np.pi)))
-    return _storms(rng, t, (3, 5), (60.0, 180.0), (0.6 * cap, 0.9 * cap), quiet)
+    return storm_rate(task, rng, 0.2, 0.2, (300, 600), (3, 5), (60.0, 180.0), (0.6, 0.9))
 
 
 def _cluster_bursty(task: ClusterTask, rng) -> Workload:

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ..sim.simulator import Simulator
-from ..sim.types import VLLM_DEFAULT, Knobs, SimConfig, Tenant, Workload
+from ..sim.types import VLLM_DEFAULT, SimConfig, Tenant, Workload
 from .generators import (API, API_TIMEOUT_S, BATCH_TIMEOUT_S, CONVERSATION, DEFAULT_TENANT, SHAREGPT_LENGTHS,
                          USER_TIMEOUT_S, BurstGPTLengths, LengthModel,
                          TenantStream, _assemble, _rng, gamma_arrivals, streams_workload)
@@ -144,14 +144,22 @@ def _storms(rng, t, n_range, dur_range, peak_range, base):
 BURSTY_CONV_SHARE = 0.6
 
 
+def storm_rate(task, rng, quiet: float, quiet_sd: float, period_s: tuple, storms: tuple, storm_s: tuple,
+               peak: tuple) -> np.ndarray:
+    """Per-second rate (req/s) of BurstGPT-shaped traffic: a quiet level of `quiet` x capacity,
+    log-normal across episodes (sd `quiet_sd`), wobbling by +-25 % over a period drawn from
+    `period_s`; then `storms` storms lasting `storm_s` seconds at `peak` x capacity."""
+    cap = task.capacity_rps
+    t = np.arange(int(math.ceil(task.horizon_s)), dtype=np.float64)
+    base = quiet * cap * np.exp(rng.normal(0, quiet_sd) + 0.25 * np.sin(2 * np.pi * t / rng.uniform(*period_s)
+                                                                        + rng.uniform(0, 2 * np.pi)))
+    return _storms(rng, t, storms, storm_s, (peak[0] * cap, peak[1] * cap), base)
+
+
 def bursty_rate(task: TaskSpec, rng) -> np.ndarray:
     """Per-second total rate (req/s): quiet ~30 % of capacity with a slow wobble, 3-4 storms of
     10-30 s at 2-3x capacity."""
-    cap = task.capacity_rps
-    t = np.arange(int(math.ceil(task.horizon_s)), dtype=np.float64)
-    quiet = 0.3 * cap * np.exp(rng.normal(0, 0.25) + 0.25 * np.sin(2 * np.pi * t / rng.uniform(150, 300)
-                                                                      + rng.uniform(0, 2 * np.pi)))
-    return _storms(rng, t, (3, 4), (10.0, 30.0), (2.0 * cap, 3.0 * cap), quiet)
+    return storm_rate(task, rng, 0.3, 0.25, (150, 300), (3, 4), (10.0, 30.0), (2.0, 3.0))
 
 
 def _bursty(task: TaskSpec, rng) -> Workload:
