@@ -127,6 +127,37 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def curves(runs: list[Path], out: Path, log=print) -> None:
+    """Validation score against wall-clock time of cluster MAPPO runs (their metrics.csv), beside
+    the held-out baselines of their task and N when runs/cluster_<task>[_n<N>]/results.json has them."""
+    import csv
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        task, n = summary.get("task", run.name.split("-n")[0]), summary.get("replicas", 4)
+        ax.plot([float(r["seconds"]) / 60 for r in rows], [float(r["validation"]) for r in rows], "o-",
+                label="MAPPO (validation seeds)")
+        res = ROOT / "runs" / (f"cluster_{task.split('_', 1)[1]}" + ("" if n == 4 else f"_n{n}")) / "results.json"
+        if res.exists():
+            recs = json.loads(res.read_text())
+            for agent, style in (("best-constant", "--"), ("hpa", ":"), ("oracle", "-.")):
+                xs = [r["score"] for r in recs if r["agent"] == agent]
+                if xs:
+                    ax.axhline(np.mean(xs), ls=style, color="grey", label=f"{agent} (held-out)")
+        ax.set_title(f"{task}, N={n}")
+        ax.set_xlabel("wall-clock minutes (2 cores, shared)")
+        ax.set_ylabel("score")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    log(f"wrote {out}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default=",".join(CLUSTER_TASK_IDS), help="comma-separated cluster tasks")
@@ -137,6 +168,8 @@ def main(argv=None) -> int:
                    help="evaluate at this N (the best constant keeps its knobs and rule with every replica up)")
     p.add_argument("--checkpoint", action="append", default=[], type=Path,
                    help="a cluster MAPPO checkpoint to evaluate too (repeatable)")
+    p.add_argument("--curves", nargs="*", type=Path, default=None,
+                   help="cluster MAPPO run folders to plot (writes docs/img/cluster_learning.png)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "cluster")
     args = p.parse_args(argv)
     tasks = [t for t in args.task.split(",") if t]
@@ -146,6 +179,9 @@ def main(argv=None) -> int:
     if args.episodes < 0:
         p.error(f"--episodes {args.episodes}: must be >= 0")
     agents = [a for a in args.agents.split(",") if a]
+    if args.curves:
+        curves(args.curves, ROOT / "docs" / "img" / "cluster_learning.png")
+        return 0
     if args.search:
         search(tasks)
     if args.episodes:

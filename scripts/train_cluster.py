@@ -131,7 +131,7 @@ def warm_start(model, args, log) -> dict:
     return {"episodes": n, "dagger_rounds": args.dagger_rounds, "windows": len(states), "agreement": agree}
 
 
-def train(args, log=print) -> dict:
+def train(args, log=lambda *a: print(*a, flush=True)) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ Everything is deterministic under the seed, and :meth:`Cluster.clone` copies the
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -162,6 +163,30 @@ class ClusterWindow:
         return sum(s in ("starting", "active", "draining") for s in self.states)
 
 
+def _least_loaded(dest, load, groups, ten, size) -> None:
+    """Send request j to the least loaded replica of groups[ten[j]] (ties: the lowest index),
+    adding its size to that replica's load. Groups that are identical or disjoint share a heap
+    per group (O(log N) per request); groups that overlap otherwise fall back to a scan."""
+    distinct = {id(g): g for g in groups}
+    members = np.concatenate(list(distinct.values()))
+    if members.size == np.unique(members).size:  # every replica in one group only
+        heaps = {k: [(load[i], int(i)) for i in g] for k, g in distinct.items()}
+        for h in heaps.values():
+            heapq.heapify(h)
+        by_tenant = [heaps[id(g)] for g in groups]
+        for j in range(dest.shape[0]):
+            h = by_tenant[ten[j]]
+            w, i = h[0]
+            dest[j] = i
+            heapq.heapreplace(h, (w + size[j], i))
+        return
+    for j in range(dest.shape[0]):
+        g = groups[ten[j]]
+        best = g[np.argmin(load[g])]  # the first of the least loaded: ties go to the lowest index
+        dest[j] = best
+        load[best] += size[j]
+
+
 class Cluster:
     """N replicas, a router and an autoscaler, advanced window by window."""
 
@@ -170,7 +195,7 @@ class Cluster:
         if not isinstance(self.config, ClusterConfig):
             raise ValueError(f"config must be a ClusterConfig, got {type(self.config).__name__}")
         self.sims = [Simulator(c) for c in self.config.configs]
-        self.usd_per_hour = np.array([s.config.gpu_hour_usd * s.replica.tp for s in self.sims])
+        self.usd_per_hour = np.array([s.usd_per_hour for s in self.sims])
         self.workload: Workload | None = None
 
     @property
@@ -322,19 +347,17 @@ class Cluster:
                 dest[sel] = active[np.searchsorted(np.cumsum(row / row.sum()), self.rng.random(sel.size),
                                                    side="right").clip(0, active.size - 1)]
         else:
-            load = {int(i): float(self.outstanding(int(i))[1]) for i in active}
-            size = w.prompt_tokens[lo:hi] + w.output_tokens[lo:hi]
-            groups = {t: active for t in range(n_t)}
+            load = np.zeros(self.n)
+            for i in active:
+                load[i] = self.outstanding(int(i))[1]
+            size = (w.prompt_tokens[lo:hi] + w.output_tokens[lo:hi]).astype(np.float64)
+            groups = [active] * n_t
             if routing.rule == "tenant_pinning":
                 for t in range(n_t):
                     own = active[active % n_t == t]
                     if own.size:
                         groups[t] = own
-            for j in range(hi - lo):
-                g = groups[int(ten[j])]
-                best = min(g, key=lambda i: (load[int(i)], int(i)))
-                dest[j] = best
-                load[int(best)] += float(size[j])
+            _least_loaded(dest, load, groups, ten, size)
         for i in np.unique(dest):
             sel = np.flatnonzero(dest == i) + lo
             rows = self.sims[i].add_requests(w.arrival_s[sel], w.prompt_tokens[sel], w.output_tokens[sel],

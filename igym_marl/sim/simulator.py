@@ -92,6 +92,7 @@ class Simulator:
         if not isinstance(self.config, SimConfig):
             raise ValueError(f"config must be a SimConfig, got {type(self.config).__name__}")
         self.replica = self.config.replica()
+        self.usd_per_hour = self.config.gpu_hour_usd * self.replica.tp  # the replica's GPUs' rent
         self._consts = {t: cm.cost_constants(self.replica, t) for t in QUANT_TIERS}
         self._edges = itl_edges_ms(self.config.itl_hist_bins)
         self._prm = np.zeros(N_P)
@@ -305,7 +306,7 @@ class Simulator:
             t_start=t_start, seconds=seconds, clock=float(self.sf[0]), ri=self.ri, rf=self.rf, cnt=self.cnt,
             ev=self.ev, ev_n=self.ev_n, itl=self.itl, edges=self._edges, tenants=self.workload.tenants,
             si_state=self._state_summary(arrived_before), gpu_memory_used_gb=mem, kv_used_gb=kv_used,
-            reload_s=reload_s, usd_per_hour=self.config.gpu_hour_usd * self.replica.tp,
+            reload_s=reload_s, usd_per_hour=self.usd_per_hour,
             quality=get_tier(knobs.quantization_tier).quality)
 
     def snapshot(self) -> Snapshot:
@@ -344,7 +345,7 @@ class Simulator:
         return episode_metrics(duration_s=self.t_nominal, ri=self.ri, rf=self.rf, n_arrived=int(self.si[S_NEXT]),
                                totals=self.totals, itl_total=self.itl_total, edges=self._edges,
                                tenants=self.workload.tenants,
-                               usd_per_hour=self.config.gpu_hour_usd * self.replica.tp)
+                               usd_per_hour=self.usd_per_hour)
 
     @property
     def clock_s(self) -> float:
