@@ -101,6 +101,7 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         self.agents: list[str] = []
         self._build_spaces()
         self._rng = None
+        self._state = np.zeros(self.state_space.shape, dtype=np.float32)  # state() before reset: zeros
         self.history: list[dict] = []
         self.window = 0
 

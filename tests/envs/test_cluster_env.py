@@ -122,8 +122,13 @@ def test_bad_env_arguments():
     with pytest.raises(ValueError, match="cost_weight=2 must be a number in 0..1"):
         serving_cluster_v0.parallel_env(cost_weight=2)
     env = short()
+    assert env.state().shape == (N_CLUSTER + STATE_DIM,) and not env.state().any()
     with pytest.raises(RuntimeError, match="call reset"):
         env.step({})
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.score
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.clone()
     env.reset(seed=0)
     with pytest.raises(ValueError, match="no action for agent"):
         env.step({"router": 0})
