@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.cluster import cluster_baseline, run_cluster_episode  # noqa: E402
+from agents.cluster import ClusterOracle, cluster_baseline, run_cluster_episode  # noqa: E402
 from agents.cluster_learner import AGENT_TYPES, ClusterActorCritic, ClusterLearned, actor_input, agent_types  # noqa: E402
 from igym_marl import serving_cluster_v0  # noqa: E402
 from igym_marl.sim.cluster import ACTIVE, STARTING  # noqa: E402
@@ -57,10 +57,14 @@ def checkpoint(model, task, replicas) -> dict:
 
 
 def warm_start(model, args, log) -> dict:
-    """Behaviour-clone the tuned HPA baseline, then DAgger: rounds of the learner's own greedy
-    episodes labelled by the HPA (its memory synced to the replicas the learner keeps up), so
-    that the clone learns to leave the last target, not only to repeat it."""
-    teacher = cluster_baseline(args.task, "hpa")
+    """Behaviour-clone the teacher (the tuned HPA baseline, or the oracle), then DAgger: rounds of
+    the learner's own greedy episodes labelled by the teacher (its memory synced to the replicas
+    the learner keeps up), so that the clone learns to leave the last target, not only to repeat it."""
+    if args.warm_start == "oracle":  # privileged: it sees the future traffic the learner cannot
+        best = cluster_baseline(args.task, "best-constant")
+        teacher = ClusterOracle(best.knobs, best.rule, best.target)
+    else:
+        teacher = cluster_baseline(args.task, "hpa")
     xs, ts, acts, states, rets = [], [], [], [], []
     agree = {}
 
@@ -75,7 +79,11 @@ def warm_start(model, args, log) -> dict:
         while env.agents:
             x = actor_input(obs, agents, types)
             if learner_drives:
-                teacher.target = int(np.isin(env.cluster.state, (STARTING, ACTIVE)).sum())
+                up = int(np.isin(env.cluster.state, (STARTING, ACTIVE)).sum())
+                if args.warm_start == "oracle":
+                    teacher.cur_target = up
+                else:
+                    teacher.target = up
             label = teacher.act(env)
             if learner_drives:
                 with torch.no_grad():
@@ -142,7 +150,7 @@ def train(args, log=lambda *a: print(*a, flush=True)) -> dict:
     A = len(agents)
     model = ClusterActorCritic(args.replicas, args.hidden)
     t_start = time.time()
-    warm = warm_start(model, args, log) if args.warm_start == "hpa" and args.warm_episodes else None
+    warm = warm_start(model, args, log) if args.warm_start != "none" and args.warm_episodes else None
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     episode = [0]
 
@@ -254,7 +262,8 @@ def main(argv=None) -> int:
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--lam", type=float, default=0.95)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--warm-start", default="hpa", help="hpa or none")
+    p.add_argument("--warm-start", default="hpa",
+                   help="hpa, oracle (the clairvoyant reference as a privileged teacher; slow) or none")
     p.add_argument("--warm-episodes", type=int, default=8)
     p.add_argument("--warm-epochs", type=int, default=30)
     p.add_argument("--dagger-rounds", type=int, default=3)
@@ -267,8 +276,8 @@ def main(argv=None) -> int:
         p.error(f"--task {args.task!r}: allowed {', '.join(CLUSTER_TASK_IDS)}")
     if not 1 <= args.replicas <= 64:
         p.error(f"--replicas {args.replicas}: allowed 1..64")
-    if args.warm_start not in ("hpa", "none"):
-        p.error(f"--warm-start {args.warm_start!r}: allowed hpa, none")
+    if args.warm_start not in ("hpa", "oracle", "none"):
+        p.error(f"--warm-start {args.warm_start!r}: allowed hpa, oracle, none")
     for name in ("steps", "envs", "rollout", "epochs", "minibatch", "hidden", "eval_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")

@@ -84,7 +84,7 @@ def test_train_cluster_end_to_end_writes_a_checkpoint_that_plays(tmp_path):
 @pytest.mark.parametrize("args, match", [
     (["--task", "cluster_x"], "--task 'cluster_x': allowed cluster_diurnal, cluster_bursty"),
     (["--replicas", "0"], "--replicas 0: allowed 1..64"),
-    (["--warm-start", "oracle"], "--warm-start 'oracle': allowed hpa, none"),
+    (["--warm-start", "heuristic"], "--warm-start 'heuristic': allowed hpa, oracle, none"),
     (["--steps", "0"], "--steps 0: must be >= 1"),
 ])
 def test_train_cluster_refuses_bad_arguments(args, match):
