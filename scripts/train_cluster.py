@@ -134,7 +134,7 @@ def warm_start(model, args, log) -> dict:
         for k in range(max(1, n // 2)):
             play(n + r * n + k, True)
         fit()
-    log(f"warm start: {n} HPA episodes + {args.dagger_rounds} DAgger rounds, {len(states)} windows, greedy "
+    log(f"warm start: {n} {args.warm_start} episodes + {args.dagger_rounds} DAgger rounds, {len(states)} windows, greedy "
         "agreement " + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
     return {"episodes": n, "dagger_rounds": args.dagger_rounds, "windows": len(states), "agreement": agree}
 
