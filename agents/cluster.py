@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igym_marl.envs import AGENTS, knobs_to_actions
+from igym_marl.envs import knobs_to_actions
 from igym_marl.envs.cluster import AUTOSCALER, ROUTER, ROUTER_RULES, replica_agent
 from igym_marl.sim import Knobs
 from igym_marl.sim.cluster import ACTIVE
@@ -237,4 +237,4 @@ def search_cluster_constant(task, seeds_first: int = 2, seeds_final: int = 6, ke
 
 
 __all__ = ["ClusterConstant", "HPAPolicy", "ClusterOracle", "run_cluster_episode", "search_cluster_constant",
-           "actions_for", "knob_candidates", "cluster_baseline", "load_cluster_cache", "CLUSTER_CACHE", "AGENTS"]
+           "actions_for", "knob_candidates", "cluster_baseline", "load_cluster_cache", "CLUSTER_CACHE"]

@@ -154,13 +154,6 @@ class ClusterWindow:
     billed_usd: float  # GPU cost of the window's billed replicas (starting, active, draining)
     fleet_usd: float  # GPU cost of the window had every replica been billed
 
-    @property
-    def active(self) -> int:
-        return sum(s == "active" for s in self.states)
-
-    @property
-    def billed(self) -> int:
-        return sum(s in ("starting", "active", "draining") for s in self.states)
 
 
 def _least_loaded(dest, load, groups, ten, size) -> None:
