@@ -180,12 +180,6 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
                 flat[a] = int(np.asarray(act).item())
         return flat
 
-    def _check_running(self) -> None:
-        if not hasattr(self, "keeper"):
-            raise RuntimeError("no episode yet: call reset() before step()")
-        if not self.agents:
-            raise RuntimeError("the episode is over: call reset() before step()")
-
     def step(self, actions):
         self._check_running()
         flat = self._validate(actions)

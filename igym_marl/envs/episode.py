@@ -23,6 +23,12 @@ class EpisodeMixin:
             self._rng = np.random.default_rng()
         return int(self._rng.integers(0, 2**31 - 1))
 
+    def _check_running(self) -> None:
+        if not hasattr(self, "keeper"):
+            raise RuntimeError("no episode yet: call reset() before step()")
+        if not self.agents:
+            raise RuntimeError("the episode is over: call reset() before step()")
+
     def _clone_episode(self):
         """A copy sharing the immutable parts (task, workload, metrics) with the mutable episode
         state copied: score keeper, history, agents, last actions, state vector, seed generator,

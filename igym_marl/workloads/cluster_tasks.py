@@ -23,7 +23,6 @@ and checked by a test).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -31,13 +30,13 @@ import numpy as np
 
 from ..sim.cluster import MAX_REPLICAS, ClusterConfig
 from ..sim.types import Tenant, Workload
-from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, _rng, streams_workload
-from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, DayProfile, TaskSpec, _adversarial, storm_rate,
+from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, streams_workload
+from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, DayProfile, EpisodeTraffic, TaskSpec, _adversarial, storm_rate,
                     adversarial_rates, day_phase, measure_capacity_rps, PHASES)
 
 
 @dataclass(frozen=True)
-class ClusterTask:
+class ClusterTask(EpisodeTraffic):
     """One cluster task. ``capacity_rps`` (the fleet's) = replicas x ``replica_capacity_rps``."""
 
     id: str
@@ -53,12 +52,7 @@ class ClusterTask:
         repr=False, default=None)
 
     def __post_init__(self):
-        w = self.window_s
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
-            raise ValueError(f"window_s={w!r} must be a positive number of seconds")
-        n = self.episode_windows
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"episode_windows={n!r} must be an integer >= 1")
+        self._check_episode()
         if not isinstance(self.cluster, ClusterConfig):
             raise ValueError(f"cluster must be a ClusterConfig, got {type(self.cluster).__name__}")
 
@@ -69,18 +63,6 @@ class ClusterTask:
     @property
     def capacity_rps(self) -> float:
         return self.replica_capacity_rps * self.replicas
-
-    @property
-    def horizon_s(self) -> float:
-        return self.window_s * self.episode_windows
-
-    def workload(self, seed) -> Workload:
-        return self.traffic(self, _rng(seed))
-
-    def phase_labels(self, seed) -> tuple[tuple[str, ...], np.ndarray]:
-        if self.phases is None:
-            return ("all",), np.zeros(int(math.ceil(self.horizon_s)), dtype=np.int64)
-        return self.phases(self, _rng(seed))
 
     def replica_task(self, i: int = 0) -> TaskSpec:
         """Replica i seen as a single-replica task (its tenants, window and capacity), for

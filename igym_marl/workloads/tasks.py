@@ -73,26 +73,11 @@ def measure_capacity_rps(config: SimConfig, streams: list[tuple[object, float]],
 
 
 # ---------------------------------------------------------------------------------- the spec
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task. `capacity_rps` is the measured capacity that loads are relative to (the value
-    recorded here is checked against a fresh measurement by the tests)."""
+class EpisodeTraffic:
+    """What single-replica and cluster tasks share: episode shape checks, horizon, traffic and
+    phases. Needs the fields window_s, episode_windows, tenants, traffic and phases."""
 
-    id: str
-    description: str
-    window_s: float
-    episode_windows: int
-    tenants: tuple[Tenant, ...]
-    capacity_rps: float
-    traffic: Callable[["TaskSpec", np.random.Generator], Workload] = field(repr=False)
-    length_mix: tuple = field(repr=False, default=())
-    config: SimConfig = field(default_factory=SimConfig)
-    ttft_slo_ms: float = 500.0  # the InferenceGym task's p99 TTFT SLO (its headline tenant)
-    # (names, phase of every second) of an episode's traffic for an rng seeded like workload()'s
-    phases: Callable[["TaskSpec", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
-        repr=False, default=None)
-
-    def __post_init__(self):
+    def _check_episode(self) -> None:
         w = self.window_s
         if isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not math.isfinite(w) or w <= 0:
             raise ValueError(f"window_s={w!r} must be a positive number of seconds")
@@ -116,6 +101,29 @@ class TaskSpec:
         if self.phases is None:
             return ("all",), np.zeros(int(math.ceil(self.horizon_s)), dtype=np.int64)
         return self.phases(self, _rng(seed))
+
+
+@dataclass(frozen=True)
+class TaskSpec(EpisodeTraffic):
+    """One task. `capacity_rps` is the measured capacity that loads are relative to (the value
+    recorded here is checked against a fresh measurement by the tests)."""
+
+    id: str
+    description: str
+    window_s: float
+    episode_windows: int
+    tenants: tuple[Tenant, ...]
+    capacity_rps: float
+    traffic: Callable[["TaskSpec", np.random.Generator], Workload] = field(repr=False)
+    length_mix: tuple = field(repr=False, default=())
+    config: SimConfig = field(default_factory=SimConfig)
+    ttft_slo_ms: float = 500.0  # the InferenceGym task's p99 TTFT SLO (its headline tenant)
+    # (names, phase of every second) of an episode's traffic for an rng seeded like workload()'s
+    phases: Callable[["TaskSpec", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
+        repr=False, default=None)
+
+    def __post_init__(self):
+        self._check_episode()
 
     def measure_capacity(self, seed: int = 0) -> float:
         return measure_capacity_rps(self.config, list(self.length_mix), seed=seed)
