@@ -117,17 +117,8 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
             self._act_spaces[a] = spaces.Discrete(n)
         self.state_space = spaces.Box(0.0, 1.0, (N_CLUSTER + STATE_DIM,), np.float32)
 
-    def observation_space(self, agent):
-        if agent not in self._obs_spaces:
-            raise ValueError(f"agent={agent!r} is unknown; agents are r0/batch_scheduler .. r{self.n - 1}/tenant_router, "
-                             f"router, autoscaler")
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent):
-        if agent not in self._act_spaces:
-            raise ValueError(f"agent={agent!r} is unknown; agents are r0/batch_scheduler .. r{self.n - 1}/tenant_router, "
-                             f"router, autoscaler")
-        return self._act_spaces[agent]
+    def _agents_text(self) -> str:
+        return f"r0/batch_scheduler .. r{self.n - 1}/tenant_router, router, autoscaler"
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed=None, options=None):
@@ -158,8 +149,7 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
             raise ValueError(f"actions must be a dict {{agent: action}}; got {type(actions).__name__}")
         unknown = set(actions) - set(self.possible_agents)
         if unknown:
-            raise ValueError(f"actions for unknown agent(s) {sorted(unknown)[:5]}; agents are "
-                             f"r0/batch_scheduler .. r{self.n - 1}/tenant_router, router, autoscaler")
+            raise ValueError(f"actions for unknown agent(s) {sorted(unknown)[:5]}; agents are {self._agents_text()}")
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"no action for agent(s) {missing[:5]}: every live agent must act each step")

@@ -9,8 +9,8 @@ import numpy as np
 
 
 class EpisodeMixin:
-    """Needs ``self.keeper`` (a score keeper dataclass) once an episode runs, ``self._rng`` and
-    ``_build_spaces()``."""
+    """Needs ``self.keeper`` (a score keeper dataclass) once an episode runs, ``self._rng``,
+    ``possible_agents``, ``_obs_spaces`` / ``_act_spaces`` and ``_build_spaces()``."""
 
     def _episode_seed(self, seed) -> int:
         """The episode's seed: `seed`, or drawn from the generator the last seeded reset left."""
@@ -22,6 +22,19 @@ class EpisodeMixin:
         if self._rng is None:
             self._rng = np.random.default_rng()
         return int(self._rng.integers(0, 2**31 - 1))
+
+    def _agents_text(self) -> str:
+        return ", ".join(self.possible_agents)
+
+    def observation_space(self, agent):
+        if agent not in self._obs_spaces:
+            raise ValueError(f"agent={agent!r} is unknown; agents are {self._agents_text()}")
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent):
+        if agent not in self._act_spaces:
+            raise ValueError(f"agent={agent!r} is unknown; agents are {self._agents_text()}")
+        return self._act_spaces[agent]
 
     def _check_running(self) -> None:
         if not hasattr(self, "keeper"):

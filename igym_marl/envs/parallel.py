@@ -98,16 +98,6 @@ class ServingParallelEnv(EpisodeMixin, ParallelEnv):
             self._act_spaces = {a: spaces.MultiDiscrete(list(AGENT_KNOBS[a].sizes)) for a in AGENTS}
         self.state_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
 
-    def observation_space(self, agent):
-        if agent not in self._obs_spaces:
-            raise ValueError(f"agent={agent!r} is unknown; agents are {', '.join(AGENTS)}")
-        return self._obs_spaces[agent]
-
-    def action_space(self, agent):
-        if agent not in self._act_spaces:
-            raise ValueError(f"agent={agent!r} is unknown; agents are {', '.join(AGENTS)}")
-        return self._act_spaces[agent]
-
     # ------------------------------------------------------------------ episode
     def reset(self, seed=None, options=None):
         episode_seed = self._episode_seed(seed)
