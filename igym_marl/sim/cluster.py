@@ -52,7 +52,7 @@ import numpy as np
 from .layout import ARR, OUT, PROMPT, RUNNING, STATUS, S_NEXT, WAITING
 from .metrics import WindowMetrics
 from .simulator import Simulator
-from .types import Knobs, SimConfig, Workload
+from .types import Knobs, SimConfig, Workload, _float_in
 
 MAX_REPLICAS = 64
 ROUTING_RULES = ("round_robin", "least_outstanding", "tenant_pinning", "weighted")
@@ -243,6 +243,7 @@ class Cluster:
         """Apply the autoscaler's target, route the window's arrivals, run every replica for
         `seconds` under its knobs (a sequence of N Knobs, or one Knobs for all)."""
         self._require_reset()
+        seconds = _float_in("seconds", seconds, 1e-6, 1e7)  # checked before anything changes
         if isinstance(knobs, Knobs):
             knobs = [knobs] * self.n
         knobs = list(knobs)

@@ -136,6 +136,9 @@ def test_routing_and_scaling_errors_name_the_field():
         c.advance(10.0, Knobs(), Routing(), 0)
     with pytest.raises(ValueError, match="one Knobs or a sequence of 2 Knobs"):
         c.advance(10.0, [Knobs()], Routing(), 2)
+    with pytest.raises(ValueError, match="seconds"):
+        c.advance(float("nan"), Knobs(), Routing(), 2)
+    assert c.windows == 0 and c.next == 0  # refused calls changed nothing
     # weights that send a tenant only to replicas that are off
     c.advance(10.0, Knobs(), Routing(), 1)
     c.advance(10.0, Knobs(), Routing(), 1)
