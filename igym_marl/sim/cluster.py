@@ -259,10 +259,15 @@ class Cluster:
             raise ValueError(f"target_active={target_active!r} must be an integer in 1..{self.n}")
         t0 = self.t_nominal
         t1 = t0 + float(seconds)
+        saved = (self.state.copy(), self.ready_at.copy(), self.next, self.turn)
         self._settle(t0)
         self._scale(int(target_active), t0, knobs)
         states = tuple(STATES[s] for s in self.state)
-        routed = self._route(t1, routing)
+        try:
+            routed = self._route(t1, routing)
+        except ValueError:  # weights that send a tenant nowhere: refused before any request moved
+            self.state, self.ready_at, self.next, self.turn = saved
+            raise
         billed = float(sum(self.usd_per_hour[i] for i in range(self.n) if self.state[i] in BILLED))
         metrics = tuple(sim.advance(seconds, k) for sim, k in zip(self.sims, knobs))
         self.t_nominal = t1
