@@ -144,8 +144,8 @@ def test_routing_and_scaling_errors_name_the_field():
     c.advance(10.0, Knobs(), Routing(), 1)
     before = (c.state.tolist(), c.next, c.windows)
     with pytest.raises(ValueError, match=r"weights for tenant 0 \(default\) are zero on every active replica \[0\]"):
-        c.advance(10.0, Knobs(), Routing("weighted", np.array([[0.0, 1.0]])), 1)
-    assert (c.state.tolist(), c.next, c.windows) == before
+        c.advance(10.0, Knobs(), Routing("weighted", np.array([[0.0, 1.0]])), 2)  # would start replica 1
+    assert (c.state.tolist(), c.next, c.windows) == before  # it did not
 
 
 @pytest.mark.parametrize("kwargs, match", [
