@@ -141,18 +141,8 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         infos = {a: {"episode_seed": episode_seed} for a in self.agents}
         return obs, infos
 
-    def state(self) -> np.ndarray:
-        return self._state.copy()
-
     def _validate(self, actions) -> dict[str, int]:
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}}; got {type(actions).__name__}")
-        unknown = set(actions) - set(self.possible_agents)
-        if unknown:
-            raise ValueError(f"actions for unknown agent(s) {sorted(unknown)[:5]}; agents are {self._agents_text()}")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action for agent(s) {missing[:5]}: every live agent must act each step")
+        self._check_actions(actions)
         flat = {}
         for a in self.possible_agents:
             act, n = actions[a], self._act_spaces[a].n

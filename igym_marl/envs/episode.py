@@ -36,6 +36,21 @@ class EpisodeMixin:
             raise ValueError(f"agent={agent!r} is unknown; agents are {self._agents_text()}")
         return self._act_spaces[agent]
 
+    def state(self) -> np.ndarray:
+        return self._state.copy()
+
+    def _check_actions(self, actions) -> None:
+        """A dict with an action for every live agent and none for an unknown one (lists in the
+        messages are cut at 5 names: a cluster has up to 258 agents)."""
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict {{agent: action}}; got {type(actions).__name__}")
+        unknown = set(actions) - set(self.possible_agents)
+        if unknown:
+            raise ValueError(f"actions for unknown agent(s) {sorted(unknown)[:5]}; agents are {self._agents_text()}")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"no action for agent(s) {missing[:5]}: every live agent must act each step")
+
     def _check_running(self) -> None:
         if not hasattr(self, "keeper"):
             raise RuntimeError("no episode yet: call reset() before step()")

@@ -117,18 +117,8 @@ class ServingParallelEnv(EpisodeMixin, ParallelEnv):
         infos = {a: {"episode_seed": episode_seed, "knobs": self.knobs.as_dict()} for a in AGENTS}
         return obs, infos
 
-    def state(self) -> np.ndarray:
-        return self._state.copy()
-
     def _validate(self, actions) -> dict[str, int]:
-        if not isinstance(actions, dict):
-            raise ValueError(f"actions must be a dict {{agent: action}}; got {type(actions).__name__}")
-        unknown = set(actions) - set(AGENTS)
-        if unknown:
-            raise ValueError(f"actions for unknown agent(s) {sorted(unknown)}; agents are {', '.join(AGENTS)}")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action for agent(s) {missing}: every live agent must act each step")
+        self._check_actions(actions)
         flat = {}
         for a in AGENTS:
             act = actions[a]
