@@ -54,6 +54,18 @@ def summarize(records: list[dict]) -> list[dict]:
     return rows
 
 
+def adaptivity_gap(constant, oracle, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(oracle - best constant) / best constant from paired per-seed scores, with a 95 % CI by
+    resampling the seeds -> (gap, ci_low, ci_high)."""
+    c, o = np.asarray(constant, dtype=float), np.asarray(oracle, dtype=float)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(c), len(c))
+        boots.append((o[idx].mean() - c[idx].mean()) / c[idx].mean())
+    return float((o.mean() - c.mean()) / c.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
 def headroom(records: list[dict], n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """Share of the headroom between the best constant and the oracle that each agent captures,
     (score - best constant) / (oracle - best constant), per task, from the means over the seeds

@@ -23,6 +23,15 @@ TEACHERS = ("heuristic", "best-constant", "oracle")
 BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range
 
 
+def discounted_returns(rewards: list, gamma: float) -> list:
+    """The discounted return from each step of an episode to its end."""
+    g, out = 0.0, []
+    for r in reversed(rewards):
+        g = r + gamma * g
+        out.append(g)
+    return out[::-1]
+
+
 def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, gamma: float) -> dict:
     """Teacher episodes -> {"pol_in", "val_in", "actions", "returns", "score"} arrays (one row a window)."""
     from . import make_policy
@@ -46,11 +55,7 @@ def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, g
             acts.append([act[a] for a in AGENTS])
             obs, rew, _, _, infos = env.step(act)
             rewards.append(rew[AGENTS[0]])
-        g, out = 0.0, []
-        for r in reversed(rewards):
-            g = r + gamma * g
-            out.append(g)
-        rets += out[::-1]
+        rets += discounted_returns(rewards, gamma)
         scores.append(env.score)
     return {"pol_in": torch.as_tensor(np.stack(pol)), "val_in": torch.as_tensor(np.stack(val)),
             "actions": torch.as_tensor(np.array(acts, dtype=np.int64)),
@@ -99,4 +104,4 @@ def clone(learner, data: dict, mask: torch.Tensor, epochs: int, lr: float, batch
     return {"teacher_score": data["score"], "windows": n, "agreement": [round(float(x), 3) for x in agree]}
 
 
-__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "BC_SEED_BASE"]
+__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "BC_SEED_BASE", "discounted_returns"]

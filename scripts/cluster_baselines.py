@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.cluster import (CLUSTER_CACHE, ClusterConstant, ClusterOracle, HPAPolicy, cluster_baseline,  # noqa: E402
                             load_cluster_cache, run_cluster_episode, search_cluster_constant)
-from agents.stats import bootstrap_ci  # noqa: E402
+from agents.stats import adaptivity_gap, bootstrap_ci, headroom, label  # noqa: E402
 from igym_marl.sim.types import VLLM_DEFAULT  # noqa: E402
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
 from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS  # noqa: E402
@@ -99,30 +99,27 @@ def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), repli
 
 def markdown(records: list[dict]) -> str:
     lines = []
+    share = {(h["agent"], h["task"]): h for h in headroom(records)}
     for task in dict.fromkeys(r["task"] for r in records):
         rows = [r for r in records if r["task"] == task]
         by = {a: [r for r in rows if r["agent"] == a] for a in dict.fromkeys(r["agent"] for r in rows)}
-        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | share of headroom |",
+        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | share of headroom [95 % CI] |",
                   "|---|---|---|---|---|"]
-        mean = {a: float(np.mean([r["score"] for r in rs])) for a, rs in by.items()}
-        bc, orc = mean.get("best-constant"), mean.get("oracle")
         for a, rs in by.items():
             xs = [r["score"] for r in rs]
             lo, hi = bootstrap_ci([xs])
-            head = f"{100 * (mean[a] - bc) / (orc - bc):.0f} %" if bc is not None and orc is not None and orc > bc else ""
-            label = "oracle *" if a == "oracle" else a
-            lines.append(f"| {label} | {mean[a]:.3f} [{lo:.3f}, {hi:.3f}] | {np.mean([r['goodput'] for r in rs]):.3f} | "
-                         f"{np.mean([r['gpu_share'] for r in rs]):.3f} | {head} |")
-        if bc is not None and orc is not None:
+            h = share.get((a, task))
+            head = "" if h is None or h["headroom"] != h["headroom"] else \
+                f"{100 * h['headroom']:.0f} % [{100 * h['ci_low']:.0f}, {100 * h['ci_high']:.0f}]"
+            lines.append(f"| {label(a)} | {np.mean(xs):.3f} [{lo:.3f}, {hi:.3f}] | "
+                         f"{np.mean([r['goodput'] for r in rs]):.3f} | {np.mean([r['gpu_share'] for r in rs]):.3f} | "
+                         f"{head} |")
+        if "best-constant" in by and "oracle" in by:
             seeds = sorted({r["seed"] for r in by["best-constant"]} & {r["seed"] for r in by["oracle"]})
-            b = np.array([next(r["score"] for r in by["best-constant"] if r["seed"] == s) for s in seeds])
-            o = np.array([next(r["score"] for r in by["oracle"] if r["seed"] == s) for s in seeds])
-            rng = np.random.default_rng(0)
-            boots = [(o[i].mean() - b[i].mean()) / b[i].mean() for i in (rng.integers(0, len(seeds), len(seeds))
-                                                                       for _ in range(2000))]
+            score = {(r["agent"], r["seed"]): r["score"] for r in rows}
+            gap, g_lo, g_hi = adaptivity_gap([score["best-constant", s] for s in seeds], [score["oracle", s] for s in seeds])
             lines += ["", f"Adaptivity gap (oracle - best constant) / best constant over {len(seeds)} held-out "
-                          f"episodes: **{100 * (o.mean() - b.mean()) / b.mean():.0f} %** [95 % CI "
-                          f"{100 * np.percentile(boots, 2.5):.0f}, {100 * np.percentile(boots, 97.5):.0f}]"]
+                          f"episodes: **{100 * gap:.0f} %** [95 % CI {100 * g_lo:.0f}, {100 * g_hi:.0f}]"]
         lines += ["", "\\* a clairvoyant reference that sees the future traffic, not a policy.", ""]
     return "\n".join(lines)
 

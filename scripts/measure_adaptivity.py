@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agents.stats import adaptivity_gap  # noqa: E402
 from agents.tuning import top_constants  # noqa: E402
 from igym_marl.envs.reward import ScoreKeeper, request_values  # noqa: E402
 from igym_marl.sim import Knobs, Simulator  # noqa: E402
@@ -106,15 +107,10 @@ def measure(task_id: str, episodes: int, workers: int) -> dict:
     oracle = _map(_oracle, [(task_id, s) for s in seeds], workers)
     c = np.array([r[0] for r in held["global best constant"]])
     o = np.array([r[0] for r in oracle])
-    rng = np.random.default_rng(0)
-    boots = []
-    for _ in range(2000):
-        idx = rng.integers(0, len(seeds), len(seeds))
-        boots.append((o[idx].mean() - c[idx].mean()) / c[idx].mean())
-    gap = float((o.mean() - c.mean()) / c.mean())
+    gap, gap_lo, gap_hi = adaptivity_gap(c, o)
     return {"task": task_id, "episodes": episodes, "phases": list(names),
             "best_constant": best.as_dict(), "best_constant_score": float(c.mean()), "oracle_score": float(o.mean()),
-            "gap": gap, "gap_ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+            "gap": gap, "gap_ci": [gap_lo, gap_hi],
             "top10": [{"knobs": k.as_dict(), "training_score": v} for k, v in top],
             "phase_table": {label: {"knobs": rows[label].as_dict(), "score": float(np.mean([r[0] for r in res])),
                                     "phases": np.mean([r[1] for r in res], axis=0).tolist()}

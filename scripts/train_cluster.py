@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.cluster import ClusterOracle, cluster_baseline, run_cluster_episode  # noqa: E402
 from agents.cluster_learner import AGENT_TYPES, ClusterActorCritic, ClusterLearned, actor_input, agent_types  # noqa: E402
+from agents.warmstart import discounted_returns  # noqa: E402
 from igym_marl import serving_cluster_v0  # noqa: E402
 from igym_marl.sim.cluster import ACTIVE, STARTING  # noqa: E402
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
@@ -96,11 +97,7 @@ def warm_start(model, args, log) -> dict:
             states.append(env.state())
             obs, rew, _, _, _ = env.step(act)
             rewards.append(rew[agents[-1]] / 100.0)
-        g, out = 0.0, []
-        for r in reversed(rewards):
-            g = r + args.gamma * g
-            out.append(g)
-        rets.extend(out[::-1])
+        rets.extend(discounted_returns(rewards, args.gamma))
 
     def fit():
         x, t = torch.as_tensor(np.concatenate(xs)), torch.as_tensor(np.concatenate(ts))

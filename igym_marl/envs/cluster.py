@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from ..sim.cluster import ACTIVE, Cluster, ClusterWindow, Routing, STATES
+from ..sim.cluster import ACTIVE, DRAINING, STARTING, Cluster, ClusterWindow, Routing, STATES
 from ..sim.types import Knobs
 from ..workloads.cluster_tasks import ClusterTask, get_cluster_task
 from .actions import AGENT_KNOBS, AGENTS, DEFAULT_ACTIONS, decode_action, joint_knobs
@@ -21,7 +21,8 @@ DEFAULT_RULE = ROUTER_RULES.index("least_outstanding")
 ROUTER, AUTOSCALER = "router", "autoscaler"
 _INT_TYPES = {int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64}
 
-# The cluster part of an observation (router, autoscaler; the global state starts with it).
+# The cluster part of an observation (router, autoscaler; the global state starts with it): the
+# features below in order, then TENANT_FEATURES for each of MAX_TENANTS tenant slots.
 CLUSTER_FEATURES = (
     ("time", "windows elapsed / episode windows"),
     ("load", "arrivals in the window / (fleet capacity x window), capped at 2, halved"),
@@ -33,16 +34,15 @@ CLUSTER_FEATURES = (
     ("cost", "GPU cost billed in the window / the fleet's"),
     ("kv", "mean KV occupancy of the active replicas"),
     ("busy", "mean busy fraction of the active replicas"),
-    ("rule.round_robin", "1 if the last routing rule was round_robin"),
-    ("rule.least_outstanding", "1 if it was least_outstanding"),
-    ("rule.tenant_pinning", "1 if it was tenant_pinning"),
-) + tuple((f"tenant[k].{n}", d) for n, d in (
+) + tuple((f"rule.{r}", f"1 if the last routing rule was {r}") for r in ROUTER_RULES)
+TENANT_FEATURES = (
     ("share", "tenant k's share of the window's arrivals"),
     ("queue", "s(its waiting requests over the cluster / (8 x N))"),
     ("attainment", "its SLO attainment in the window (0 if none decided)"),
     ("decided", "1 if any of its requests was decided in the window"),
-))
-N_CLUSTER = 13 + 4 * MAX_TENANTS
+)
+N_CLUSTER = len(CLUSTER_FEATURES) + len(TENANT_FEATURES) * MAX_TENANTS
+_AT = {name: k for k, (name, _) in enumerate(CLUSTER_FEATURES)}
 # The replica part appended to each replica agent's serving_v0 observation.
 REPLICA_FEATURES = (("state.off", ""), ("state.starting", ""), ("state.active", ""), ("state.draining", ""),
                     ("replica", "replica index / max(1, N - 1)"), ("routed", "share of the window's arrivals sent to it"),
@@ -206,31 +206,32 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         state = self.cluster.state
         frac = [float(np.count_nonzero(state == s)) / n for s in range(len(STATES))]
         x = np.zeros(N_CLUSTER)
-        x[0] = self.window / self.task.episode_windows
+        x[_AT["time"]] = self.window / self.task.episode_windows
         offered = 0
         if cw is not None:
             offered = sum(map(sum, cw.routed))
             load = min(offered / (self.task.capacity_rps * self.task.window_s), 2.0) / 2.0
-            x[1] = load
-            x[2] = 0.5 + 0.5 * math.tanh(4.0 * (load - self._prev_load))
+            x[_AT["load"]] = load
+            x[_AT["load_trend"]] = 0.5 + 0.5 * math.tanh(4.0 * (load - self._prev_load))
             self._prev_load = load
-            x[7] = cw.billed_usd / cw.fleet_usd
+            x[_AT["cost"]] = cw.billed_usd / cw.fleet_usd
             act = [m for m, s in zip(cw.replicas, cw.states) if s == "active"]
             if act:
-                x[8] = float(np.mean([m.kv_occupancy for m in act]))
-                x[9] = float(np.mean([m.busy_fraction for m in act]))
+                x[_AT["kv"]] = float(np.mean([m.kv_occupancy for m in act]))
+                x[_AT["busy"]] = float(np.mean([m.busy_fraction for m in act]))
             per = np.sum(cw.routed, axis=0)
             for t in range(T):
                 met = sum(m.tenants[t].slo_met for m in cw.replicas)
                 decided = met + sum(m.tenants[t].slo_missed for m in cw.replicas)
                 queue = sum(m.tenants[t].queue_depth for m in cw.replicas) / (8.0 * n)
-                x[13 + 4 * t: 17 + 4 * t] = [per[t] / offered if offered else 0.0, queue / (1.0 + queue),
+                k = len(CLUSTER_FEATURES) + len(TENANT_FEATURES) * t
+                x[k: k + len(TENANT_FEATURES)] = [per[t] / offered if offered else 0.0, queue / (1.0 + queue),
                                              met / decided if decided else 0.0, 1.0 if decided else 0.0]
         else:
-            x[2] = 0.5
-        x[3], x[4], x[5] = frac[ACTIVE], frac[1], frac[3]
-        x[6] = (self.last_actions[AUTOSCALER] + 1) / n
-        x[10 + self.last_actions[ROUTER]] = 1.0
+            x[_AT["load_trend"]] = 0.5
+        x[_AT["active"]], x[_AT["starting"]], x[_AT["draining"]] = frac[ACTIVE], frac[STARTING], frac[DRAINING]
+        x[_AT["target"]] = (self.last_actions[AUTOSCALER] + 1) / n
+        x[_AT[f"rule.{ROUTER_RULES[self.last_actions[ROUTER]]}"]] = 1.0
         cluster_x = np.clip(x, 0.0, 1.0).astype(np.float32)
         obs = {ROUTER: cluster_x, AUTOSCALER: cluster_x.copy()}
         states = []
@@ -267,5 +268,5 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         pass
 
 
-__all__ = ["ServingClusterEnv", "ROUTER_RULES", "ROUTER", "AUTOSCALER", "CLUSTER_FEATURES", "REPLICA_FEATURES",
+__all__ = ["ServingClusterEnv", "ROUTER_RULES", "ROUTER", "AUTOSCALER", "CLUSTER_FEATURES", "TENANT_FEATURES", "REPLICA_FEATURES",
            "N_CLUSTER", "N_REPLICA", "replica_agent"]

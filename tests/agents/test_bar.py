@@ -140,3 +140,12 @@ def test_registry_builds_the_oracle_and_it_refuses_to_run_blind():
         o.act({}, {}, None)
     with pytest.raises(ValueError, match="horizon"):
         OraclePolicy(horizon=0)
+
+
+def test_adaptivity_gap_is_paired_over_seeds():
+    """(oracle - constant) / constant from the means; when every seed gains the same, the CI
+    collapses on it, and an oracle no better than the constant gives 0."""
+    from agents.stats import adaptivity_gap
+    assert adaptivity_gap([0.4, 0.5], [0.6, 0.75]) == pytest.approx((0.5, 0.5, 0.5))
+    gap, lo, hi = adaptivity_gap([0.4, 0.5, 0.6], [0.4, 0.6, 0.6])
+    assert gap == pytest.approx(0.1 / 1.5) and lo == 0.0 and lo <= gap <= hi
