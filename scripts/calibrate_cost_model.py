@@ -1,14 +1,30 @@
-"""Fit the cost model's engine constants to the measured A100 profiles and report the error.
+"""Fit the cost model's constants to the measured profiles and report the error.
 
-    python scripts/calibrate_cost_model.py [--data data]
+    python scripts/calibrate_cost_model.py            # refit, print the constants and the tables
+    python scripts/calibrate_cost_model.py --check    # the error of the constants in profiles.py
+    python scripts/calibrate_cost_model.py --fit-engine my_runs.csv --engine-name my-engine
+                                                       # an engine profile for your own engine and host
 
-Stage 1 fits the linear-layer efficiencies (linear_mfu, hbm_efficiency, layer_overhead_s,
-knee_power) on the Vidur per-operator profiles of Llama-2-7B and Llama-3-8B (tp 1/2/4/8).
-Stage 2 keeps those and fits the serving overheads (allreduce_step_s, tp_worker_overhead_s,
-seq_overhead_s) on the SplitwiseSim end-to-end vLLM times of Llama-2-70B. attn_mfu (0.3) and
-iter_overhead_s (3 ms) are held: the data cannot separate them (see docs/fidelity.md).
-Both minimise squared log-ratio errors. The result is printed as Markdown (the tables of
-docs/fidelity.md) together with the constants to put in igym_marl/sim/profiles.py.
+The fit, stage by stage (docs/fidelity.md explains each choice):
+
+1. **GPU efficiencies** (linear_mfu, hbm_efficiency, layer_overhead_s, knee power), per GPU, on
+   Vidur's linear-operator profiles: A100 on Llama-2-7B and Llama-3-8B, H100 on Llama-2-70B
+   (every octave of token counts weighted equally). The A100 Llama-2-70B profile is held out as a
+   check. attn_mfu is held.
+2. **All-reduce**, per GPU family and worker count, on Vidur's DGX NCCL profiles: latency plus
+   bytes over bandwidth.
+3. **Engine** (profile ``vllm-0.2``): tp_overhead_s on SplitwiseSim's end-to-end A100 vLLM times
+   of Llama-2-70B (single-prompt prefills and decode steps), with stages 1 and 2 in place;
+   iter_overhead_s and seq_overhead_s are held at the values the tasks were built on.
+
+Only A100 end-to-end times and the A100/H100 profiles are fitted on.
+
+``--fit-engine CSV`` fits an engine profile (iter_overhead_s, tp_overhead_s, seq_overhead_s; pick
+with ``--fields``) to your own end-to-end measurements in SplitwiseSim's perf_model.csv layout
+(model, hardware, tensor_parallel, prompt_size, batch_size, token_size, prompt_time, token_time),
+on any GPU in profiles.GPUS, with the GPU physics held; it prints the profile to pass as
+``SimConfig(engine=EngineProfile(...))`` and the error before and after. All fits minimise squared
+log-ratio errors. The output is Markdown: the tables of docs/fidelity.md.
 """
 from __future__ import annotations
 
@@ -17,77 +33,159 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from igym_marl.paths import DATA_DIR
 from igym_marl.sim import calibration as cal
-from igym_marl.sim.profiles import ENGINE
+from igym_marl.sim.profiles import ALL_REDUCE, DEFAULT_ENGINE, ENGINES, GPU_EFFICIENCY
+
+A100, H100 = "a100-80gb", "h100-80gb"
 
 
-def log_residuals(points, engine):
-    return np.array([np.log(cal.predicted_ms(p, engine) / p.measured_ms) for p in points])
+def fit(lin, ar_points, e2e_single):
+    """Stages 1 to 3; returns (efficiencies by GPU, all-reduce fits, engine profile)."""
+    a_fit = [p for p in lin if p.gpu == A100 and p.model != "llama-2-70b"]
+    h_fit = [p for p in lin if p.gpu == H100]
+    eff = {
+        A100: cal.fit_gpu_efficiency(a_fit, GPU_EFFICIENCY[A100], GPU_EFFICIENCY[A100].basis),
+        H100: cal.fit_gpu_efficiency(h_fit, GPU_EFFICIENCY[H100], GPU_EFFICIENCY[H100].basis, weighted=True),
+    }
+    ar = cal.fit_all_reduce(ar_points)
+    engine = cal.fit_engine(e2e_single, ENGINES[DEFAULT_ENGINE], ("tp_overhead_s",), ar, eff)
+    return eff, ar, engine
 
 
-def fit(points_lin, points_e2e):
-    best = None
-    for knee in (2, 4):
-        def r1(x):
-            e = dataclasses.replace(ENGINE, linear_mfu=x[0], hbm_efficiency=x[1], layer_overhead_s=x[2] * 1e-6,
-                                    knee_power=knee)
-            return log_residuals(points_lin, e)
-        sol = least_squares(r1, x0=[0.66, 0.71, 25.0], bounds=([0.2, 0.2, 0.0], [1.0, 1.0, 200.0]))
-        if best is None or sol.cost < best[0].cost:
-            best = (sol, knee)
-    sol, knee = best
-    lin = dataclasses.replace(ENGINE, linear_mfu=float(sol.x[0]), hbm_efficiency=float(sol.x[1]),
-                              layer_overhead_s=float(sol.x[2]) * 1e-6, knee_power=knee)
-
-    def r2(x):
-        e = dataclasses.replace(lin, allreduce_step_s=x[0] * 1e-6, tp_worker_overhead_s=x[1] * 1e-3,
-                                seq_overhead_s=x[2] * 1e-3)
-        return log_residuals(points_e2e, e)
-    sol2 = least_squares(r2, x0=[15.0, 9.0, 0.3], bounds=([0.0, 0.0, 0.0], [200.0, 50.0, 5.0]))
-    return dataclasses.replace(lin, allreduce_step_s=float(sol2.x[0]) * 1e-6,
-                               tp_worker_overhead_s=float(sol2.x[1]) * 1e-3, seq_overhead_s=float(sol2.x[2]) * 1e-3)
+def _stats(err) -> str:
+    a = np.abs(err)
+    return f"{len(a)} | {100 * np.median(a):.1f} % | {100 * np.quantile(a, 0.9):.1f} % | {100 * a.max():.1f} %"
 
 
-def report(points, engine, title):
-    err = cal.errors(points, engine)
-    print(f"\n### {title}\n")
-    print(f"{len(points)} points; median |error| {100 * np.median(np.abs(err)):.1f} %, "
-          f"p90 |error| {100 * np.quantile(np.abs(err), 0.9):.1f} %, max |error| {100 * np.max(np.abs(err)):.1f} %\n")
-    return err
+def _errors(points, eff, ar, engine):
+    return np.concatenate([cal.errors([p], engine, eff[p.gpu], ar[p.gpu][p.tp] if p.tp > 1 else None)
+                           for p in points]) if points else np.array([])
 
 
-def table(points, engine, keep):
-    print("| source | model | tp | tokens | batch | context | measured ms | predicted ms | error |")
+def error_table(groups, eff, ar, engine):
+    print("| source | GPU | model | tp | phase | n | median abs. error | p90 | max |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for p in points:
-        if keep(p):
-            pred = cal.predicted_ms(p, engine)
-            print(f"| {p.source} | {p.model} | {p.tp} | {p.tokens} | {p.batch} | {p.context} | "
-                  f"{p.measured_ms:.2f} | {pred:.2f} | {100 * (pred - p.measured_ms) / p.measured_ms:+.1f} % |")
+    for (source, gpu, model, tp, phase), pts in groups:
+        print(f"| {source} | {gpu} | {model} | {tp} | {phase} | {_stats(_errors(pts, eff, ar, engine))} |")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA_DIR, help="data folder holding calibration/ (default: the repository's data/)")
+    ap.add_argument("--data", type=Path, default=DATA_DIR,
+                    help="data folder holding calibration/ (default: the repository's data/)")
     ap.add_argument("--check", action="store_true", help="only report the error of the constants in profiles.py")
+    ap.add_argument("--points", action="store_true", help="also print every end-to-end point")
+    ap.add_argument("--fit-engine", type=Path, metavar="CSV",
+                    help="fit an engine profile to end-to-end measurements in SplitwiseSim's layout")
+    ap.add_argument("--engine-name", default="my-engine", help="name of the fitted engine profile")
+    ap.add_argument("--fields", nargs="+", default=list(cal.ENGINE_FIELDS), choices=cal.ENGINE_FIELDS,
+                    help="overheads to fit with --fit-engine (default: all three)")
     args = ap.parse_args(argv)
-    data = args.data
-    lin = cal.load_linear_points(data)
-    e2e = [p for p in cal.load_e2e_points(data) if not cal.is_outlier(p)]
-    engine = ENGINE if args.check else fit(lin, e2e)
-    print("## Engine constants\n")
-    for f in dataclasses.fields(engine):
-        print(f"- `{f.name}` = {getattr(engine, f.name):.6g}")
-    report(lin, engine, "Linear layers (Vidur A100 profiles, Llama-2-7B and Llama-3-8B)")
-    sel = {1, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 32768}
-    table(lin, engine, lambda p: p.tokens in sel)
-    report(e2e, engine, "End-to-end vLLM iterations (SplitwiseSim, Llama-2-70B)")
-    table(e2e, engine, lambda p: True)
-    allerr = np.concatenate([cal.errors(lin, engine), cal.errors(e2e, engine)])
-    print(f"\n**All {len(allerr)} points: median |error| {100 * np.median(np.abs(allerr)):.1f} %**")
+    if args.fit_engine is not None:
+        try:
+            return fit_engine_main(args)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"calibrate_cost_model.py: error: {e}") from None
+    lin = cal.load_linear_points(args.data)
+    ar_points = cal.load_all_reduce_points(args.data)
+    e2e = [p for p in cal.load_e2e_points(args.data) if not cal.is_outlier(p)]
+    single = [p for p in e2e if not cal.is_batched_prefill(p)]
+    if args.check:
+        eff, ar, engine = dict(GPU_EFFICIENCY), ALL_REDUCE, ENGINES[DEFAULT_ENGINE]
+    else:
+        eff, ar, engine = fit(lin, ar_points, single)
+
+    print("## Constants\n")
+    print("| GPU | linear_mfu | hbm_efficiency | knee | layer_overhead_s | attn_mfu |")
+    print("|---|---|---|---|---|---|")
+    for g, e in eff.items():
+        print(f"| {g} | {e.linear_mfu:.3f} | {e.hbm_efficiency:.3f} | {e.knee_power} | "
+              f"{e.layer_overhead_s * 1e6:.1f} us | {e.attn_mfu:.3g} |")
+    print(f"\nEngine `{engine.name}`: iter_overhead_s {engine.iter_overhead_s * 1e3:.3g} ms, "
+          f"tp_overhead_s {engine.tp_overhead_s * 1e3:.3g} ms per doubling of tp, "
+          f"seq_overhead_s {engine.seq_overhead_s * 1e3:.3g} ms")
+
+    print("\n## All-reduce inside one node (Vidur NCCL profiles)\n")
+    print("| GPU | workers | latency | bandwidth | n | median abs. error | p90 | max |")
+    print("|---|---|---|---|---|---|---|---|")
+    ar_err = cal.all_reduce_errors(ar_points, ar)
+    for gpu in ar:
+        for w, f in sorted(ar[gpu].items()):
+            if gpu not in cal.ALL_REDUCE_FILES:
+                continue
+            sel = np.array([p.gpu == gpu and p.workers == w for p in ar_points])
+            print(f"| {gpu} | {w} | {f.latency_s * 1e6:.1f} us | {f.bytes_per_s / 1e9:.0f} GB/s | {_stats(ar_err[sel])} |")
+
+    print("\n## Error by source, GPU, tensor parallel degree and phase\n")
+    groups = []
+    for (gpu, model) in cal.LINEAR_FILES:
+        src = "Vidur linear ops" + (" (held out)" if (gpu, model) == (A100, "llama-2-70b") else "")
+        for tp in (1, 2, 4, 8):
+            groups.append(((src, gpu, model, tp, "linear"),
+                           [p for p in lin if p.gpu == gpu and p.model == model and p.tp == tp]))
+    for phase, keep in (("prefill, one prompt", lambda p: p.phase == "prefill" and p.batch == 1),
+                        ("prefill, batched prompts (not fitted)", cal.is_batched_prefill),
+                        ("decode", lambda p: p.phase == "decode")):
+        for tp in (2, 4, 8):
+            groups.append((("SplitwiseSim vLLM end to end", cal.E2E_GPU, "llama-2-70b", tp, phase),
+                           [p for p in e2e if p.tp == tp and keep(p)]))
+    error_table(groups, eff, ar, engine)
+
+    print("\n## Summary\n")
+    print("| points | n | median abs. error | p90 | max |")
+    print("|---|---|---|---|---|")
+    summary = [
+        ("A100 linear layers, fitted (Llama-2-7B, Llama-3-8B)", [p for p in lin if p.gpu == A100 and p.model != "llama-2-70b"]),
+        ("A100 linear layers, held out (Llama-2-70B)", [p for p in lin if p.gpu == A100 and p.model == "llama-2-70b"]),
+        ("H100 linear layers (Llama-2-70B)", [p for p in lin if p.gpu == H100]),
+        ("A100 end to end, one-prompt prefill", [p for p in e2e if p.phase == "prefill" and p.batch == 1]),
+        ("A100 end to end, batched prefill (not fitted)", [p for p in e2e if cal.is_batched_prefill(p)]),
+        ("A100 end to end, decode", [p for p in e2e if p.phase == "decode"]),
+    ]
+    for name, pts in summary:
+        print(f"| {name} | {_stats(_errors(pts, eff, ar, engine))} |")
+    print(f"| all-reduce, A100 and H100 | {_stats(ar_err)} |")
+
+    if args.points:
+        print("\n## Every end-to-end point\n")
+        print("| phase | tp | prompt | batch | context | measured ms | predicted ms | error |")
+        print("|---|---|---|---|---|---|---|---|")
+        for p in e2e:
+            pred = cal.predicted_ms(p, engine, eff[p.gpu], ar[p.gpu][p.tp])
+            print(f"| {p.phase} | {p.tp} | {p.tokens} | {p.batch} | {p.context} | {p.measured_ms:.1f} | "
+                  f"{pred:.1f} | {100 * (pred / p.measured_ms - 1):+.1f} % |")
+    if not args.check:
+        print("\nPut these values in igym_marl/sim/profiles.py (GPU_EFFICIENCY, ALL_REDUCE, ENGINES).")
+        for gpu, fits in ar.items():
+            print(f"ALL_REDUCE[{gpu!r}] = " + ", ".join(
+                f"{w}: AllReduceFit({f.latency_s:.3g}, {f.bytes_per_s:.4g})" for w, f in sorted(fits.items())))
+        for g, e in eff.items():
+            print(f"{g}: {dataclasses.replace(e, basis='...')}")
+        print(f"engine: tp_overhead_s={engine.tp_overhead_s:.4g}")
+
+
+def fit_engine_main(args) -> None:
+    pts = cal.load_e2e_csv(args.fit_engine)
+    start = ENGINES[DEFAULT_ENGINE]
+    engine = cal.fit_engine(pts, start, args.fields, name=args.engine_name,
+                            description=f"fitted on {args.fit_engine.name} by scripts/calibrate_cost_model.py")
+    print(f"## Engine profile fitted on {len(pts)} points of {args.fit_engine}\n")
+    print("| points | n | median abs. error | p90 | max |")
+    print("|---|---|---|---|---|")
+    for label, eng in ((f"with {start.name}", start), (f"with {engine.name}", engine)):
+        for phase in ("prefill", "decode"):
+            sel = [p for p in pts if p.phase == phase]
+            if sel:
+                print(f"| {phase}, {label} | {_stats(cal.errors(sel, eng))} |")
+    print("\n```python")
+    print("from igym_marl.sim.profiles import EngineProfile")
+    print(f"engine = EngineProfile({engine.name!r}, iter_overhead_s={round(engine.iter_overhead_s, 9):.4g}, "
+          f"tp_overhead_s={round(engine.tp_overhead_s, 9):.4g}, seq_overhead_s={round(engine.seq_overhead_s, 9):.4g}, "
+          f"description={engine.description!r})")
+    print("# SimConfig(..., engine=engine)")
+    print("```")
 
 
 if __name__ == "__main__":

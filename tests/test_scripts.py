@@ -100,3 +100,19 @@ def test_evaluate_keeps_finished_episodes_when_an_agent_raises(tmp_path, monkeyp
     assert [x["agent"] for x in ok] == ["heuristic", "heuristic"]
     assert [x["error"] for x in recs if "error" in x] == ["RuntimeError: the policy broke"] * 2
     assert "2 of 4 episodes failed" in capsys.readouterr().err
+
+
+def test_calibrate_check_and_fit_engine(tmp_path):
+    r = run("scripts/calibrate_cost_model.py", "--check")
+    assert r.returncode == 0, r.stderr
+    for fragment in ("| h100-80gb | 4 | 33.0 us | 518 GB/s |", "| Vidur linear ops | h100-80gb | llama-2-70b | 8 | linear |",
+                     "| SplitwiseSim vLLM end to end | a100-80gb | llama-2-70b | 4 | decode |", "Engine `vllm-0.2`"):
+        assert fragment in r.stdout, fragment
+    r = run("scripts/calibrate_cost_model.py", "--fit-engine", "data/calibration/a100_llama-2-70b_vllm_end_to_end.csv",
+            "--fields", "tp_overhead_s", "--engine-name", "refit")
+    assert r.returncode == 0, r.stderr
+    assert "EngineProfile('refit', iter_overhead_s=0.003, tp_overhead_s=0.00" in r.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,hardware\nx,y\n")
+    r = run("scripts/calibrate_cost_model.py", "--fit-engine", str(bad))
+    assert r.returncode != 0 and "columns ['prompt_size'" in r.stderr

@@ -111,3 +111,23 @@ def test_named_request_table_matches_the_episode():
     assert int((req.slo == 1).sum()) == e.slo_met and int((req.status == 3).sum()) == e.finished
     done = req.status == 3
     assert np.all(req.finish_s[done] >= req.first_token_s[done]) and np.all(req.ttft_s[done] >= 0)
+
+
+def test_fidelity_doc_tables_match_the_profiles():
+    """docs/fidelity.md's constants tables are copies of profiles.py: pin them."""
+    import re
+    from pathlib import Path
+    from igym_marl.sim.profiles import ALL_REDUCE, ENGINES, GPU_EFFICIENCY
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "fidelity.md").read_text()
+    for gpu, e in GPU_EFFICIENCY.items():
+        row = f"| {gpu} | {e.linear_mfu:.3f} | {e.hbm_efficiency:.3f} | {e.knee_power} | " \
+              f"{e.layer_overhead_s * 1e6:.1f} us | {e.attn_mfu:.3g} |"
+        assert row in doc, row
+    for gpu in ("a100-80gb", "h100-80gb"):
+        for w, f in ALL_REDUCE[gpu].items():
+            row = f"| {gpu} | {w} | {f.latency_s * 1e6:.1f} us | {f.bytes_per_s / 1e9:.0f} GB/s |"
+            assert row in doc, row
+    e = ENGINES["vllm-0.2"]
+    m = re.search(r"\| `vllm-0.2` \(default\) \| ([\d.]+) ms \| ([\d.]+) ms \| ([\d.]+) ms \|", doc)
+    assert m and tuple(float(x) for x in m.groups()) == pytest.approx(
+        (e.iter_overhead_s * 1e3, e.tp_overhead_s * 1e3, e.seq_overhead_s * 1e3), rel=1e-9)

@@ -1,14 +1,15 @@
 """igym_marl.sim: a steppable simulator of one vLLM-class LLM serving replica.
 
 Imports no RL library. Public API: :class:`Simulator` (``reset``/``advance``/``snapshot``),
-:class:`Knobs`, :class:`SimConfig`, :class:`Workload`, :class:`Tenant`, the metrics dataclasses,
-and :func:`igym_marl.sim.cost_model.predict_ms`.
+:class:`Knobs`, :class:`SimConfig`, :class:`Workload`, :class:`Tenant`, :class:`EngineProfile`
+(``SimConfig(engine=...)``), the metrics dataclasses, and :func:`igym_marl.sim.cost_model.predict_ms`.
 """
 
 from .metrics import EpisodeMetrics, LatencyStats, TenantEpisode, TenantWindow, WindowMetrics
+from .profiles import EngineProfile
 from .simulator import RequestTable, Simulator, Snapshot
 from .toy import TOY_TENANTS, toy_workload
 from .types import KNOB_LEVELS, VLLM_DEFAULT, Knobs, SimConfig, Tenant, Workload, level_index
 
 __all__ = ["Simulator", "Snapshot", "RequestTable", "Knobs", "VLLM_DEFAULT", "KNOB_LEVELS", "level_index", "SimConfig", "Tenant", "Workload", "WindowMetrics",
-           "TenantWindow", "EpisodeMetrics", "TenantEpisode", "LatencyStats", "toy_workload", "TOY_TENANTS"]
+           "TenantWindow", "EpisodeMetrics", "TenantEpisode", "LatencyStats", "toy_workload", "TOY_TENANTS", "EngineProfile"]

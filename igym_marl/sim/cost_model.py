@@ -8,11 +8,13 @@ An iteration's time is the sum of
 * **LM head** for the sampled positions, with the same roofline (kept in FP16);
 * **attention**: prefill as causal FlashAttention FLOPs (4 x layers x heads x head_dim per
   query/key pair), decode as the larger of its FLOPs and the KV bytes it reads;
-* **tensor-parallel all-reduces**: two per layer, each 2 (tp - 1) ring steps of fixed latency
-  plus the activation bytes over NVLink;
-* **engine overhead**: CPU time per iteration and per sequence.
+* **tensor-parallel all-reduces**: two per layer of the tokens' activations, each a latency
+  plus bytes over bandwidth fitted on measured NCCL curves per GPU family and worker count;
+* **engine overhead**: the engine profile's CPU time per iteration, per doubling of the
+  tensor-parallel workers, and per sequence.
 
-Everything is derived from ``profiles.py`` (datasheets, model shapes, fitted efficiencies);
+Everything is derived from ``profiles.py`` (datasheets, model shapes, per-GPU efficiencies,
+all-reduce fits, engine profiles);
 docs/fidelity.md reports predicted against measured times.
 
 The function :func:`iteration_s` takes the constants as a flat float array and is compiled with
@@ -27,7 +29,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .profiles import ENGINE, EngineConstants, Replica, get_tier, make_replica
+from .profiles import (ALL_REDUCE, DEFAULT_ENGINE, GPU_EFFICIENCY, AllReduceFit, EngineProfile, GpuEfficiency,
+                       Replica, get_engine, get_tier, make_replica)
 
 # Layout of the constants vector (float64[N_CONST]) consumed by iteration_s.
 C_LIN_FLOP_S_PER_TOKEN = 0
@@ -45,38 +48,52 @@ C_KNEE_POWER = 11
 N_CONST = 12
 
 
-def cost_constants(replica: Replica, tier: str = "FP16", engine: EngineConstants = ENGINE) -> np.ndarray:
-    """Flatten a replica and quantization tier into the constants vector of iteration_s."""
+def cost_constants(replica: Replica, tier: str = "FP16", engine: "str | EngineProfile" = DEFAULT_ENGINE,
+                   efficiency: GpuEfficiency | None = None,
+                   all_reduce: AllReduceFit | None = None) -> np.ndarray:
+    """Flatten a replica, quantization tier and engine profile into the constants vector of iteration_s.
+
+    `efficiency` and `all_reduce` default to the GPU's fitted values (profiles.GPU_EFFICIENCY,
+    profiles.ALL_REDUCE); the calibration passes its own to fit them.
+    """
     m, g, tp = replica.model, replica.gpu, replica.tp
     q = get_tier(tier)
-    flops = g.peak_flops * engine.linear_mfu
-    bw = g.hbm_bytes_per_s * engine.hbm_efficiency
+    e = get_engine(engine)
+    eff = efficiency if efficiency is not None else GPU_EFFICIENCY[g.name]
+    flops = g.peak_flops * eff.linear_mfu
+    bw = g.hbm_bytes_per_s * eff.hbm_efficiency
     c = np.zeros(N_CONST, dtype=np.float64)
     c[C_LIN_FLOP_S_PER_TOKEN] = 2.0 * m.linear_params / tp / flops * q.compute_slowdown
     c[C_LIN_MEM_S] = m.linear_params * q.bytes_per_param / tp / bw
-    c[C_LAYER_OVERHEAD_S] = m.layers * engine.layer_overhead_s
+    c[C_LAYER_OVERHEAD_S] = m.layers * eff.layer_overhead_s
     c[C_HEAD_FLOP_S_PER_TOKEN] = 2.0 * m.lm_head_params / tp / flops
     c[C_HEAD_MEM_S] = m.lm_head_params * 2.0 / tp / bw
-    c[C_ATTN_S_PER_PAIR] = 4.0 * m.layers * m.n_heads * m.head_dim / tp / (g.peak_flops * engine.attn_mfu)
+    c[C_ATTN_S_PER_PAIR] = 4.0 * m.layers * m.n_heads * m.head_dim / tp / (g.peak_flops * eff.attn_mfu)
     c[C_KV_READ_S_PER_TOKEN] = m.kv_bytes_per_token / tp / bw
     if tp > 1:
-        steps = 2.0 * (tp - 1)
-        c[C_COMM_FIXED_S] = 2.0 * m.layers * steps * engine.allreduce_step_s
-        c[C_COMM_S_PER_TOKEN] = 2.0 * m.layers * (m.d_model * 2.0) * steps / tp / g.link_bytes_per_s
-    c[C_ITER_OVERHEAD_S] = engine.iter_overhead_s + (engine.tp_worker_overhead_s if tp > 1 else 0.0)
-    c[C_SEQ_OVERHEAD_S] = engine.seq_overhead_s
-    c[C_KNEE_POWER] = float(engine.knee_power)
+        ar = all_reduce if all_reduce is not None else ALL_REDUCE[g.name][tp]
+        # Two all-reduces per layer (after attention and after the MLP), each of the tokens'
+        # activations: d_model FP16 values per token.
+        c[C_COMM_FIXED_S] = 2.0 * m.layers * ar.latency_s
+        c[C_COMM_S_PER_TOKEN] = 2.0 * m.layers * (m.d_model * 2.0) / ar.bytes_per_s
+    c[C_ITER_OVERHEAD_S] = e.iteration_overhead_s(tp)
+    c[C_SEQ_OVERHEAD_S] = e.seq_overhead_s
+    c[C_KNEE_POWER] = float(eff.knee_power)
     return c
 
 
 @njit(cache=True)
 def smooth_max(a: float, b: float, p: float) -> float:
-    """(a^p + b^p)^(1/p) for p in {2, 4}, computed with sqrt only (bit-identical everywhere)."""
+    """(a^p + b^p)^(1/p) for p in {2, 4, 8}, computed with sqrt only (bit-identical everywhere)."""
+    a2 = a * a
+    b2 = b * b
+    if p == 2.0:
+        return math.sqrt(a2 + b2)
+    a4 = a2 * a2
+    b4 = b2 * b2
     if p == 4.0:
-        a2 = a * a
-        b2 = b * b
-        return math.sqrt(math.sqrt(a2 * a2 + b2 * b2))
-    return math.sqrt(a * a + b * b)
+        return math.sqrt(math.sqrt(a4 + b4))
+    return math.sqrt(math.sqrt(math.sqrt(a4 * a4 + b4 * b4)))
 
 
 @njit(cache=True)
@@ -138,7 +155,7 @@ def _check_count(name: str, value, minimum: int = 0) -> int:
 
 
 def predict_ms(model: str, gpu: str, tp: int, prefill_tokens: int, decode_batch: int,
-               decode_context: int) -> float:
+               decode_context: int, engine: "str | EngineProfile" = DEFAULT_ENGINE) -> float:
     """Predicted ms of one FP16 iteration without speculation.
 
     The batch holds `prefill_tokens` prompt tokens of one request (a whole prompt, nothing cached)
@@ -152,7 +169,7 @@ def predict_ms(model: str, gpu: str, tp: int, prefill_tokens: int, decode_batch:
     decode_context = _check_count("decode_context", decode_context)
     if prefill_tokens == 0 and decode_batch == 0:
         raise ValueError("prefill_tokens and decode_batch are both 0: an iteration needs at least one token")
-    c = cost_constants(make_replica(model, gpu, tp))
+    c = cost_constants(make_replica(model, gpu, tp), "FP16", engine)
     has_prefill = 1 if prefill_tokens > 0 else 0
     return 1e3 * iteration_s(
         c,

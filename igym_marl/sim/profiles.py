@@ -1,4 +1,4 @@
-"""Hardware, model and quantization profiles, and the fitted engine constants.
+"""Hardware, model and quantization profiles, per-GPU efficiencies, all-reduce fits and engine profiles.
 
 Every figure here is either a datasheet number (GPU peak FLOP/s, HBM bandwidth, memory),
 a published model shape (layers, heads, vocabulary), or a constant fitted to measurements by
@@ -10,6 +10,7 @@ times from these physical quantities, so it carries over to GPUs and models it w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -108,21 +109,15 @@ TENSOR_PARALLEL = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
-class EngineConstants:
-    """Efficiencies and overheads fitted on A100 measurements (scripts/calibrate_cost_model.py).
+class GpuEfficiency:
+    """How close one GPU family's kernels come to its datasheet, fitted per GPU.
 
     linear_mfu: fraction of peak FLOP/s reached by large matmuls.
     hbm_efficiency: fraction of peak HBM bandwidth reached when streaming weights / KV.
     knee_power: p of the smooth roofline max (t_c^p + t_m^p)^(1/p); 2 or 4 (computed by sqrt only).
     layer_overhead_s: fixed time per transformer layer (kernel launches of ~9 small ops).
-    attn_mfu: fraction of peak reached by FlashAttention prefill (FA2 paper: 50-73 % forward).
-    allreduce_step_s: latency of one ring step of a tensor-parallel all-reduce.
-    iter_overhead_s: engine CPU time per iteration (scheduling, sampling launch); not fitted:
-      the measurements only cover tp >= 2, so this is an assumption: a few ms per iteration
-      on a small model (vLLM's Python-side scheduling and sampling).
-    tp_worker_overhead_s: extra time per iteration when tp > 1 (driving one worker process per
-      GPU; the measured engine used Ray workers).
-    seq_overhead_s: engine CPU time per sequence in the batch (sampling, detokenization).
+    attn_mfu: fraction of peak reached by prefill attention (the engine's attention kernel).
+    basis: what the values were fitted on, or where they were carried over from.
     """
 
     linear_mfu: float
@@ -130,24 +125,103 @@ class EngineConstants:
     knee_power: int
     layer_overhead_s: float
     attn_mfu: float
-    allreduce_step_s: float
+    basis: str
+
+    def __post_init__(self):
+        if self.knee_power not in (2, 4, 8):
+            raise ValueError(f"GpuEfficiency knee_power={self.knee_power!r} is not allowed; allowed: 2, 4, 8")
+        for f in ("linear_mfu", "hbm_efficiency", "attn_mfu"):
+            v = getattr(self, f)
+            if not (0.0 < v <= 1.0):
+                raise ValueError(f"GpuEfficiency {f}={v!r} must be a fraction of peak in (0, 1]")
+        if not (0.0 <= self.layer_overhead_s < 1e-2):
+            raise ValueError(f"GpuEfficiency layer_overhead_s={self.layer_overhead_s!r} must be in [0, 0.01) s")
+
+
+@dataclass(frozen=True)
+class AllReduceFit:
+    """Time of one all-reduce of a message inside one node: latency + bytes / bandwidth.
+
+    Fitted per GPU family and worker count on measured NCCL all-reduce curves (Vidur's DGX
+    profiles, data/calibration/*_dgx_all_reduce.csv) by scripts/calibrate_cost_model.py.
+    bytes_per_s is the message bytes moved per second beyond the latency (the "algorithm
+    bandwidth"), not a link figure.
+    """
+
+    latency_s: float
+    bytes_per_s: float
+
+    def seconds(self, message_bytes: float) -> float:
+        return self.latency_s + message_bytes / self.bytes_per_s
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """The serving engine's CPU-side costs, kept apart from GPU work.
+
+    iter_overhead_s: per iteration (scheduling, sampling launch, Python bookkeeping).
+    tp_overhead_s: per iteration, per doubling of the tensor-parallel workers: driving tp
+      worker processes costs log2(tp) times this (nothing at tp = 1). On the measured engine a
+      log2 law fits better than one cost per extra worker (docs/fidelity.md).
+    seq_overhead_s: per sequence in the batch (sampling, detokenization, block tables).
+    description: which engine, on which host, and how the figures were obtained.
+    """
+
+    name: str
     iter_overhead_s: float
-    tp_worker_overhead_s: float
+    tp_overhead_s: float
     seq_overhead_s: float
+    description: str
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"EngineProfile name={self.name!r} must be a non-empty string")
+        for f in ("iter_overhead_s", "tp_overhead_s", "seq_overhead_s"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= 1.0):
+                raise ValueError(f"EngineProfile {f}={v!r} must be a number of seconds in [0, 1]")
+
+    def iteration_overhead_s(self, tp: int) -> float:
+        """CPU time of one iteration on `tp` GPUs, before the per-sequence part."""
+        return self.iter_overhead_s + math.log2(tp) * self.tp_overhead_s
 
 
 # Fitted by scripts/calibrate_cost_model.py on data/calibration (see docs/fidelity.md).
-ENGINE = EngineConstants(
-    linear_mfu=0.624,
-    hbm_efficiency=0.889,
-    knee_power=2,
-    layer_overhead_s=55.1e-6,
-    attn_mfu=0.3,
-    allreduce_step_s=9.21e-6,
-    iter_overhead_s=3e-3,
-    tp_worker_overhead_s=8.87e-3,
-    seq_overhead_s=0.269e-3,
-)
+# FlashAttention-2's forward pass reaches up to 73 % of peak on A100 (Dao 2023) but only 35 % on
+# H100 (Shah et al. 2024, FlashAttention-3): H100's attn_mfu is A100's scaled by 35 / 73.
+_H100_EFFICIENCY = GpuEfficiency(
+    linear_mfu=0.609, hbm_efficiency=0.909, knee_power=2, layer_overhead_s=41.8e-6, attn_mfu=0.3 * 35 / 73,
+    basis="fitted on Vidur's Llama-2-70B linear-operator profile on H100 (tp 1/2/4/8, octaves weighted "
+          "equally); attn_mfu not measured: A100's scaled by FlashAttention-2's H100/A100 utilisation")
+GPU_EFFICIENCY: dict[str, GpuEfficiency] = {
+    "a100-80gb": GpuEfficiency(
+        linear_mfu=0.624, hbm_efficiency=0.889, knee_power=2, layer_overhead_s=55.1e-6, attn_mfu=0.3,
+        basis="fitted on Vidur's Llama-2-7B and Llama-3-8B linear-operator profiles on A100 (tp 1/2/4/8); "
+              "attn_mfu held (docs/fidelity.md)"),
+    "h100-80gb": _H100_EFFICIENCY,
+    "h200": dataclasses.replace(
+        _H100_EFFICIENCY, basis="H100's efficiencies: nothing measured on H200; only its datasheet differs"),
+}
+
+# Fitted by scripts/calibrate_cost_model.py on Vidur's DGX NCCL all-reduce profiles.
+ALL_REDUCE: dict[str, dict[int, AllReduceFit]] = {
+    "a100-80gb": {2: AllReduceFit(44.2e-6, 341e9), 4: AllReduceFit(37.9e-6, 213e9), 8: AllReduceFit(43.3e-6, 173e9)},
+    "h100-80gb": {2: AllReduceFit(26.4e-6, 655e9), 4: AllReduceFit(33.0e-6, 518e9), 8: AllReduceFit(29.7e-6, 390e9)},
+}
+# H200 has H100's NVLink 4 and NVSwitch: H100's curves, not measured on H200.
+ALL_REDUCE["h200"] = ALL_REDUCE["h100-80gb"]
+
+ENGINES: dict[str, EngineProfile] = {
+    "vllm-0.2": EngineProfile(
+        "vllm-0.2", iter_overhead_s=3e-3, tp_overhead_s=6.82e-3, seq_overhead_s=0.269e-3,
+        description="a 2023 vLLM (v0.1/0.2 era) driving one Ray worker process per GPU, on the DGX-A100 hosts "
+                    "of SplitwiseSim's measurements; tp_overhead_s and seq_overhead_s fitted on them, "
+                    "iter_overhead_s assumed (docs/fidelity.md)"),
+    "ideal": EngineProfile(
+        "ideal", iter_overhead_s=0.0, tp_overhead_s=0.0, seq_overhead_s=0.0,
+        description="no CPU-side cost at all: GPU work only, a lower bound on iteration time"),
+}
+DEFAULT_ENGINE = "vllm-0.2"
 
 
 def _choices(mapping) -> str:
@@ -164,6 +238,15 @@ def get_model(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ValueError(f"model={name!r} is unknown; allowed: {_choices(MODELS)}")
     return MODELS[name]
+
+
+def get_engine(engine: "str | EngineProfile") -> EngineProfile:
+    """An engine profile by name, or a user's own EngineProfile as is."""
+    if isinstance(engine, EngineProfile):
+        return engine
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is unknown; allowed: {_choices(ENGINES)} or an EngineProfile")
+    return ENGINES[engine]
 
 
 def get_tier(name: str) -> QuantTier:

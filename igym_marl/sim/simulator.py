@@ -93,7 +93,7 @@ class Simulator:
             raise ValueError(f"config must be a SimConfig, got {type(self.config).__name__}")
         self.replica = self.config.replica()
         self.usd_per_hour = self.config.gpu_hour_usd * self.replica.tp  # the replica's GPUs' rent
-        self._consts = {t: cm.cost_constants(self.replica, t) for t in QUANT_TIERS}
+        self._consts = {t: cm.cost_constants(self.replica, t, self.config.engine) for t in QUANT_TIERS}
         self._edges = itl_edges_ms(self.config.itl_hist_bins)
         self._prm = np.zeros(N_P)
         self._prm[P_CHUNK_BUDGET] = self.config.chunk_token_budget

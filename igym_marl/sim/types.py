@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .profiles import QUANT_TIERS, Replica, make_replica
+from .profiles import DEFAULT_ENGINE, QUANT_TIERS, EngineProfile, Replica, get_engine, make_replica
 
 BATCH_CAP_RANGE = (1, 512)
 KV_BUDGET_RANGE = (0.1, 1.0)
@@ -235,6 +235,8 @@ class SimConfig:
     acceptance_half_context: context length (tokens) at which acceptance halves.
     reload_fixed_s / host_to_device_gb_per_s: cost of switching quantization tier (new weights
       copied from host memory, then graph re-capture).
+    engine: the engine's CPU-side costs, a name in profiles.ENGINES ("vllm-0.2", the default,
+      or "ideal") or an EngineProfile of your own; GPU physics is unaffected.
     prefix_caching: a preempted request's computed KV blocks stay cached until the free pool
       reuses them, and its recompute skips what is still cached (vLLM V1's automatic prefix
       caching, on by default there). The workloads share no prompt prefixes, so this is its
@@ -256,6 +258,7 @@ class SimConfig:
     host_to_device_gb_per_s: float = 20.0
     prefix_caching: bool = True
     usd_per_gpu_hour: float | None = None  # None = the GPU profile's figure
+    engine: str | EngineProfile = DEFAULT_ENGINE
     itl_hist_bins: int = field(default=160, repr=False)
 
     def __post_init__(self):
@@ -270,6 +273,7 @@ class SimConfig:
         _bool("prefix_caching", self.prefix_caching)
         if self.usd_per_gpu_hour is not None:
             _float_in("usd_per_gpu_hour", self.usd_per_gpu_hour, 0.0, 1e4)
+        get_engine(self.engine)
         self.replica()  # validates model, gpu, tp and that the weights fit
 
     def replica(self) -> Replica:
