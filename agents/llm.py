@@ -65,6 +65,34 @@ Answer with ONLY a JSON object with exactly these keys and values from these lis
 {levels}"""
 
 
+UNITS = {"queue_depth": "requests", "active_requests": "requests", "kv_cache_occupancy": "fraction",
+         "mean_prompt_length": "tokens", "p50_ttft_ms": "ms", "p99_ttft_ms": "ms", "p50_itl_ms": "ms",
+         "throughput_tps": "tokens/s", "slo_compliance_rate": "fraction (episode so far)",
+         "gpu_memory_used_gb": "GB", "estimated_cost_per_1k": "$", "request_arrival_rate": "req/s",
+         "spec_acceptance_rate": "fraction", "eviction_events": "preemptions", "step_index": "window"}
+
+
+def _ms(v, digits: int) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def observation_text(inferencegym: dict | None, tenants: list[dict], knobs: dict | None, seconds: float) -> str:
+    """The user message of one window: the 15 InferenceGym fields, each tenant's window and the
+    configuration. The one format, whether the env runs here or behind igym-marl's server
+    (examples/llm_agent_remote.py builds the same text from the wire)."""
+    if inferencegym is None:
+        return "The episode starts now: no traffic observed yet. Current configuration: vLLM defaults."
+    lines = [f"Last window ({seconds:g} s):"]
+    for k, v in inferencegym.items():
+        lines.append(f"- {k}: {v:.4g} {UNITS[k]}")
+    for t in tenants:
+        lines.append(f"- tenant {t['name']}: arrived {t['arrived']}, queue {t['queue_depth']}, TTFT p99 "
+                     f"{_ms(t['ttft_p99_ms'], 0)} ms, TPOT p99 {_ms(t['tpot_p99_ms'], 1)} ms, SLO met "
+                     f"{t['slo_met']}, missed {t['slo_missed']}, oldest wait {t['oldest_wait_ms']:.0f} ms")
+    lines.append(f"Current configuration: {json.dumps(knobs)}")
+    return "\n".join(lines)
+
+
 MAX_RESPONSE_BYTES = 1 << 20  # a chat completion with one JSON object is a few kB
 
 
@@ -154,22 +182,13 @@ class LLMPolicy(Policy):
     def _observation(self, infos) -> str:
         m = metrics_of(infos)
         if m is None:
-            return "The episode starts now: no traffic observed yet. Current configuration: vLLM defaults."
+            return observation_text(None, [], None, 0.0)
         info = infos[next(iter(infos))]
-        lines = [f"Last window ({m.seconds:g} s):"]
-        units = {"queue_depth": "requests", "active_requests": "requests", "kv_cache_occupancy": "fraction",
-                 "mean_prompt_length": "tokens", "p50_ttft_ms": "ms", "p99_ttft_ms": "ms", "p50_itl_ms": "ms",
-                 "throughput_tps": "tokens/s", "slo_compliance_rate": "fraction (episode so far)",
-                 "gpu_memory_used_gb": "GB", "estimated_cost_per_1k": "$", "request_arrival_rate": "req/s",
-                 "spec_acceptance_rate": "fraction", "eviction_events": "preemptions", "step_index": "window"}
-        for k, v in info["inferencegym"].items():
-            lines.append(f"- {k}: {v:.4g} {units[k]}")
-        for t in m.tenants:
-            lines.append(f"- tenant {t.name}: arrived {t.arrived}, queue {t.queue_depth}, TTFT p99 "
-                         f"{t.latency.ttft_p99_ms:.0f} ms, TPOT p99 {t.latency.tpot_p99_ms:.1f} ms, SLO met "
-                         f"{t.slo_met}, missed {t.slo_missed}, oldest wait {t.oldest_wait_ms:.0f} ms")
-        lines.append(f"Current configuration: {json.dumps(info['knobs'])}")
-        return "\n".join(lines)
+        tenants = [{"name": t.name, "arrived": t.arrived, "queue_depth": t.queue_depth,
+                    "ttft_p99_ms": t.latency.ttft_p99_ms, "tpot_p99_ms": t.latency.tpot_p99_ms,
+                    "slo_met": t.slo_met, "slo_missed": t.slo_missed, "oldest_wait_ms": t.oldest_wait_ms}
+                   for t in m.tenants]
+        return observation_text(info["inferencegym"], tenants, info["knobs"], m.seconds)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
@@ -252,14 +271,15 @@ class LLMPolicy(Policy):
         except LLMError as e:
             raise LLMError(self._redact(str(e))) from None
 
-    def act(self, observations, infos, state=None):
-        heuristic_actions = self.fallback.act(observations, infos, state)  # keeps the fallback's state current
-        user = self._observation(infos)
+    def choose(self, user: str) -> Knobs | None:
+        """Ask the model for this window's knobs given the observation text; one retry with the
+        reason when a reply is invalid, within one deadline. None when both attempts failed (the
+        caller falls back)."""
         deadline = time.monotonic() + self.timeout_s  # every attempt of this window shares it
         for attempt in range(2):
             try:
                 self.knobs = self._ask(user, deadline)
-                return knobs_to_actions(self.knobs)
+                return self.knobs
             except LLMError as e:
                 self.last_error = str(e)
                 if attempt == 0 and time.monotonic() < deadline:
@@ -268,4 +288,9 @@ class LLMPolicy(Policy):
                 else:
                     break
         self.counts["fallbacks"] += 1
-        return heuristic_actions
+        return None
+
+    def act(self, observations, infos, state=None):
+        heuristic_actions = self.fallback.act(observations, infos, state)  # keeps the fallback's state current
+        knobs = self.choose(self._observation(infos))
+        return knobs_to_actions(knobs) if knobs is not None else heuristic_actions

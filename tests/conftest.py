@@ -18,6 +18,21 @@ def same(a, b):
 
 
 @pytest.fixture
+def llm_server():
+    """A fake chat-completions server (tests/fakellm.py) on loopback; yields its base URL."""
+    import threading
+    from http.server import HTTPServer
+
+    from tests.fakellm import FakeLLM
+    server = HTTPServer(("127.0.0.1", 0), FakeLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeLLM.script, FakeLLM.requests = [], []
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+@pytest.fixture
 def data_dir():
     """The repository's data/ folder (it ships with the code; a missing file is a failure, not a skip)."""
     return DATA_DIR

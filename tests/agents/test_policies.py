@@ -5,7 +5,6 @@ import re
 import time
 import pickle
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from agents.networks import SharedActor, load_checkpoint, save_checkpoint
 from agents.simple import parse_knobs
 from igym_marl.envs import AGENT_KNOBS
 from igym_marl.workloads import TASKS, get_task
+from tests.fakellm import GOOD, FakeLLM
 
 
 def test_registry_and_constant_specs():
@@ -93,43 +93,6 @@ def test_mappo_policy_requires_a_checkpoint_for_its_task(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- LLM
-GOOD = {"batch_cap": 64, "prefill_decode_split": True, "kv_budget_fraction": 0.5, "quantization_tier": "FP16",
-        "speculation_depth": 0, "priority_routing": True}
-
-
-class FakeLLM(BaseHTTPRequestHandler):
-    """Speaks the chat-completions protocol; replies come from a script shared by the test."""
-
-    script: list = []
-    requests: list = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeLLM.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-        reply = FakeLLM.script.pop(0) if FakeLLM.script else json.dumps(GOOD)
-        if reply == "HTTP500":
-            self.send_response(500)
-            self.end_headers()
-            return
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def llm_server():
-    server = HTTPServer(("127.0.0.1", 0), FakeLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    FakeLLM.script, FakeLLM.requests = [], []
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
 
 
 def test_llm_policy_uses_valid_replies_retries_once_then_falls_back(llm_server, monkeypatch):
