@@ -1,5 +1,6 @@
 """The house's floors: the simulator core imports no RL library, and no import runs back up
-(sim <- workloads <- envs <- serving_v0 <- agents <- scripts)."""
+(sim <- workloads <- envs <- serving_v0 <- agents <- server, cli <- scripts): the server serves
+policies, so it sits above agents, and nothing below imports it."""
 
 import ast
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = ["igym_marl.paths", "igym_marl.sim", "igym_marl.workloads", "igym_marl.envs", "igym_marl.serving_v0",
-          "igym_marl.serving_cluster_v0", "igym_marl.demo", "agents"]
+          "igym_marl.serving_cluster_v0", "igym_marl.demo", "agents", "igym_marl.server", "igym_marl.cli"]
 
 
 def test_core_imports_no_rl_library():

@@ -1,0 +1,343 @@
+"""The FastAPI application: OpenEnv's routes (served by openenv-core), HTTP sessions, the task
+catalog, the grader, server-side baselines, the leaderboard and the dashboard.
+
+Route layout (docs/server.md):
+
+* OpenEnv, single agent: ``POST /reset``, ``POST /step``, ``GET /state``, ``GET /health``,
+  ``GET /schema``, ``GET /metadata``, WebSocket ``/ws``.
+* OpenEnv, four agents: the same under ``/multi``.
+* HTTP sessions: ``POST /sessions``, ``POST /sessions/{id}/reset``, ``POST /sessions/{id}/step``,
+  ``GET /sessions/{id}/state``, ``GET /sessions/{id}/log``, ``DELETE /sessions/{id}``. They live
+  under their own prefix, so they never collide with OpenEnv's ``/reset`` and ``/step``.
+* ``GET /tasks``, ``POST /grader``, ``GET /baseline``, ``GET /leaderboard``, ``GET /server/status``.
+* ``/web``: the dashboard; ``/`` redirects there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from fastapi import Body, FastAPI, HTTPException, Request, WebSocketDisconnect
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from openenv.core.env_server.http_server import HTTPEnvServer
+from openenv.core.env_server.types import ConcurrencyConfig
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ..envs import AGENT_KNOBS, AGENTS
+from ..workloads.tasks import get_task
+from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, EpisodeOver, MultiAgentServingEnvironment,
+                          ServingEnvironment, replay, run_baseline)
+from .models import (KNOB_FIELDS, SERVER_POLICIES, MultiAgentAction, MultiAgentObservation, ServingAction,
+                     ServingObservation)
+from .sessions import MODES, SessionLimit, SessionStore, UnknownSession
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+LEADERBOARD = Path(__file__).resolve().parents[2] / "docs" / "leaderboard.md"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyLimit:
+    """Refuse HTTP request bodies over `max_bytes` with 413 (declared or streamed)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def _reject(self, send, size_text: str) -> None:
+        body = json.dumps({"detail": f"request body of {size_text} bytes exceeds the limit of {self.max_bytes} bytes"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._reject(send, declared.decode())
+        chunks, size, more = [], 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return None
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await self._reject(send, f"more than {size}")
+            chunks.append(chunk)
+            more = msg.get("more_body", False)
+        body, sent = b"".join(chunks), False
+
+        async def replay_body():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+        return await self.app(scope, replay_body, send)
+
+
+class WebSocketEndGuard:
+    """A client that closes its WebSocket before the server's own close frame is not an error:
+    openenv's /ws handler has already destroyed the session by then, so the late close's
+    disconnect is dropped here instead of being logged as an exception."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except (WebSocketDisconnect, OSError):
+            pass
+
+
+def _errors(e: ValidationError) -> list:
+    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type"),
+             "input": err.get("input")} for err in e.errors(include_url=False, include_context=False)]
+
+
+def _validation_422(e: ValidationError) -> HTTPException:
+    return HTTPException(status_code=422, detail=json.loads(json.dumps(_errors(e), default=repr)))
+
+
+def task_catalog() -> dict:
+    tasks = []
+    for tid in SERVER_TASKS:
+        t = get_task(tid)
+        tasks.append({"id": t.id, "description": t.description, "window_s": t.window_s,
+                      "episode_windows": t.episode_windows, "capacity_rps": t.capacity_rps,
+                      "tenants": [{"name": x.name, "ttft_slo_ms": x.ttft_slo_ms, "tpot_slo_ms": x.tpot_slo_ms,
+                                   "priority": x.priority, "weight": x.weight} for x in t.tenants]})
+    agents = {a: {"n": AGENT_KNOBS[a].n, "knobs": list(AGENT_KNOBS[a].knobs),
+                  "levels": [list(lv) for lv in AGENT_KNOBS[a].levels]} for a in AGENTS}
+    return {"tasks": tasks, "default_task": DEFAULT_TASK, "policies": list(SERVER_POLICIES),
+            "baselines": list(BASELINES), "knob_fields": list(KNOB_FIELDS),
+            "action_schema": ServingAction.model_json_schema(),
+            "multi_agent": {"agents": agents, "action_schema": MultiAgentAction.model_json_schema()}}
+
+
+def read_leaderboard(path: Path = LEADERBOARD) -> dict:
+    """The first table of docs/leaderboard.md (written by `make leaderboard`) as rows of cells."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `make leaderboard` in a clone of the repository")
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    table = []
+    for ln in lines:
+        if ln.startswith("|"):
+            table.append([c.strip() for c in ln.strip("|").split("|")])
+        elif table:
+            break
+    header, rows = table[0], [r for r in table[2:]]
+    return {"columns": header, "rows": rows, "source": "docs/leaderboard.md"}
+
+
+def _obs_response(env, obs) -> dict:
+    data = obs.model_dump(exclude={"metadata"})
+    reward, done = data.pop("reward"), data.pop("done")
+    return {"observation": data, "reward": reward, "done": done}
+
+
+def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The whole server. `max_sessions` caps the HTTP sessions and, separately, the WebSocket
+    sessions of each OpenEnv endpoint; sessions idle for `idle_timeout_s` are dropped."""
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
+        raise ValueError(f"max_body_bytes={max_body_bytes!r} must be an integer >= 1024")
+    store = SessionStore(max_sessions, idle_timeout_s)  # validates both
+    conc = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
+    app = FastAPI(title="igym-marl", version="0.1.0",
+                  description="LLM-serving control as an OpenEnv environment (docs/server.md)")
+    single = HTTPEnvServer(ServingEnvironment, ServingAction, ServingObservation, concurrency_config=conc)
+    single.register_routes(app)
+    multi_app = FastAPI(title="igym-marl, four agents")
+    multi = HTTPEnvServer(MultiAgentServingEnvironment, MultiAgentAction, MultiAgentObservation,
+                          concurrency_config=conc)
+    multi.register_routes(multi_app)
+    app.mount("/multi", multi_app)
+    app.state.sessions, app.state.openenv = store, {"single": single, "multi": multi}
+    app.state.max_body_bytes = max_body_bytes
+
+    @app.exception_handler(EpisodeOver)
+    async def _episode_over(request: Request, exc: EpisodeOver):
+        hint = ("; OpenEnv's plain-HTTP /step builds a fresh env per request: play episodes over /ws or "
+                "/sessions (docs/server.md)") if request.url.path in ("/step", "/multi/step") else ""
+        return JSONResponse({"detail": f"{exc}{hint}"}, status_code=409)
+
+    @app.exception_handler(ValueError)
+    async def _bad_value(request: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    multi_app.add_exception_handler(EpisodeOver, _episode_over)
+    multi_app.add_exception_handler(ValueError, _bad_value)
+
+    # ------------------------------------------------------------------ HTTP sessions
+    def _session(sid: str):
+        try:
+            return store.get(sid)
+        except UnknownSession as e:
+            raise HTTPException(status_code=404, detail=str(e.args[0])) from None
+
+    def _reset_fields(body: dict) -> dict:
+        extra = sorted(set(body) - {"task_id", "seed", "mode"})
+        if extra:
+            raise ValueError(f"unknown field(s) {extra}; allowed: mode, task_id, seed")
+        return {k: body[k] for k in ("task_id", "seed") if k in body}
+
+    @app.post("/sessions", status_code=201, tags=["Sessions"])
+    async def create_session(body: dict = Body(default_factory=dict)):
+        """Open a session (its own env) and start its first episode: {mode?, task_id?, seed?}."""
+        fields = _reset_fields(body)
+        mode = body.get("mode", "single")
+        try:
+            s = await run_in_threadpool(store.create, mode, fields.get("task_id"))
+        except SessionLimit as e:
+            raise HTTPException(status_code=503, detail=str(e), headers={"Retry-After": "5"}) from None
+        try:
+            with s.lock:
+                obs = await run_in_threadpool(s.env.reset, **fields)
+        except Exception:
+            store.close(s.id)
+            raise
+        return {"session_id": s.id, "mode": s.mode, **_obs_response(s.env, obs)}
+
+    @app.post("/sessions/{sid}/reset", tags=["Sessions"])
+    async def reset_session(sid: str, body: dict = Body(default_factory=dict)):
+        s = _session(sid)
+        fields = _reset_fields(body)
+        if "mode" in body:
+            raise ValueError("mode is fixed when the session is created")
+        with s.lock:
+            obs = await run_in_threadpool(s.env.reset, **fields)
+        store.touch(s)
+        return {"session_id": s.id, **_obs_response(s.env, obs)}
+
+    @app.post("/sessions/{sid}/step", tags=["Sessions"])
+    async def step_session(sid: str, body: dict = Body(...)):
+        """{action: {...}}: the six knob fields, or {policy: name} (or, in multi mode, the agents' indices)."""
+        s = _session(sid)
+        if set(body) != {"action"} or not isinstance(body["action"], dict):
+            raise ValueError(f"the body must be {{\"action\": {{...}}}}; got fields {sorted(body)}")
+        cls = MultiAgentAction if s.mode == "multi" else ServingAction
+        try:
+            action = cls.model_validate(body["action"])
+        except ValidationError as e:
+            raise _validation_422(e) from None
+        if not s.lock.acquire(blocking=False):
+            raise HTTPException(status_code=409, detail=f"session {sid!r} is already stepping; wait for that step")
+        try:
+            obs = await run_in_threadpool(s.env.step, action)
+        finally:
+            s.lock.release()
+        store.touch(s)
+        return _obs_response(s.env, obs)
+
+    @app.get("/sessions/{sid}/state", tags=["Sessions"])
+    async def session_state(sid: str):
+        s = _session(sid)
+        return {"session_id": s.id, "mode": s.mode, **s.env.state.model_dump()}
+
+    @app.get("/sessions/{sid}/log", tags=["Sessions"])
+    async def session_log(sid: str):
+        """The episode so far as the grader takes it: {task_id, seed, actions}."""
+        ep = _session(sid).env.episode
+        if not ep.started:
+            raise HTTPException(status_code=409, detail="no episode yet: reset first")
+        return {"task_id": ep.task_id, "seed": int(ep.penv.episode_seed), "actions": ep.log}
+
+    @app.delete("/sessions/{sid}", status_code=204, tags=["Sessions"])
+    async def close_session(sid: str):
+        try:
+            store.close(sid)
+        except UnknownSession as e:
+            raise HTTPException(status_code=404, detail=str(e.args[0])) from None
+
+    # ------------------------------------------------------------------ catalog, grading, baselines
+    @app.get("/tasks", tags=["Benchmark"])
+    async def tasks():
+        return task_catalog()
+
+    @app.post("/grader", tags=["Benchmark"])
+    async def grader(body: dict = Body(...)):
+        """Recompute an episode's score by replaying its log: {task_id, seed, actions} (actions: one
+        dict of the six knob fields per window), or {session_id} of a finished session."""
+        if set(body) == {"session_id"}:
+            ep = _session(body["session_id"]).env.episode
+            if not ep.done:
+                raise HTTPException(status_code=409, detail="the session's episode has not finished; step it to "
+                                                            "the end, or grade a full log")
+            task_id, seed, actions = ep.task_id, int(ep.penv.episode_seed), list(ep.log)
+        elif set(body) == {"task_id", "seed", "actions"}:
+            task_id, seed, actions = body["task_id"], body["seed"], body["actions"]
+        else:
+            raise ValueError(f"give {{task_id, seed, actions}} or {{session_id}}; got fields {sorted(body)}")
+        return await run_in_threadpool(replay, task_id, seed, actions)
+
+    @app.get("/baseline", tags=["Benchmark"])
+    async def baseline(policy: str = "heuristic", task_id: str = DEFAULT_TASK, seed: int = 1_000_000):
+        """One episode of `policy` (heuristic or vllm-default) on `task_id` and `seed`, run here."""
+        return await run_in_threadpool(run_baseline, policy, task_id, seed)
+
+    @app.get("/leaderboard", tags=["Benchmark"])
+    async def leaderboard():
+        try:
+            return read_leaderboard()
+        except FileNotFoundError as e:
+            raise HTTPException(status_code=404, detail=str(e)) from None
+
+    @app.get("/server/status", tags=["Health"])
+    async def server_status():
+        gc.collect()
+        return {"live_envs": len(LIVE_EPISODES), "http_sessions": len(store), "ws_sessions": single.active_sessions,
+                "multi_ws_sessions": multi.active_sessions, "max_sessions": max_sessions,
+                "idle_timeout_s": idle_timeout_s, "expired_http_sessions": store.expired,
+                "max_body_bytes": max_body_bytes, "rss_mb": _rss_mb()}
+
+    # ------------------------------------------------------------------ dashboard
+    @app.get("/", include_in_schema=False)
+    async def root():
+        return RedirectResponse("/web/")
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    async def _reaper():
+        while True:
+            await asyncio.sleep(min(30.0, idle_timeout_s / 2))
+            store.reap()
+
+    async def _start_reaper():
+        app.state.reaper = asyncio.create_task(_reaper())
+
+    async def _stop_reaper():
+        app.state.reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.state.reaper
+
+    app.router.on_startup.append(_start_reaper)
+    app.router.on_shutdown.append(_stop_reaper)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(WebSocketEndGuard)
+    return app
+
+
+def _rss_mb() -> Optional[float]:
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+__all__ = ["create_app", "task_catalog", "read_leaderboard", "MODES"]

@@ -1,0 +1,173 @@
+"""The wire types: actions and observations as pydantic models (OpenEnv's base classes).
+
+Actions are validated by the envs' own rules (``igym_marl.envs.single.original_to_knobs`` and
+``igym_marl.envs.actions``): a bad value is refused with a message naming the field, the value
+and what is allowed (HTTP 422), never clamped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from openenv.core.env_server.types import Action, Observation, State
+from pydantic import Field, PrivateAttr, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..envs import AGENT_KNOBS, AGENTS
+from ..envs.actions import decode_action
+from ..envs.single import original_to_knobs
+from ..sim.types import Knobs
+
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose text names the field, the value and what is allowed (and whose
+    context stays JSON-serialisable in a 422 body)."""
+    return PydanticCustomError("invalid_action", "{message}", {"message": message})
+
+
+def _check_policy(policy: str, given: dict, what: str) -> None:
+    """`policy` must be a server-side policy, and the only thing given."""
+    if policy not in SERVER_POLICIES:
+        raise _invalid(f"policy={policy!r} is unknown; allowed: {', '.join(SERVER_POLICIES)}")
+    if given:
+        raise _invalid(f"give {what} or policy, not both (got policy and {sorted(given)})")
+
+
+# Server-side policies a client may ask to act for a window instead of sending knobs.
+SERVER_POLICIES = ("heuristic", "vllm-default", "best-constant", "mappo")
+KNOB_FIELDS = ("batch_cap", "kv_budget_fraction", "speculation_depth", "quantization_tier", "prefill_decode_split",
+               "priority_routing")
+
+_KNOB_SCHEMA = {
+    "batch_cap": ({"type": "integer", "minimum": 1, "maximum": 512}, "max running sequences (vLLM max_num_seqs)"),
+    "kv_budget_fraction": ({"type": "number", "minimum": 0.1, "maximum": 1.0}, "share of the KV pool requests may use"),
+    "speculation_depth": ({"type": "integer", "minimum": 0, "maximum": 8}, "draft tokens per verification (0 = off)"),
+    "quantization_tier": ({"enum": ["FP16", "INT8", "INT4", 0, 1, 2]}, "weight tier (or its index)"),
+    "prefill_decode_split": ({"type": "boolean"}, "chunked prefill on (or 0/1)"),
+    "priority_routing": ({"type": "boolean"}, "tenant priority orders admission and preemption (or 0/1)"),
+}
+
+
+def _knob_field(name: str):
+    schema, desc = _KNOB_SCHEMA[name]
+    return Field(default=None, description=desc, json_schema_extra=schema)
+
+
+class ServingAction(Action):
+    """One window's knobs, the six InferenceGym fields, or ``policy``: a server-side policy
+    (one of SERVER_POLICIES) chooses them for this window."""
+
+    batch_cap: Optional[Any] = _knob_field("batch_cap")
+    kv_budget_fraction: Optional[Any] = _knob_field("kv_budget_fraction")
+    speculation_depth: Optional[Any] = _knob_field("speculation_depth")
+    quantization_tier: Optional[Any] = _knob_field("quantization_tier")
+    prefill_decode_split: Optional[Any] = _knob_field("prefill_decode_split")
+    priority_routing: Optional[Any] = _knob_field("priority_routing")
+    policy: Optional[str] = Field(default=None, description=f"act with a server-side policy: {', '.join(SERVER_POLICIES)}",
+                                  json_schema_extra={"enum": list(SERVER_POLICIES)})
+    _knobs: Optional[Knobs] = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check(self):
+        given = {k: getattr(self, k) for k in KNOB_FIELDS if getattr(self, k) is not None}
+        if self.policy is not None:
+            _check_policy(self.policy, given, "the six knob fields")
+            return self
+        try:
+            self._knobs = original_to_knobs(given)
+        except ValueError as e:  # names the field, the value and what is allowed
+            raise _invalid(str(e)) from None
+        return self
+
+    @property
+    def knobs(self) -> Optional[Knobs]:
+        return self._knobs
+
+
+class _EpisodeObservation(Observation):
+    """What every observation carries about its episode."""
+
+    task_id: str = ""
+    seed: int = 0
+    window: int = 0
+    episode_windows: int = 0
+    window_s: float = 0.0
+    knobs: Dict[str, Any] = Field(default_factory=dict)
+    score_so_far: float = 0.0
+    episode: Optional[Dict[str, float]] = Field(default=None, description="score components once the episode ends")
+
+
+class ServingObservation(_EpisodeObservation):
+    """The 15 InferenceGym fields in their order and units, the task, and what a dashboard shows:
+    the knobs applied in real units, the running score and each tenant's latencies."""
+
+    queue_depth: float = 0.0
+    active_requests: float = 0.0
+    kv_cache_occupancy: float = 0.0
+    mean_prompt_length: float = 0.0
+    p50_ttft_ms: float = 0.0
+    p99_ttft_ms: float = 0.0
+    p50_itl_ms: float = 0.0
+    throughput_tps: float = 0.0
+    slo_compliance_rate: float = 0.0
+    gpu_memory_used_gb: float = 0.0
+    estimated_cost_per_1k: float = 0.0
+    request_arrival_rate: float = 0.0
+    spec_acceptance_rate: float = 0.0
+    eviction_events: float = 0.0
+    step_index: float = 0.0
+    tenants: List[Dict[str, Any]] = Field(default_factory=list)
+
+
+class MultiAgentAction(Action):
+    """The four agents' Discrete indices (``igym_marl.envs.AGENT_KNOBS`` lists their levels), or
+    ``policy`` as in ServingAction."""
+
+    batch_scheduler: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
+                                                                            "maximum": AGENT_KNOBS["batch_scheduler"].n - 1})
+    kv_manager: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
+                                                                       "maximum": AGENT_KNOBS["kv_manager"].n - 1})
+    spec_controller: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
+                                                                            "maximum": AGENT_KNOBS["spec_controller"].n - 1})
+    tenant_router: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
+                                                                          "maximum": AGENT_KNOBS["tenant_router"].n - 1})
+    policy: Optional[str] = Field(default=None, json_schema_extra={"enum": list(SERVER_POLICIES)})
+
+    @model_validator(mode="after")
+    def _check(self):
+        given = {a: getattr(self, a) for a in AGENTS if getattr(self, a) is not None}
+        if self.policy is not None:
+            _check_policy(self.policy, given, "the four agents' indices")
+            return self
+        missing = [a for a in AGENTS if a not in given]
+        if missing:
+            raise _invalid(f"agents {missing} have no action; expected an index for each of {list(AGENTS)}")
+        for a, v in given.items():
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise _invalid(f"agent {a!r}: action={v!r} has type {type(v).__name__}; allowed: an integer in "
+                               f"0..{AGENT_KNOBS[a].n - 1}")
+            try:
+                decode_action(a, v)
+            except ValueError as e:  # names the agent, the value and the range
+                raise _invalid(str(e)) from None
+        return self
+
+    def indices(self) -> Dict[str, int]:
+        return {a: int(getattr(self, a)) for a in AGENTS}
+
+
+class MultiAgentObservation(_EpisodeObservation):
+    """Each agent's observation vector, the team reward (``reward``) and the same dashboard fields
+    as ServingObservation."""
+
+    observations: Dict[str, List[float]] = Field(default_factory=dict)
+
+
+class ServingState(State):
+    """Where the session's episode stands."""
+
+    task_id: str = ""
+    seed: Optional[int] = None
+    window: int = 0
+    episode_windows: int = 0
+    score_so_far: float = 0.0
+    done: bool = False

@@ -1,0 +1,112 @@
+"""The dashboard in a real headless browser (Debian's chromium, driven by Playwright)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHROMIUM, ROOT, browser_required
+
+# The README's screenshot is written only on request (it changes every run):
+# IGYM_DASHBOARD_SCREENSHOT=docs/img/dashboard.png make test
+SCREENSHOT_ENV = "IGYM_DASHBOARD_SCREENSHOT"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
+        if browser_required():
+            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium): the dashboard test needs a real browser")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+
+    page.goto(live_server.url + "/")  # redirects to /web/
+    assert page.url.endswith("/web/")
+    page.wait_for_function("document.querySelector('#task').options.length === 3")
+    page.wait_for_function("document.querySelectorAll('#leaderboard tbody tr').length >= 5")
+
+    # a heuristic episode, run live
+    page.select_option("#task", "adversarial_multitenant")
+    page.fill("#seed", "1000002")
+    page.select_option("#policy", "heuristic")
+    page.click("#start")
+    page.wait_for_function("window.dashboard.session() !== null")
+    assert page.evaluate("window.dashboard.points().windows") == 1  # the reset observation
+    page.fill("#delay", "0")
+    page.click("#run")
+    page.wait_for_function("window.dashboard.points().windows > 25", timeout=60_000)
+    page.click("#pause")
+    page.wait_for_function("!window.dashboard.last() || document.querySelector('#pause').disabled")
+    pts = page.evaluate("window.dashboard.points()")
+    assert pts["renders"] >= pts["windows"] > 25  # every window redrew the charts
+    score = float(page.inner_text("#score"))
+    assert score > 0 and page.inner_text("#window").startswith(str(pts["windows"] - 1))
+    # each chart redraw after a step took well under 100 ms
+    assert page.evaluate("window.dashboard.stepToRenderMs()") < 100
+    # the charts hold points: sample the TTFT canvas for drawn (non-white) pixels
+    drawn = page.evaluate("""() => { const c = document.getElementById('c-ttft'); const d = c.getContext('2d')
+        .getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 0 && (d[i] < 200 || d[i + 2] < 200)) n++; return n; }""")
+    assert drawn > 500
+    page.screenshot(path=str(tmp_path / "heuristic.png"))
+
+    # manual: change the knobs and step; the engine applies them
+    page.select_option("#policy", "manual")
+    assert page.is_visible("#manual")
+    running = page.evaluate("window.dashboard.last().knobs")  # the form starts from the engine's knobs
+    assert int(page.input_value("#k-batch_cap")) == running["batch_cap"]
+    assert page.is_checked("#k-priority_routing") == running["priority_routing"]
+    page.fill("#k-batch_cap", "8")
+    page.fill("#k-kv_budget_fraction", "0.3")
+    page.fill("#k-speculation_depth", "2")
+    page.select_option("#k-quantization_tier", "INT4")
+    page.set_checked("#k-prefill_decode_split", False)
+    page.set_checked("#k-priority_routing", True)
+    before = page.evaluate("window.dashboard.points().windows")
+    for _ in range(3):
+        page.click("#step")
+        page.wait_for_function(f"window.dashboard.points().windows > {before}")
+        before = page.evaluate("window.dashboard.points().windows")
+    last = page.evaluate("window.dashboard.last()")
+    assert last["knobs"] == {"batch_cap": 8, "kv_budget_fraction": 0.3, "speculation_depth": 2,
+                             "quantization_tier": "INT4", "prefill_decode_split": False, "priority_routing": True}
+    assert last["active_requests"] <= 8  # the batch cap holds in the engine
+    assert "8 seqs" in page.inner_text("#knobs") and "INT4" in page.inner_text("#knobs")
+    # a bad manual value is refused with the server's message, not clamped
+    page.fill("#k-batch_cap", "9999")
+    page.click("#step")
+    page.wait_for_function("document.querySelector('#manual-error').textContent.length > 0")
+    assert "batch_cap=9999 is out of range; allowed: an integer in 1..512" in page.inner_text("#manual-error")
+    assert page.evaluate("window.dashboard.points().windows") == before
+
+    page.fill("#k-batch_cap", "64")
+    page.select_option("#policy", "heuristic")
+    page.click("#run")
+    page.wait_for_function(f"window.dashboard.points().windows > {before + 15}", timeout=60_000)
+    page.click("#pause")
+    page.wait_for_timeout(300)
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "dashboard.png")
+    if not shot.is_absolute():
+        shot = ROOT / shot
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    http_errors = [p for p in problems if "422" in p]  # the refused manual step logs one failed request
+    assert [p for p in problems if p not in http_errors] == [], problems
+    assert len(http_errors) <= 1
+    page.close()
+    assert shot.stat().st_size > 20_000

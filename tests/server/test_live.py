@@ -1,0 +1,128 @@
+"""Against a live server process on loopback: OpenEnv's own client, load, and faults."""
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+import websockets
+from openenv.core.generic_client import GenericEnvClient
+
+from igym_marl.server.loadgen import run_load
+
+GOOD = dict(batch_cap=64, kv_budget_fraction=0.9, speculation_depth=0, quantization_tier="FP16",
+            prefill_decode_split=True, priority_routing=False)
+
+
+def _wait_for(server, pred, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = server.status()
+        if pred(st):
+            return st
+        time.sleep(0.1)
+    return server.status()
+
+
+def test_openenv_generic_client_single_and_multi(live_server):
+    async def play():
+        async with GenericEnvClient(base_url=live_server.url) as env:
+            r = await env.reset(task_id="static_workload", seed=7)
+            assert r.observation["task_id"] == "static_workload" and r.observation["seed"] == 7 and not r.done
+            r = await env.step(GOOD)
+            assert r.observation["window"] == 1 and r.reward > 0 and r.observation["knobs"] == GOOD
+            r2 = await env.step({"policy": "heuristic"})
+            assert r2.observation["window"] == 2
+            st = await env.state()
+            assert st["step_count"] == 2 and st["seed"] == 7 and st["task_id"] == "static_workload"
+            with pytest.raises(RuntimeError, match="VALIDATION_ERROR"):
+                await env.step(dict(GOOD, batch_cap=9999))
+        async with GenericEnvClient(base_url=live_server.url + "/multi") as env:
+            r = await env.reset(task_id="adversarial_multitenant", seed=3)
+            assert set(r.observation["observations"]) == {"batch_scheduler", "kv_manager", "spec_controller",
+                                                          "tenant_router"}
+            r = await env.step({"batch_scheduler": 5, "kv_manager": 3, "spec_controller": 0, "tenant_router": 1})
+            assert r.observation["window"] == 1 and r.observation["knobs"]["priority_routing"] is True
+    asyncio.run(play())
+
+
+def test_ws_validation_errors_name_the_field(live_server):
+    async def go():
+        async with websockets.connect(live_server.ws_url + "/ws") as ws:
+            await ws.send(json.dumps({"type": "reset", "data": {"seed": 1}}))
+            assert json.loads(await ws.recv())["type"] == "observation"
+            await ws.send(json.dumps({"type": "step", "data": dict(GOOD, kv_budget_fraction=3)}))
+            reply = json.loads(await ws.recv())
+            assert reply["type"] == "error" and "kv_budget_fraction=3 is out of range" in json.dumps(reply)
+    asyncio.run(go())
+
+
+def test_32_concurrent_sessions_play_whole_bursty_episodes_without_errors_or_leaks(live_server):
+    """The load figures of docs/server.md: 32 WebSocket sessions, each a whole bursty_workload
+    episode with the heuristic, three rounds (the first warms the server up)."""
+    summaries, rss = [], []
+    for rnd in range(3):
+        res = asyncio.run(run_load(live_server.ws_url, sessions=32, task="bursty_workload", policy="heuristic",
+                                   seed=1_000_000 + 100_000 * rnd))
+        s = res.summary()
+        summaries.append(s)
+        assert s["errors"] == 0, s["first_errors"]
+        assert s["steps"] == 32 * 120 and len(res.scores) == 32
+        st = _wait_for(live_server, lambda st: st["ws_sessions"] == 0 and st["live_envs"] == st["http_sessions"])
+        assert st["ws_sessions"] == 0 and st["live_envs"] == st["http_sessions"], st  # every env freed
+        rss.append(live_server.rss_mb())
+    print("\nload:", json.dumps(summaries), "rss_mb:", [round(x, 1) for x in rss])
+    assert rss[2] < rss[0] * 1.05  # no growth to speak of once sessions close, after the warm-up round
+
+
+def test_faults_dropped_clients_malformed_json_oversized_and_the_limit(live_server):
+    async def drop_mid_episode():
+        ws = await websockets.connect(live_server.ws_url + "/ws")
+        await ws.send(json.dumps({"type": "reset", "data": {"task_id": "bursty_workload", "seed": 9}}))
+        await ws.recv()
+        for _ in range(3):
+            await ws.send(json.dumps({"type": "step", "data": {"policy": "heuristic"}}))
+            await ws.recv()
+        ws.transport.abort()  # the client vanishes: no close frame
+
+    async def malformed_then_valid():
+        async with websockets.connect(live_server.ws_url + "/ws") as ws:
+            await ws.send("{not json")
+            reply = json.loads(await ws.recv())
+            assert reply["type"] == "error" and reply["data"]["code"] == "INVALID_JSON"
+            await ws.send(json.dumps({"type": "reset", "data": {"seed": 2}}))  # the session survives
+            assert json.loads(await ws.recv())["type"] == "observation"
+
+    async def oversized():
+        async with websockets.connect(live_server.ws_url + "/ws", max_size=None) as ws:
+            await ws.send(json.dumps({"type": "reset", "data": {"pad": "x" * 200_000}}))
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009  # message too big
+
+    async def over_the_limit():
+        conns = [await websockets.connect(live_server.ws_url + "/ws") for _ in range(40)]
+        extra = await websockets.connect(live_server.ws_url + "/ws")
+        reply = json.loads(await extra.recv())
+        assert reply["type"] == "error" and reply["data"]["code"] == "CAPACITY_REACHED"
+        for c in [*conns, extra]:
+            await c.close()
+
+    asyncio.run(drop_mid_episode())
+    st = _wait_for(live_server, lambda st: st["ws_sessions"] == 0)
+    assert st["ws_sessions"] == 0
+    asyncio.run(malformed_then_valid())
+    asyncio.run(oversized())
+    r = httpx.post(live_server.url + "/sessions", content=b"x" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    asyncio.run(over_the_limit())
+    st = _wait_for(live_server, lambda st: st["ws_sessions"] == 0)
+    assert st["ws_sessions"] == 0
+    assert httpx.get(live_server.url + "/health").json()["status"] == "healthy"  # never a crash
+
+
+def test_the_server_logged_no_exceptions(live_server):
+    """Runs last in this module: whatever the clients did above, the server never raised."""
+    log = live_server.log()
+    assert "Traceback" not in log and "Exception in ASGI" not in log, log[-3000:]
