@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test serve bench calibrate leaderboard adaptivity clean
+.PHONY: demo test test-ray serve bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[test,server]'
 	touch $(STAMP)
 
+# The ray extra in its own environment: Ray pins its own gymnasium (1.2.2 for ray 2.60), and the
+# package is tested on it there; the main environment never pulls Ray.
+RAY_VENV := .venv-ray
+RAY_STAMP := $(RAY_VENV)/.installed
+
+$(RAY_STAMP): pyproject.toml
+	test -x $(RAY_VENV)/bin/python || $(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/python -m pip install --upgrade pip
+	$(RAY_VENV)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
+	$(RAY_VENV)/bin/python -m pip install -e '.[test,ray]'
+	touch $(RAY_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python -m igym_marl.demo
 	$(BIN)/python train_marl.py --quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-ray: $(RAY_STAMP)
+	$(RAY_VENV)/bin/python -m pytest -q tests/ray tests/envs tests/agents/test_policies.py
 
 serve: $(STAMP)
 	$(BIN)/igym-marl serve
@@ -43,4 +58,4 @@ calibrate: $(STAMP)
 	$(BIN)/python scripts/calibrate_cost_model.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(RAY_VENV)

@@ -2,7 +2,7 @@
 
     from agents import make_policy
     policy = make_policy("heuristic")          # or random, vllm-default, constant:KNOB=V,...,
-                                               # best-constant, llm, ppo, mappo
+                                               # best-constant, llm, ppo, mappo, rllib (the ray extra)
 """
 
 from __future__ import annotations
@@ -52,13 +52,22 @@ def _ppo(arg, checkpoint=None, **kw):
     return PPOPolicy(checkpoint)
 
 
+def _rllib(arg, checkpoint=None, **kw):
+    try:
+        from .rllib import RLlibPolicy
+    except ImportError as e:
+        raise ValueError(f"policy='rllib' needs the ray extra (pip install -e '.[ray]'): {e}") from None
+    return RLlibPolicy(checkpoint)
+
+
 def _oracle(arg, **kw):
     from .oracle import OraclePolicy
     return OraclePolicy()
 
 
 POLICIES = {"random": _random, "constant": _constant, "vllm-default": _vllm_default, "best-constant": _best_constant,
-            "heuristic": _heuristic, "llm": _llm, "ppo": _ppo, "mappo": _mappo, "oracle": _oracle}
+            "heuristic": _heuristic, "llm": _llm, "ppo": _ppo, "mappo": _mappo, "oracle": _oracle,
+            "rllib": _rllib}
 
 
 def make_policy(name: str, **options) -> Policy:

@@ -1,9 +1,14 @@
+import importlib.util
 import math
 
 import numpy as np
 import pytest
 
 from igym_marl.paths import DATA_DIR
+
+
+# RLlib's tests run in the ray extra's own environment (make test-ray); elsewhere they are not collected.
+collect_ignore_glob = [] if importlib.util.find_spec("ray") else ["ray/*"]
 
 
 def same(a, b):
