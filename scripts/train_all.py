@@ -2,6 +2,7 @@
 
     python scripts/train_all.py [--tasks all] [--algos mappo,ippo,ppo-single] [--seeds 0,1,2] [--jobs 2]
                                 [--episodes 10] [--scratch] [--ablation] [--ship] [--out runs]
+                                [--ray-address ADDRESS|local]
 
 * **recipe**: each algorithm, task and training seed with the recipe of train_marl.py (warm start
   from the tuned heuristic, DAgger, PPO) at RECIPE_STEPS steps: ``<out>/recipe/<task>-<algo>-s<seed>``.
@@ -18,6 +19,12 @@ Outputs in ``<out>``: results.json (every episode record), results.md (the table
 docs/img/learning_curves.png; ``--ship`` copies the seed-0 recipe MAPPO and PPO checkpoints to
 agents/checkpoints/. Runs already finished (summary.json) are kept, so an interrupted sweep
 resumes; a failed run is reported by name and the others go on.
+
+``--ray-address`` runs the training jobs as Ray tasks (one CPU each) on a cluster, or on a local
+Ray instance with ``local``; the repository is shipped to the workers as the tasks' working
+directory, and each finished run's files come back into ``<out>`` on this machine, where the
+evaluation then runs as usual. A trial whose task fails or whose worker dies is reported by name;
+finished trials are skipped on the next call (needs the ray extra: ``pip install -e '.[ray]'``).
 """
 from __future__ import annotations
 
@@ -64,19 +71,77 @@ def runs(args) -> list[dict]:
     return out
 
 
+def train_command(r: dict, out: Path, workers: int) -> list[str]:
+    return [sys.executable, "train_marl.py", "--algo", r["algo"], "--task", r["task"], "--seed", str(r["seed"]),
+            "--steps", str(r["steps"]), "--out", str(out), "--no-progress", "--workers", str(workers),
+            "--eval-every", str(max(1, r["steps"] // 6)), *r["flags"]]
+
+
 def train_one(r: dict, workers: int) -> str | None:
     """Train one run (skipped when finished); None, or the failure's name and reason."""
     if (r["path"] / "summary.json").exists():
         return None
-    cmd = [sys.executable, "train_marl.py", "--algo", r["algo"], "--task", r["task"], "--seed", str(r["seed"]),
-           "--steps", str(r["steps"]), "--out", str(r["path"]), "--no-progress", "--workers", str(workers),
-           "--eval-every", str(r["steps"] // 6), *r["flags"]]
+    cmd = train_command(r, r["path"], workers)
     if r["path"].exists():
         cmd.append("--resume" if (r["path"] / "checkpoint.pt").exists() else "--force")
     p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         return f"{r['path'].name} ({r['kind']}): exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}"
     return None
+
+
+def _run_remote(cmd: list[str], cwd: str | None) -> tuple[int, str, dict]:
+    """On a Ray worker: train into a scratch folder and return (exit code, stderr tail, files)."""
+    import os
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        cmd = [sys.executable, *cmd[1:cmd.index("--out") + 1], str(out), *cmd[cmd.index("--out") + 2:]]
+        p = subprocess.run(cmd, cwd=cwd or os.getcwd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        files = {str(f.relative_to(out)): f.read_bytes() for f in out.rglob("*") if f.is_file()}
+        return p.returncode, p.stderr[-2000:], files
+
+
+def train_on_ray(todo: list[dict], address: str) -> list[str]:
+    """Every unfinished run as one Ray task; the runs' files come back into their folders here."""
+    try:
+        import ray
+    except ImportError:
+        raise SystemExit("--ray-address needs the ray extra: pip install -e '.[ray]'") from None
+    local = address == "local"
+    runtime_env = None if local else {"working_dir": str(ROOT), "excludes": [
+        ".git", ".venv", ".venv-ray", "runs", "docs", "**/__pycache__", "*.png"]}
+    ray.init(address=None if local else address, runtime_env=runtime_env, include_dashboard=False,
+             log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
+        pending = {}
+        for r in todo:
+            if (r["path"] / "summary.json").exists():
+                continue
+            cmd = train_command(r, r["path"], 0)
+            pending[remote.remote(cmd, str(ROOT) if local else None)] = r
+        failures = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            r = pending.pop(done[0])
+            try:
+                code, err, files = ray.get(done[0])
+            except Exception as e:  # the task raised, or its worker died
+                failures.append(f"{r['path'].name} ({r['kind']}): the Ray task failed: {type(e).__name__}: "
+                                f"{str(e).splitlines()[0][:200]}")
+                continue
+            if code != 0:
+                failures.append(f"{r['path'].name} ({r['kind']}): exit {code}: {err.strip().splitlines()[-1:]}")
+                continue
+            if r["path"].exists():
+                shutil.rmtree(r["path"])
+            for name, data in files.items():
+                (r["path"] / name).parent.mkdir(parents=True, exist_ok=True)
+                (r["path"] / name).write_bytes(data)
+        return failures
+    finally:
+        ray.shutdown()
 
 
 def _episode(job):
@@ -87,8 +152,8 @@ def _episode(job):
     return run_episode(policy, task, seed, agent_name=label)
 
 
-def evaluate(trained: list[dict], tasks, episodes: int, jobs: int) -> list[dict]:
-    work = [(b, None, t, EVAL_START + k, b) for t in tasks for b in BASELINES for k in range(episodes)]
+def evaluate(trained: list[dict], tasks, episodes: int, jobs: int, baselines=BASELINES) -> list[dict]:
+    work = [(b, None, t, EVAL_START + k, b) for t in tasks for b in baselines for k in range(episodes)]
     for r in trained:
         label = r["algo"] if r["kind"] == "recipe" else (f"{r['algo']} (from scratch)" if r["kind"] == "scratch"
                                                           else f"mappo, {r['variant']}")
@@ -161,19 +226,46 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation", action="store_true", help="also the per-agent ablation on the hard tasks")
     ap.add_argument("--ship", action="store_true", help="copy the seed-0 recipe checkpoints to agents/checkpoints/")
     ap.add_argument("--out", type=Path, default=ROOT / "runs")
+    ap.add_argument("--curves", type=Path, default=ROOT / "docs" / "img" / "learning_curves.png",
+                    help="where the learning-curve figure goes (default docs/img/learning_curves.png)")
+    ap.add_argument("--ray-address", default=None,
+                    help="train as Ray tasks on this cluster ('local': a local Ray instance); default: this machine")
+    ap.add_argument("--steps", type=int, default=None, help="every run's training steps (default: per kind and task)")
+    ap.add_argument("--train-args", default="", help="extra train_marl.py arguments for every run, e.g. "
+                                                      "\"--warm-start none\"")
+    ap.add_argument("--baselines", default=",".join(BASELINES),
+                    help=f"baselines evaluated beside the trained policies (default {','.join(BASELINES)})")
     args = ap.parse_args(argv)
+    baselines = tuple(b for b in args.baselines.split(",") if b)
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        ap.error(f"--baselines {bad} unknown; allowed: {', '.join(BASELINES)}")
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps={args.steps} must be >= 1")
     todo = runs(args)
+    for r in todo:
+        if args.steps is not None:
+            r["steps"] = args.steps
+        r["flags"] = [*r["flags"], *args.train_args.split()]
     tasks = list(dict.fromkeys(r["task"] for r in todo))
     workers = 0 if args.jobs > 1 else 2
-    with ThreadPoolExecutor(args.jobs) as ex:
-        failures = [f for f in ex.map(lambda r: train_one(r, workers), todo) if f]
+    skipped = [r["path"].name for r in todo if (r["path"] / "summary.json").exists()]
+    if skipped:
+        print(f"finished already, kept: {', '.join(skipped)}")
+    if args.ray_address:
+        failures = train_on_ray(todo, args.ray_address)
+    else:
+        with ThreadPoolExecutor(args.jobs) as ex:
+            failures = [f for f in ex.map(lambda r: train_one(r, workers), todo) if f]
     for f in failures:
         print(f"FAILED {f}", file=sys.stderr)
     done = [r for r in todo if (r["path"] / "summary.json").exists()]
-    records = evaluate(done, tasks, args.episodes, args.jobs)
+    records = evaluate(done, tasks, args.episodes, args.jobs, baselines)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(records, indent=1, default=str))
-    report = markdown(summarize(records)) + "\n\nShare of the headroom captured:\n\n" + headroom_markdown(headroom(records))
+    report = markdown(summarize(records))
+    if {"best-constant", "oracle"} <= set(baselines):  # the headroom runs from the one to the other
+        report += "\n\nShare of the headroom captured:\n\n" + headroom_markdown(headroom(records))
     abl = [r for r in done if r["kind"] == "ablation"]
     if abl:
         rng = np.random.default_rng(0)
@@ -186,7 +278,7 @@ def main(argv=None) -> int:
         report += "\n\nAblation (recipe MAPPO with one agent held to a rule):\n\n" + "\n".join(lines)
     (args.out / "results.md").write_text(report + "\n")
     print(report)
-    curves(done, tasks, records, ROOT / "docs" / "img" / "learning_curves.png")
+    curves(done, tasks, records, args.curves)
     if args.ship:
         for r in done:
             if r["kind"] == "recipe" and r["seed"] == int(args.seeds.split(",")[0]) and r["algo"] in ("mappo", "ppo-single"):
