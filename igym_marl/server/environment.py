@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import EnvironmentMetadata
 
 from ..envs import AGENTS
 from ..envs.features import INFERENCEGYM_FIELDS
@@ -184,10 +185,17 @@ class _EpisodeEnvironment(Environment):
     def state(self) -> ServingState:
         return self.episode.state()
 
+    def get_metadata(self) -> EnvironmentMetadata:
+        return EnvironmentMetadata(name=f"igym-marl {self.interface}", version="0.1.0", author="igym-marl",
+                                   description=(self.__doc__ or "").strip().replace("\n", " "),
+                                   documentation_url="docs/server.md")
+
 
 class ServingEnvironment(_EpisodeEnvironment):
     """The single-agent InferenceGym interface: the six knobs (or a server-side policy) in, the
     15 InferenceGym fields and the dashboard fields out. reset() takes ``task_id`` and ``seed``."""
+
+    interface = "serving_v0, single agent (InferenceGym fields)"
 
     def _step_action(self, action: ServingAction) -> float:
         return self.episode.step_knobs(action.knobs)
@@ -200,6 +208,8 @@ class ServingEnvironment(_EpisodeEnvironment):
 class MultiAgentServingEnvironment(_EpisodeEnvironment):
     """The four-agent interface: each agent's Discrete index in, each agent's observation and the
     team reward out."""
+
+    interface = "serving_v0, four agents"
 
     def _step_action(self, action: MultiAgentAction) -> float:
         return self.episode.step_indices(action.indices())

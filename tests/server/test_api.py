@@ -163,6 +163,9 @@ def test_tasks_catalog_and_leaderboard(client):
     assert adv["episode_windows"] == 200 and len(adv["tenants"]) == 3 and adv["capacity_rps"] > 0
     assert set(cat["action_schema"]["properties"]) >= {"batch_cap", "kv_budget_fraction", "policy"}
     assert cat["multi_agent"]["agents"]["spec_controller"]["n"] == 9
+    assert client.get("/metadata").json()["name"] == "igym-marl serving_v0, single agent (InferenceGym fields)"
+    assert client.get("/multi/metadata").json()["name"] == "igym-marl serving_v0, four agents"
+    assert "batch_cap" in client.get("/schema").json()["action"]["properties"]
     lb = client.get("/leaderboard").json()
     assert lb["columns"][0] == "agent" and any(r[0] == "heuristic" for r in lb["rows"])
 
