@@ -24,7 +24,6 @@ class GpuSpec:
     peak_flops: float  # dense BF16 FLOP/s (datasheet)
     hbm_bytes_per_s: float  # HBM bandwidth, bytes/s (datasheet)
     memory_gb: float  # HBM capacity, GB
-    link_bytes_per_s: float  # NVLink bandwidth per GPU per direction, bytes/s (datasheet)
     usd_per_gpu_hour: float  # illustrative on-demand price, configurable per simulation
 
 
@@ -80,12 +79,13 @@ class QuantTier:
 
 
 GPUS: dict[str, GpuSpec] = {
-    # NVIDIA A100 datasheet (SXM 80GB): 312 TFLOP/s BF16 dense, 2,039 GB/s, NVLink 600 GB/s bidir.
-    "a100-80gb": GpuSpec("a100-80gb", 312e12, 2.039e12, 80.0, 300e9, 1.80),
-    # NVIDIA H100 SXM datasheet: 989 TFLOP/s BF16 dense, 3.35 TB/s, NVLink 900 GB/s bidir.
-    "h100-80gb": GpuSpec("h100-80gb", 989e12, 3.35e12, 80.0, 450e9, 3.00),
+    # NVIDIA A100 datasheet (SXM 80GB): 312 TFLOP/s BF16 dense, 2,039 GB/s. (Tensor-parallel
+    # communication comes from measured all-reduce curves, ALL_REDUCE below, not link datasheets.)
+    "a100-80gb": GpuSpec("a100-80gb", 312e12, 2.039e12, 80.0, 1.80),
+    # NVIDIA H100 SXM datasheet: 989 TFLOP/s BF16 dense, 3.35 TB/s.
+    "h100-80gb": GpuSpec("h100-80gb", 989e12, 3.35e12, 80.0, 3.00),
     # NVIDIA H200 SXM datasheet: same compute as H100, 4.8 TB/s, 141 GB.
-    "h200": GpuSpec("h200", 989e12, 4.8e12, 141.0, 450e9, 3.80),
+    "h200": GpuSpec("h200", 989e12, 4.8e12, 141.0, 3.80),
 }
 
 MODELS: dict[str, ModelSpec] = {
