@@ -20,10 +20,10 @@ docs/img/learning_curves.png; ``--ship`` copies the seed-0 recipe MAPPO and PPO 
 agents/checkpoints/. Runs already finished (summary.json) are kept, so an interrupted sweep
 resumes; a failed run is reported by name and the others go on.
 
-``--ray-address`` runs the training jobs as Ray tasks (one CPU each) on a cluster, or on a local
-Ray instance with ``local``; the repository is shipped to the workers as the tasks' working
-directory, and each finished run's files come back into ``<out>`` on this machine, where the
-evaluation then runs as usual. A trial whose task fails or whose worker dies is reported by name;
+``--ray-address`` runs the training jobs and the evaluation episodes as Ray tasks (one CPU each)
+on a cluster, or on a local Ray instance with ``local``; the repository is shipped to the workers
+as the tasks' working directory, each finished run's files come back into ``<out>`` on this
+machine, and each evaluation episode gets the checkpoint it plays as bytes. A trial whose task fails or whose worker dies is reported by name;
 finished trials are skipped on the next call (needs the ray extra: ``pip install -e '.[ray]'``).
 """
 from __future__ import annotations
@@ -102,8 +102,9 @@ def _run_remote(cmd: list[str], cwd: str | None) -> tuple[int, str, dict]:
         return p.returncode, p.stderr[-2000:], files
 
 
-def train_on_ray(todo: list[dict], address: str) -> list[str]:
-    """Every unfinished run as one Ray task; the runs' files come back into their folders here."""
+def ray_session(address: str):
+    """Connect to `address` (or start a local Ray instance for "local"), shipping the repository
+    as the tasks' working directory when the workers are elsewhere."""
     try:
         import ray
     except ImportError:
@@ -113,35 +114,49 @@ def train_on_ray(todo: list[dict], address: str) -> list[str]:
         ".git", ".venv", ".venv-ray", "runs", "docs", "**/__pycache__", "*.png"]}
     ray.init(address=None if local else address, runtime_env=runtime_env, include_dashboard=False,
              log_to_driver=False)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
-        pending = {}
-        for r in todo:
-            if (r["path"] / "summary.json").exists():
-                continue
-            cmd = train_command(r, r["path"], 0)
-            pending[remote.remote(cmd, str(ROOT) if local else None)] = r
-        failures = []
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            r = pending.pop(done[0])
-            try:
-                code, err, files = ray.get(done[0])
-            except Exception as e:  # the task raised, or its worker died
-                failures.append(f"{r['path'].name} ({r['kind']}): the Ray task failed: {type(e).__name__}: "
-                                f"{str(e).splitlines()[0][:200]}")
-                continue
-            if code != 0:
-                failures.append(f"{r['path'].name} ({r['kind']}): exit {code}: {err.strip().splitlines()[-1:]}")
-                continue
-            if r["path"].exists():
-                shutil.rmtree(r["path"])
-            for name, data in files.items():
-                (r["path"] / name).parent.mkdir(parents=True, exist_ok=True)
-                (r["path"] / name).write_bytes(data)
-        return failures
-    finally:
-        ray.shutdown()
+    return ray, local
+
+
+def train_on_ray(ray, local: bool, todo: list[dict]) -> list[str]:
+    """Every unfinished run as one Ray task; the runs' files come back into their folders here."""
+    remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
+    pending = {}
+    for r in todo:
+        if (r["path"] / "summary.json").exists():
+            continue
+        cmd = train_command(r, r["path"], 0)
+        pending[remote.remote(cmd, str(ROOT) if local else None)] = r
+    failures = []
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        r = pending.pop(done[0])
+        try:
+            code, err, files = ray.get(done[0])
+        except Exception as e:  # the task raised, or its worker died
+            failures.append(f"{r['path'].name} ({r['kind']}): the Ray task failed: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}")
+            continue
+        if code != 0:
+            failures.append(f"{r['path'].name} ({r['kind']}): exit {code}: {err.strip().splitlines()[-1:]}")
+            continue
+        if r["path"].exists():
+            shutil.rmtree(r["path"])
+        for name, data in files.items():
+            (r["path"] / name).parent.mkdir(parents=True, exist_ok=True)
+            (r["path"] / name).write_bytes(data)
+    return failures
+
+
+def _episode_shipped(job, checkpoint_bytes):
+    """On a Ray worker: one evaluation episode, the checkpoint shipped as bytes (the driver's
+    run folders are not on the workers)."""
+    import tempfile
+    if checkpoint_bytes is None:
+        return _episode(job)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.pt"
+        path.write_bytes(checkpoint_bytes)
+        return _episode((job[0], str(path), *job[2:]))
 
 
 def _episode(job):
@@ -152,15 +167,21 @@ def _episode(job):
     return run_episode(policy, task, seed, agent_name=label)
 
 
-def evaluate(trained: list[dict], tasks, episodes: int, jobs: int, baselines=BASELINES) -> list[dict]:
+def evaluate(trained: list[dict], tasks, episodes: int, jobs: int, baselines=BASELINES, ray=None) -> list[dict]:
+    """Every policy on the held-out seeds: in `jobs` local processes, or as Ray tasks with `ray`."""
     work = [(b, None, t, EVAL_START + k, b) for t in tasks for b in baselines for k in range(episodes)]
     for r in trained:
         label = r["algo"] if r["kind"] == "recipe" else (f"{r['algo']} (from scratch)" if r["kind"] == "scratch"
                                                           else f"mappo, {r['variant']}")
         work += [(POLICY_OF[r["algo"]], str(r["path"] / "checkpoint.pt"), r["task"], EVAL_START + k, label)
                  for k in range(episodes)]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-        records = list(ex.map(_episode, work, chunksize=4))
+    if ray is not None:
+        remote = ray.remote(num_cpus=1, max_retries=1)(_episode_shipped)
+        blobs = {ck: ray.put(Path(ck).read_bytes()) for ck in {w[1] for w in work if w[1]}}
+        records = ray.get([remote.remote(w, blobs[w[1]] if w[1] else None) for w in work])
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            records = list(ex.map(_episode, work, chunksize=4))
     for rec, w in zip(records, work):
         rec["checkpoint"] = w[1]
     return records
@@ -252,15 +273,21 @@ def main(argv=None) -> int:
     skipped = [r["path"].name for r in todo if (r["path"] / "summary.json").exists()]
     if skipped:
         print(f"finished already, kept: {', '.join(skipped)}")
-    if args.ray_address:
-        failures = train_on_ray(todo, args.ray_address)
-    else:
-        with ThreadPoolExecutor(args.jobs) as ex:
-            failures = [f for f in ex.map(lambda r: train_one(r, workers), todo) if f]
-    for f in failures:
-        print(f"FAILED {f}", file=sys.stderr)
-    done = [r for r in todo if (r["path"] / "summary.json").exists()]
-    records = evaluate(done, tasks, args.episodes, args.jobs, baselines)
+    ray = None
+    try:
+        if args.ray_address:
+            ray, local = ray_session(args.ray_address)
+            failures = train_on_ray(ray, local, todo)
+        else:
+            with ThreadPoolExecutor(args.jobs) as ex:
+                failures = [f for f in ex.map(lambda r: train_one(r, workers), todo) if f]
+        for f in failures:
+            print(f"FAILED {f}", file=sys.stderr)
+        done = [r for r in todo if (r["path"] / "summary.json").exists()]
+        records = evaluate(done, tasks, args.episodes, args.jobs, baselines, ray)
+    finally:
+        if ray is not None:
+            ray.shutdown()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(records, indent=1, default=str))
     report = markdown(summarize(records))
