@@ -37,7 +37,7 @@ from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, 
                           ServingEnvironment, replay, run_baseline)
 from .models import (KNOB_FIELDS, SERVER_POLICIES, MultiAgentAction, MultiAgentObservation, ServingAction,
                      ServingObservation)
-from .sessions import MODES, SessionLimit, SessionStore, UnknownSession
+from .sessions import SessionLimit, SessionStore, UnknownSession
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 LEADERBOARD = Path(__file__).resolve().parents[2] / "docs" / "leaderboard.md"
@@ -137,11 +137,11 @@ def read_leaderboard(path: Path = LEADERBOARD) -> dict:
             table.append([c.strip() for c in ln.strip("|").split("|")])
         elif table:
             break
-    header, rows = table[0], [r for r in table[2:]]
+    header, rows = table[0], table[2:]
     return {"columns": header, "rows": rows, "source": "docs/leaderboard.md"}
 
 
-def _obs_response(env, obs) -> dict:
+def _obs_response(obs) -> dict:
     data = obs.model_dump(exclude={"metadata"})
     reward, done = data.pop("reward"), data.pop("done")
     return {"observation": data, "reward": reward, "done": done}
@@ -208,7 +208,7 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
         except Exception:
             store.close(s.id)
             raise
-        return {"session_id": s.id, "mode": s.mode, **_obs_response(s.env, obs)}
+        return {"session_id": s.id, "mode": s.mode, **_obs_response(obs)}
 
     @app.post("/sessions/{sid}/reset", tags=["Sessions"])
     async def reset_session(sid: str, body: dict = Body(default_factory=dict)):
@@ -219,7 +219,7 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
         with s.lock:
             obs = await run_in_threadpool(s.env.reset, **fields)
         store.touch(s)
-        return {"session_id": s.id, **_obs_response(s.env, obs)}
+        return {"session_id": s.id, **_obs_response(obs)}
 
     @app.post("/sessions/{sid}/step", tags=["Sessions"])
     async def step_session(sid: str, body: dict = Body(...)):
@@ -239,7 +239,7 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
         finally:
             s.lock.release()
         store.touch(s)
-        return _obs_response(s.env, obs)
+        return _obs_response(obs)
 
     @app.get("/sessions/{sid}/state", tags=["Sessions"])
     async def session_state(sid: str):
@@ -340,4 +340,4 @@ def _rss_mb() -> Optional[float]:
     return None
 
 
-__all__ = ["create_app", "task_catalog", "read_leaderboard", "MODES"]
+__all__ = ["create_app", "task_catalog", "read_leaderboard"]

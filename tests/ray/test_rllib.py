@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from agents.rllib import SHARED_MODULE, SharedServingEnv, SharedSpaces, make_env
+from agents.rllib import SHARED_MODULE, SharedServingEnv, make_env
 from igym_marl import serving_v0
 from igym_marl.envs import AGENT_KNOBS, AGENTS
 
