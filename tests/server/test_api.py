@@ -218,3 +218,13 @@ def test_idle_expiry_in_the_app():
         time.sleep(0.5)
         assert c.get(f"/sessions/{sid}/state").status_code == 404
         assert c.get("/server/status").json()["expired_http_sessions"] == 1
+
+
+@pytest.mark.parametrize("policy", ["heuristic", "vllm-default", "best-constant", "mappo"])
+def test_every_dashboard_policy_acts_on_every_task(client, policy):
+    for task in ("static_workload", "bursty_workload", "adversarial_multitenant"):
+        sid = _session(client, task_id=task, seed=1_000_001)["session_id"]
+        r = client.post(f"/sessions/{sid}/step", json={"action": {"policy": policy}})
+        assert r.status_code == 200, (task, policy, r.text)
+        assert r.json()["observation"]["window"] == 1 and set(r.json()["observation"]["knobs"]) == set(GOOD)
+        client.delete(f"/sessions/{sid}")
