@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 
 from agents.llm import LLMPolicy, observation_text
+from igym_marl.envs.features import INFERENCEGYM_FIELDS
 from igym_marl.workloads import get_task
 
 
@@ -47,11 +48,7 @@ def play(env_url: str, policy: LLMPolicy, task_id: str, seed: int, verbose: bool
             if o["window"] == 0:
                 text = observation_text(None, [], None, 0.0)
             else:
-                ig = {k: o[k] for k in ("queue_depth", "active_requests", "kv_cache_occupancy", "mean_prompt_length",
-                                        "p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "throughput_tps",
-                                        "slo_compliance_rate", "gpu_memory_used_gb", "estimated_cost_per_1k",
-                                        "request_arrival_rate", "spec_acceptance_rate", "eviction_events",
-                                        "step_index")}
+                ig = {k: o[k] for k in INFERENCEGYM_FIELDS}
                 text = observation_text(ig, o["tenants"], o["knobs"], o["window_s"])
             knobs = policy.choose(text)
             if knobs is not None:

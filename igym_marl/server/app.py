@@ -107,7 +107,7 @@ def _errors(e: ValidationError) -> list:
 
 
 def _validation_422(e: ValidationError) -> HTTPException:
-    return HTTPException(status_code=422, detail=json.loads(json.dumps(_errors(e), default=repr)))
+    return HTTPException(status_code=422, detail=_errors(e))  # inputs come from a JSON body: serialisable
 
 
 def task_catalog() -> dict:
