@@ -23,7 +23,10 @@ is rewritten as each episode finishes, so an interrupted run keeps what it did).
 raises is reported with its error, the others still count, and the exit status is 1.
 Summary per agent and task: mean, interquartile mean (IQM) and a 95 % bootstrap confidence
 interval of the mean (2,000 resamples of the episodes; across tasks, stratified: resampled
-within each task), printed as a table and written as Markdown with --markdown.
+within each task), printed as a table and written as Markdown with --markdown. With the heuristic
+among the agents, also each other agent's paired difference against it: (score - heuristic's score)
+on the same seed, mean and 95 % CI resampling the seeds, the test of "better than the heuristic"
+that the episodes' own spread does not blur.
 LLM: the key comes from IGYM_LLM_API_KEY / OPENAI_API_KEY or --llm-api-key-file, never from the
 command line (other users can read it in the process list).
 """
@@ -40,7 +43,8 @@ from functools import lru_cache
 from pathlib import Path
 
 
-from agents.stats import MIN_HEADROOM, REFERENCES, footnotes, headroom, headroom_markdown, label, markdown, summarize
+from agents.stats import (MIN_HEADROOM, REFERENCES, footnotes, headroom, headroom_markdown, label, markdown,
+                          paired_markdown, summarize)
 
 COMPARE = ("random", "vllm-default", "best-constant", "heuristic", "mappo", "oracle")
 
@@ -323,6 +327,10 @@ def main(argv=None) -> int:
             report += ("\n\nShare of the headroom captured, (score - best constant) / (oracle - best constant), "
                        "mean [95 % CI] over the same seeds (\"no headroom\": the oracle is less than "
                        f"{MIN_HEADROOM} above the best constant):\n\n" + headroom_markdown(room))
+        paired = paired_markdown(records, "heuristic")
+        if paired:
+            report += ("\n\nPaired difference against the heuristic, (score - heuristic's) on the same seed, mean "
+                       "[95 % CI] over the seeds:\n\n" + paired)
         notes = [footnotes(agents)] if footnotes(agents) else []
         for flag, what in (("policy.fallback_vllm_default", "no best constant was searched for this task; vLLM's "
                                                             "default configuration was used in its place"),

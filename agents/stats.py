@@ -3,14 +3,18 @@
 Per agent and task: mean, interquartile mean (IQM) and a 95 % percentile-bootstrap confidence
 interval of the mean (2,000 resamples of the episodes; across tasks, stratified: resampled within
 each task), following rliable's recommendations (Agarwal et al., NeurIPS 2021). The headroom
-statistic compares an agent with the global best constant and the oracle on the same seeds.
+statistic compares an agent with the global best constant and the oracle on the same seeds; the
+paired difference compares an agent with a reference (the heuristic, the best constant) episode by
+episode, which removes the episodes' own spread from the comparison.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-REFERENCES = {"oracle": "a clairvoyant reference that sees future traffic, not a policy (agents/oracle.py)"}
+REFERENCES = {"oracle": "a clairvoyant reference that sees future traffic, not a policy (agents/oracle.py)",
+              "mpc": "the oracle's search on a persistence forecast of traffic, with the engine's whole state in "
+                     "view; a probe, not a policy (agents/mpc.py)"}
 MIN_HEADROOM = 0.02  # below this oracle - best constant (score points) a share of it means nothing
 
 
@@ -101,6 +105,45 @@ def headroom(records: list[dict], n_boot: int = 2000, seed: int = 0) -> list[dic
             out.append({"agent": a, "task": t, "headroom": share(np.arange(len(seeds))), "ci_low": float(lo),
                         "ci_high": float(hi), "episodes": len(seeds)})
     return out
+
+
+def paired_difference(records: list[dict], task: str, agent: str, reference: str, n_boot: int = 2000,
+                      rng=None) -> tuple[float, float, float, int]:
+    """Mean of (agent - reference) over the evaluation seeds both played on `task`, with a 95 %
+    CI resampling those seeds -> (difference, ci_low, ci_high, seeds).
+
+    An agent with several records on one seed (several training seeds) is averaged per seed
+    first, so each evaluation episode counts once. NaN (and 0 seeds) where they share none."""
+    def per_seed(name):
+        by = {}
+        for r in records:
+            if r["agent"] == name and r["task"] == task:
+                by.setdefault(r["seed"], []).append(r["score"])
+        return {s: float(np.mean(v)) for s, v in by.items()}
+    a, ref = per_seed(agent), per_seed(reference)
+    seeds = sorted(set(a) & set(ref))
+    if not seeds:
+        return float("nan"), float("nan"), float("nan"), 0
+    d = np.array([a[s] - ref[s] for s in seeds])
+    rng = rng if rng is not None else np.random.default_rng(0)
+    boots = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)]
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)), len(seeds)
+
+
+def paired_markdown(records: list[dict], reference: str, agents=None) -> str:
+    """An agent x task table of `paired_difference` against `reference` (every other agent that
+    shares seeds with it, or `agents`); empty when the reference did not play."""
+    tasks = list(dict.fromkeys(r["task"] for r in records if r["agent"] == reference))
+    agents = [a for a in (agents or dict.fromkeys(r["agent"] for r in records)) if a != reference]
+    rows = []
+    for t in tasks:
+        for a in agents:
+            d, lo, hi, n = paired_difference(records, t, a, reference)
+            if n:
+                rows.append({"agent": a, "task": t, "d": d, "lo": lo, "hi": hi})
+    if not rows:
+        return ""
+    return _table(rows, lambda r: "" if r is None else f"{r['d']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]")
 
 
 def _table(rows: list[dict], text) -> str:

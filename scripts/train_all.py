@@ -2,7 +2,7 @@
 
     python scripts/train_all.py [--tasks all] [--algos mappo,ippo,ppo-single] [--seeds 0,1,2] [--jobs 2]
                                 [--episodes 10] [--scratch] [--ablation] [--ship] [--out runs]
-                                [--ray-address ADDRESS|local]
+                                [--ray-address ADDRESS|local] [--report-only]
 
 * **recipe**: each algorithm, task and training seed with the recipe of train_marl.py (warm start
   from the tuned heuristic, DAgger, PPO) at RECIPE_STEPS steps: ``<out>/recipe/<task>-<algo>-s<seed>``.
@@ -17,7 +17,7 @@ vllm-default, best-constant, heuristic and the oracle; a cell pools all training
 MAPPO's score minus the variant's, with a 95 % CI (resampling the evaluation seeds, paired).
 Outputs in ``<out>``: results.json (every episode record), results.md (the tables), and
 docs/img/learning_curves.png; ``--ship`` copies the seed-0 recipe MAPPO and PPO checkpoints to
-agents/checkpoints/. Runs already finished (summary.json) are kept, so an interrupted sweep
+agents/checkpoints/; ``--report-only`` rewrites results.md from results.json alone. Runs already finished (summary.json) are kept, so an interrupted sweep
 resumes; a failed run is reported by name and the others go on.
 
 ``--ray-address`` runs the training jobs and the evaluation episodes as Ray tasks (one CPU each)
@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.stats import headroom, headroom_markdown, markdown, summarize  # noqa: E402
+from agents.stats import headroom, headroom_markdown, markdown, paired_difference, paired_markdown, summarize  # noqa: E402
 from igym_marl.envs import AGENTS  # noqa: E402
 from igym_marl.workloads import EVAL_SEEDS  # noqa: E402
 
@@ -190,17 +190,35 @@ def evaluate(trained: list[dict], tasks, episodes: int, jobs: int, baselines=BAS
 def marginal(records: list[dict], task: str, variant: str, rng) -> tuple[float, float, float]:
     """Full recipe MAPPO minus the variant, mean over (training seed, episode) pairs matched by
     evaluation seed, with a 95 % CI resampling the evaluation seeds."""
-    def table(label):
-        by = {}
-        for r in records:
-            if r["agent"] == label and r["task"] == task:
-                by.setdefault(r["seed"], []).append(r["score"])
-        return {s: float(np.mean(v)) for s, v in by.items()}
-    full, var = table("mappo"), table(f"mappo, {variant}")
-    seeds = sorted(set(full) & set(var))
-    d = np.array([full[s] - var[s] for s in seeds])
-    boots = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(2000)]
-    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    return paired_difference(records, task, "mappo", f"mappo, {variant}", rng=rng)[:3]
+
+
+def render(records: list[dict]) -> str:
+    """The tables of results.md from the episode records: scores, headroom, paired differences
+    against the heuristic and the best constant, and the ablation (agents named "mappo, VARIANT")."""
+    agents = list(dict.fromkeys(r["agent"] for r in records))
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    report = markdown(summarize(records))
+    if {"best-constant", "oracle"} <= set(agents):  # the headroom runs from the one to the other
+        report += "\n\nShare of the headroom captured:\n\n" + headroom_markdown(headroom(records))
+    learners = [a for a in agents if a not in BASELINES and ", " not in a]
+    for ref in ("heuristic", "best-constant"):
+        table = paired_markdown(records, ref, learners)
+        if table:
+            report += (f"\n\nPaired difference against {ref}, mean [95 % CI] over the evaluation seeds (each "
+                       f"learner's training seeds averaged per seed):\n\n" + table)
+    variants = [a.split(", ", 1)[1] for a in agents if a.startswith("mappo, ")]
+    if variants:
+        rng = np.random.default_rng(0)
+        lines = ["| task | variant | score | marginal contribution of the agent [95 % CI] |", "|---|---|---|---|"]
+        for task in tasks:
+            for v in variants:
+                scores = [r["score"] for r in records if r["agent"] == f"mappo, {v}" and r["task"] == task]
+                if scores:
+                    m, lo, hi = marginal(records, task, v, rng)
+                    lines.append(f"| {task} | {v} | {np.mean(scores):.3f} | {m:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+        report += "\n\nAblation (recipe MAPPO with one agent held to a rule):\n\n" + "\n".join(lines)
+    return report
 
 
 def curves(trained, tasks, records, path: Path) -> None:
@@ -256,7 +274,17 @@ def main(argv=None) -> int:
                                                       "\"--warm-start none\"")
     ap.add_argument("--baselines", default=",".join(BASELINES),
                     help=f"baselines evaluated beside the trained policies (default {','.join(BASELINES)})")
+    ap.add_argument("--report-only", action="store_true",
+                    help="neither train nor evaluate: rewrite <out>/results.md from <out>/results.json")
     args = ap.parse_args(argv)
+    if args.report_only:
+        path = args.out / "results.json"
+        if not path.exists():
+            ap.error(f"--report-only: {path} does not exist; run the sweep first")
+        report = render(json.loads(path.read_text()))
+        (args.out / "results.md").write_text(report + "\n")
+        print(report)
+        return 0
     baselines = tuple(b for b in args.baselines.split(",") if b)
     bad = [b for b in baselines if b not in BASELINES]
     if bad:
@@ -290,19 +318,7 @@ def main(argv=None) -> int:
             ray.shutdown()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(records, indent=1, default=str))
-    report = markdown(summarize(records))
-    if {"best-constant", "oracle"} <= set(baselines):  # the headroom runs from the one to the other
-        report += "\n\nShare of the headroom captured:\n\n" + headroom_markdown(headroom(records))
-    abl = [r for r in done if r["kind"] == "ablation"]
-    if abl:
-        rng = np.random.default_rng(0)
-        lines = ["| task | variant | score | marginal contribution of the agent [95 % CI] |", "|---|---|---|---|"]
-        for task in tasks:
-            for v in dict.fromkeys(r["variant"] for r in abl if r["task"] == task):
-                score = np.mean([r["score"] for r in records if r["agent"] == f"mappo, {v}" and r["task"] == task])
-                m, lo, hi = marginal(records, task, v, rng)
-                lines.append(f"| {task} | {v} | {score:.3f} | {m:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
-        report += "\n\nAblation (recipe MAPPO with one agent held to a rule):\n\n" + "\n".join(lines)
+    report = render(records)
     (args.out / "results.md").write_text(report + "\n")
     print(report)
     curves(done, tasks, records, args.curves)

@@ -149,3 +149,22 @@ def test_adaptivity_gap_is_paired_over_seeds():
     assert adaptivity_gap([0.4, 0.5], [0.6, 0.75]) == pytest.approx((0.5, 0.5, 0.5))
     gap, lo, hi = adaptivity_gap([0.4, 0.5, 0.6], [0.4, 0.6, 0.6])
     assert gap == pytest.approx(0.1 / 1.5) and lo == 0.0 and lo <= gap <= hi
+
+
+def test_paired_difference_averages_training_seeds_per_episode_and_resamples_episodes():
+    """Hand-computed: the agent has two records (two training seeds) on seed 0, one on seed 1;
+    the reference one each. Per seed: 0.6 - 0.5 = +0.1 and 0.2 - 0.4 = -0.2, mean -0.05; the CI
+    lies between the two per-seed differences. A seed only one of them played is left out."""
+    from agents import stats
+    recs = [{"agent": "x", "task": "t", "seed": 0, "score": 0.55}, {"agent": "x", "task": "t", "seed": 0, "score": 0.65},
+            {"agent": "x", "task": "t", "seed": 1, "score": 0.2}, {"agent": "x", "task": "t", "seed": 2, "score": 0.9},
+            {"agent": "h", "task": "t", "seed": 0, "score": 0.5}, {"agent": "h", "task": "t", "seed": 1, "score": 0.4},
+            {"agent": "h", "task": "u", "seed": 0, "score": 0.1}]
+    d, lo, hi, n = stats.paired_difference(recs, "t", "x", "h")
+    assert n == 2 and d == pytest.approx(-0.05)
+    assert -0.2 <= lo <= d <= hi <= 0.1 + 1e-12
+    assert stats.paired_difference(recs, "u", "x", "h")[3] == 0  # no shared seed on task u
+    same = [{**r, "agent": "y"} for r in recs if r["agent"] == "h"]
+    assert stats.paired_difference(recs + same, "t", "y", "h")[:3] == (0.0, 0.0, 0.0)  # identical: a zero CI
+    table = stats.paired_markdown(recs, "h")
+    assert "| x | -0.050 [" in table and "| h |" not in table
