@@ -170,6 +170,22 @@ class Simulator:
             setattr(new, name, getattr(self, name).copy())
         return new
 
+    def clone_with_future(self, arrival_s, prompt_tokens, output_tokens, tenant) -> "Simulator":
+        """A clone in which every request that has not arrived yet is replaced by the given ones:
+        a what-if on traffic other than the workload's (a forecast). The requests already in the
+        engine, their state and the clock are the clone's as they are this simulator's; the new
+        requests follow the rules of ``add_requests`` (sorted, no earlier than the last request
+        that arrived). This simulator is left alone."""
+        self._require_reset()
+        new = self.clone()
+        arrived = int(new.si[S_NEXT])
+        new.ri[arrived:] = 0
+        new.rf[arrived:] = np.nan
+        new.rf[arrived:, ARR] = np.inf
+        new.n = arrived
+        new.add_requests(arrival_s, prompt_tokens, output_tokens, tenant)
+        return new
+
     def add_requests(self, arrival_s, prompt_tokens, output_tokens, tenant) -> np.ndarray:
         """Append requests to this replica's workload after reset; returns their row ids.
 

@@ -67,3 +67,31 @@ def test_requests_cannot_arrive_before_the_window_or_the_last_request():
         sim.add_requests([4.0], [10], [5], [0])
     with pytest.raises(RuntimeError, match="reset"):
         Simulator().add_requests([1.0], [10], [5], [0])
+
+
+def test_clone_with_future_replaces_only_what_has_not_arrived():
+    """Given the workload's own remaining requests, the what-if clone follows the original exactly;
+    given none, it serves what is already in the engine and nothing more; either way the original
+    is left alone."""
+    task = get_task("adversarial_multitenant", episode_windows=30)
+    w = task.workload(4)
+    sim = Simulator(task.config)
+    sim.reset(w, seed=4)
+    k = Knobs(batch_cap=64, kv_budget_fraction=0.2, priority_routing=True)
+    for _ in range(10):
+        sim.advance(task.window_s, k)
+    before = (sim.ri.copy(), sim.rf.copy())
+    arrived = int((sim.requests().status > 0).sum())  # status 0: not arrived yet
+    same = sim.clone_with_future(w.arrival_s[arrived:], w.prompt_tokens[arrived:], w.output_tokens[arrived:],
+                                 w.tenant[arrived:])
+    empty = sim.clone_with_future([], [], [], [])
+    assert np.array_equal(sim.ri, before[0]) and np.array_equal(sim.rf, before[1], equal_nan=True)
+    twin = sim.clone()
+    for _ in range(5):
+        assert same.advance(task.window_s, k) == twin.advance(task.window_s, k)
+    for _ in range(30):
+        m = empty.advance(task.window_s, k)
+    assert m.arrived == 0 and empty.requests().arrival_s.shape == (arrived,)
+    assert empty.episode_metrics().offered == arrived
+    with pytest.raises(ValueError, match="sorted"):
+        sim.clone_with_future([500.0, 400.0], [10, 10], [5, 5], [0, 0])
