@@ -2,7 +2,8 @@
 
     from agents import make_policy
     policy = make_policy("heuristic")          # or random, vllm-default, constant:KNOB=V,...,
-                                               # best-constant, llm, ppo, mappo, rllib (the ray extra)
+                                               # best-constant, llm, ppo, mappo, rllib (the ray extra),
+                                               # and two probes: oracle, mpc
 """
 
 from __future__ import annotations
@@ -65,9 +66,14 @@ def _oracle(arg, **kw):
     return OraclePolicy()
 
 
+def _mpc(arg, **kw):
+    from .mpc import MPCPolicy
+    return MPCPolicy()
+
+
 POLICIES = {"random": _random, "constant": _constant, "vllm-default": _vllm_default, "best-constant": _best_constant,
             "heuristic": _heuristic, "llm": _llm, "ppo": _ppo, "mappo": _mappo, "oracle": _oracle,
-            "rllib": _rllib}
+            "mpc": _mpc, "rllib": _rllib}
 
 
 def make_policy(name: str, **options) -> Policy:

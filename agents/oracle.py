@@ -107,28 +107,33 @@ class OraclePolicy(Policy):
         faster configuration gets no credit for finishing late arrivals inside the look-ahead that
         any configuration would finish just after it. Each request is worth v x q x m, as in the
         score. A constant needs no window boundaries, so each phase is one simulator call."""
-        env = self.env
-        w_s = env.task.window_s
-        sim = env.sim.clone()
+        w_s = self.env.task.window_s
+        sim, values = self.lookahead((windows + tail) * w_s)
         t0 = sim.t_nominal
         first = sim.advance(windows * w_s, knobs)
         if not tail:
-            return self._earned(sim, t0, t0 + windows * w_s, t0 + windows * w_s, (knobs, first), (knobs, first))
+            return self._earned(sim, values, t0, t0 + windows * w_s, t0 + windows * w_s, (knobs, first), (knobs, first))
         best = None
         for cont in ((knobs, self.anchor) if knobs != self.anchor else (knobs,)):
             s2 = sim.clone()
             m2 = s2.advance(tail * w_s, cont)
-            v = self._earned(s2, t0, t0 + windows * w_s, t0 + (windows + tail / 2) * w_s, (knobs, first), (cont, m2))
+            v = self._earned(s2, values, t0, t0 + windows * w_s, t0 + (windows + tail / 2) * w_s, (knobs, first),
+                             (cont, m2))
             best = v if best is None else max(best, v)
         self.counts["rollouts"] += 1
         return best
 
-    def _earned(self, sim, t0, t_switch, cutoff, head, tail) -> float:
+    def lookahead(self, seconds: float):
+        """The simulator a look-ahead of `seconds` plays on, and v(r) of its requests by row: a
+        clone of the env's, whose future is the real one."""
+        return self.env.sim.clone(), self.values
+
+    def _earned(self, sim, values, t0, t_switch, cutoff, head, tail) -> float:
         """Value of the requests that arrived before `cutoff` and met their SLOs since `t0`, plus,
         projected, those still streaming within SLO at the end (first token in time, decoding at a
         pace within the TPOT SLO so far): a configuration that merely finishes them sooner earns
         nothing more for it."""
-        ri, rf = sim.ri, sim.rf
+        ri, rf = sim.ri[: len(values)], sim.rf[: len(values)]
         cohort = rf[:, ARR] < cutoff
         met = (ri[:, SLO] == SLO_MET) & (rf[:, FINISH] >= t0) & cohort
         open_ = (ri[:, SLO] == SLO_OPEN) & cohort & ~np.isnan(rf[:, FIRST]) & (ri[:, STATUS] == RUNNING)
@@ -137,7 +142,7 @@ class OraclePolicy(Policy):
         on_track = open_ & (pace <= self.tpot_s[ri[:, TEN]])
         factor = [get_tier(k.quantization_tier).quality * self.env.keeper.memory_factor(m) for k, m in (head, tail)]
         per = np.where(rf[:, FINISH] < t_switch, factor[0], factor[1])
-        return float((self.values[met] * per[met]).sum() + self.values[on_track].sum() * factor[1])
+        return float((values[met] * per[met]).sum() + values[on_track].sum() * factor[1])
 
     def act(self, observations, infos, state=None):
         if self.env is None:
