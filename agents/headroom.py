@@ -79,9 +79,10 @@ def deviation_gains(task_id: str, seed: int, hold: int = 3, tail: int = 12, ever
     _, labels = env.task.phase_labels(seed)
     rows = []
     while env.agents:
-        before = copy.deepcopy(h)  # the heuristic as it is before deciding this window
+        decide = env.window % every == 0 and env.task.episode_windows - env.window >= hold + tail
+        before = copy.deepcopy(h) if decide else None  # the heuristic as it is before deciding this window
         actions = h.act(obs, infos, env.state())
-        if env.window % every == 0 and env.task.episode_windows - env.window >= hold + tail:
+        if decide:
             decision = joint_knobs(actions)
             base = _earn(env, before, obs, infos, actions, hold, hold + tail)
             phase = int(labels[min(int(env.window * env.task.window_s), labels.shape[0] - 1)])
@@ -109,8 +110,9 @@ def _fit_ridge(train: list[dict], n_phases: int, ridge: float):
         models[key] = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
 
     def predict(rows):
-        return np.array([float(_features([r], n_phases)[0] @ models[(r["knob"], r["move"])])
-                         if (r["knob"], r["move"]) in models else -np.inf for r in rows])
+        x = _features(rows, n_phases)
+        return np.array([float(x[i] @ models[(r["knob"], r["move"])]) if (r["knob"], r["move"]) in models else -np.inf
+                         for i, r in enumerate(rows)])
     return predict
 
 

@@ -13,7 +13,7 @@ only once it is queued. What it does see goes beyond the agents' observations: t
 state, including the output lengths of the requests already in it, which a real engine learns
 only as they finish. It measures how much of the oracle's headroom a controller with a perfect
 model of the engine, but no foresight of traffic, can take (docs/training.md, "What the headroom
-is made of"). Its cost is the oracle's: 5 to 15 s per episode on one core.
+is made of"). Its cost is about the oracle's: 4 s (bursty) to 10 s (adversarial) per episode on one core.
 """
 
 from __future__ import annotations

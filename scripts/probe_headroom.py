@@ -14,8 +14,8 @@ Markdown (docs/training.md, "What the headroom is made of"):
   (ridge regressions on env.state() and the phase, 4-fold cross-validated by episode; --mlp adds a
   small MLP), each the sum over decisions of the gains realized, mean and 95 % CI over episodes.
 
-About 4.5 s per episode of adversarial_multitenant per core, and 2 minutes per fold for --mlp on 40
-episodes.
+About 8 s per episode of adversarial_multitenant per core (40 episodes: about 3 minutes with 2
+workers), and about a minute more for --mlp on 40 episodes.
 """
 from __future__ import annotations
 
