@@ -20,6 +20,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +38,7 @@ from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, 
                           ServingEnvironment, replay, run_baseline)
 from .models import (KNOB_FIELDS, SERVER_POLICIES, MultiAgentAction, MultiAgentObservation, ServingAction,
                      ServingObservation)
-from .sessions import SessionLimit, SessionStore, UnknownSession
+from .sessions import MODES, SessionBusy, SessionLimit, SessionStore, UnknownSession, check_mode, check_session_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 LEADERBOARD = Path(__file__).resolve().parents[2] / "docs" / "leaderboard.md"
@@ -84,10 +85,17 @@ class BodyLimit:
         return await self.app(scope, replay_body, send)
 
 
+try:  # starlette >= 1.x raises this RuntimeError subclass on a send or receive after the client left
+    from starlette.websockets import WebSocketDisconnected as _LateDisconnect
+except ImportError:  # pragma: no cover - older starlette
+    _LateDisconnect = WebSocketDisconnect
+
+
 class WebSocketEndGuard:
-    """A client that closes its WebSocket before the server's own close frame is not an error:
-    openenv's /ws handler has already destroyed the session by then, so the late close's
-    disconnect is dropped here instead of being logged as an exception."""
+    """A client that closes its WebSocket before the server's reply is not an error: openenv's
+    /ws handler has already destroyed the session by then, so the late send's disconnect
+    (``WebSocketDisconnect``, or ``WebSocketDisconnected`` on starlette 1.x) is dropped here instead
+    of being logged as an exception."""
 
     def __init__(self, app):
         self.app = app
@@ -97,8 +105,44 @@ class WebSocketEndGuard:
             return await self.app(scope, receive, send)
         try:
             await self.app(scope, receive, send)
-        except (WebSocketDisconnect, OSError):
+        except (WebSocketDisconnect, _LateDisconnect, OSError):
             pass
+
+
+class OriginGuard:
+    """WebSocket handshakes from a web page of another origin are refused (HTTP 403), so a page
+    the user happens to open cannot fill a local server's session slots. Allowed: no ``Origin``
+    header (programs, not browsers, send none), the server's own origin (``http(s)://`` + the
+    ``Host`` the client addressed), and the origins given to ``--allow-origin``."""
+
+    def __init__(self, app, allow_origins: tuple[str, ...] = ()):
+        self.app, self.allow = app, {o.rstrip("/").lower() for o in allow_origins}
+
+    def allowed(self, headers: dict) -> bool:
+        origin = headers.get(b"origin")
+        if origin is None:
+            return True
+        origin = origin.decode("latin-1").rstrip("/").lower()
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        return origin in self.allow or (bool(host) and origin in (f"http://{host}", f"https://{host}"))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and not self.allowed(dict(scope.get("headers") or [])):
+            await receive()  # the websocket.connect event
+            await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+            return None
+        return await self.app(scope, receive, send)
+
+
+def check_origins(origins) -> tuple[str, ...]:
+    """--allow-origin values: scheme://host[:port], nothing else."""
+    out = []
+    for o in origins or ():
+        if not isinstance(o, str) or not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o.rstrip("/")):
+            raise ValueError(f"allow_origin={o!r} is not an origin; allowed: scheme://host[:port], "
+                             f"e.g. http://localhost:3000")
+        out.append(o.rstrip("/"))
+    return tuple(out)
 
 
 def _errors(e: ValidationError) -> list:
@@ -147,12 +191,22 @@ def _obs_response(obs) -> dict:
     return {"observation": data, "reward": reward, "done": done}
 
 
+MIN_BODY_BYTES = 1024  # the largest valid request (a grader log of 200 windows) is ~40 kB; 1 kB holds any step
+
+
+def check_body_bytes(max_body_bytes) -> int:
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < MIN_BODY_BYTES:
+        raise ValueError(f"max_body_bytes={max_body_bytes!r} must be an integer >= {MIN_BODY_BYTES} (bytes)")
+    return max_body_bytes
+
+
 def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, allow_origins: tuple[str, ...] = ()) -> FastAPI:
     """The whole server. `max_sessions` caps the HTTP sessions and, separately, the WebSocket
-    sessions of each OpenEnv endpoint; sessions idle for `idle_timeout_s` are dropped."""
-    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
-        raise ValueError(f"max_body_bytes={max_body_bytes!r} must be an integer >= 1024")
+    sessions of each OpenEnv endpoint; sessions idle for `idle_timeout_s` are dropped; WebSocket
+    handshakes from pages of other origins than the server's own and `allow_origins` are refused."""
+    check_body_bytes(max_body_bytes)
+    allow_origins = check_origins(allow_origins)
     store = SessionStore(max_sessions, idle_timeout_s)  # validates both
     conc = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
     app = FastAPI(title="igym-marl", version="0.1.0",
@@ -181,11 +235,23 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     multi_app.add_exception_handler(ValueError, _bad_value)
 
     # ------------------------------------------------------------------ HTTP sessions
-    def _session(sid: str):
+    # One operation at a time per session (sessions.py): a second one is answered 409 at once.
+    # Env work runs in the thread pool; the event loop never waits on a lock or on an env.
+    def _http_error(e: Exception) -> HTTPException:
+        if isinstance(e, UnknownSession):
+            return HTTPException(status_code=404, detail=str(e.args[0]))
+        return HTTPException(status_code=409, detail=str(e))
+
+    @contextlib.contextmanager
+    def _exclusive(sid, operation: str):
         try:
-            return store.get(sid)
-        except UnknownSession as e:
-            raise HTTPException(status_code=404, detail=str(e.args[0])) from None
+            s = store.claim(sid, operation)
+        except (UnknownSession, SessionBusy) as e:
+            raise _http_error(e) from None
+        try:
+            yield s
+        finally:
+            store.release(s)
 
     def _reset_fields(body: dict) -> dict:
         extra = sorted(set(body) - {"task_id", "seed", "mode"})
@@ -197,69 +263,63 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     async def create_session(body: dict = Body(default_factory=dict)):
         """Open a session (its own env) and start its first episode: {mode?, task_id?, seed?}."""
         fields = _reset_fields(body)
-        mode = body.get("mode", "single")
+        mode = check_mode(body.get("mode", "single"))
+        env = await run_in_threadpool(MODES[mode])
         try:
-            s = await run_in_threadpool(store.create, mode, fields.get("task_id"))
+            s = store.add(mode, env, busy="reset")
         except SessionLimit as e:
             raise HTTPException(status_code=503, detail=str(e), headers={"Retry-After": "5"}) from None
         try:
-            with s.lock:
-                obs = await run_in_threadpool(s.env.reset, **fields)
-        except Exception:
-            store.close(s.id)
+            obs = await run_in_threadpool(s.env.reset, **fields)
+        except BaseException:
+            store.close(s.id, force=True)
             raise
+        store.release(s)
         return {"session_id": s.id, "mode": s.mode, **_obs_response(obs)}
 
     @app.post("/sessions/{sid}/reset", tags=["Sessions"])
     async def reset_session(sid: str, body: dict = Body(default_factory=dict)):
-        s = _session(sid)
+        """Start a new episode: {task_id?, seed?}. All or nothing: a refused reset leaves the session as it was."""
         fields = _reset_fields(body)
         if "mode" in body:
             raise ValueError("mode is fixed when the session is created")
-        with s.lock:
+        with _exclusive(sid, "reset") as s:
             obs = await run_in_threadpool(s.env.reset, **fields)
-        store.touch(s)
         return {"session_id": s.id, **_obs_response(obs)}
 
     @app.post("/sessions/{sid}/step", tags=["Sessions"])
     async def step_session(sid: str, body: dict = Body(...)):
         """{action: {...}}: the six knob fields, or {policy: name} (or, in multi mode, the agents' indices)."""
-        s = _session(sid)
         if set(body) != {"action"} or not isinstance(body["action"], dict):
             raise ValueError(f"the body must be {{\"action\": {{...}}}}; got fields {sorted(body)}")
-        cls = MultiAgentAction if s.mode == "multi" else ServingAction
-        try:
-            action = cls.model_validate(body["action"])
-        except ValidationError as e:
-            raise _validation_422(e) from None
-        if not s.lock.acquire(blocking=False):
-            raise HTTPException(status_code=409, detail=f"session {sid!r} is already stepping; wait for that step")
-        try:
+        with _exclusive(sid, "step") as s:
+            cls = MultiAgentAction if s.mode == "multi" else ServingAction
+            try:
+                action = cls.model_validate(body["action"])
+            except ValidationError as e:
+                raise _validation_422(e) from None
             obs = await run_in_threadpool(s.env.step, action)
-        finally:
-            s.lock.release()
-        store.touch(s)
         return _obs_response(obs)
 
     @app.get("/sessions/{sid}/state", tags=["Sessions"])
     async def session_state(sid: str):
-        s = _session(sid)
-        return {"session_id": s.id, "mode": s.mode, **s.env.state.model_dump()}
+        with _exclusive(sid, "state read") as s:
+            return {"session_id": s.id, "mode": s.mode, **s.env.state.model_dump()}
 
     @app.get("/sessions/{sid}/log", tags=["Sessions"])
     async def session_log(sid: str):
         """The episode so far as the grader takes it: {task_id, seed, actions}."""
-        ep = _session(sid).env.episode
-        if not ep.started:
-            raise HTTPException(status_code=409, detail="no episode yet: reset first")
-        return {"task_id": ep.task_id, "seed": int(ep.penv.episode_seed), "actions": ep.log}
+        with _exclusive(sid, "log read") as s:
+            return s.env.episode.log_record()
 
     @app.delete("/sessions/{sid}", status_code=204, tags=["Sessions"])
     async def close_session(sid: str):
         try:
             store.close(sid)
-        except UnknownSession as e:
-            raise HTTPException(status_code=404, detail=str(e.args[0])) from None
+        except (UnknownSession, SessionBusy, ValueError) as e:
+            if isinstance(e, ValueError):
+                raise
+            raise _http_error(e) from None
 
     # ------------------------------------------------------------------ catalog, grading, baselines
     @app.get("/tasks", tags=["Benchmark"])
@@ -271,11 +331,9 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
         """Recompute an episode's score by replaying its log: {task_id, seed, actions} (actions: one
         dict of the six knob fields per window), or {session_id} of a finished session."""
         if set(body) == {"session_id"}:
-            ep = _session(body["session_id"]).env.episode
-            if not ep.done:
-                raise HTTPException(status_code=409, detail="the session's episode has not finished; step it to "
-                                                            "the end, or grade a full log")
-            task_id, seed, actions = ep.task_id, int(ep.penv.episode_seed), list(ep.log)
+            with _exclusive(check_session_id(body["session_id"]), "grading") as s:
+                record = s.env.episode.log_record(finished=True)
+            task_id, seed, actions = record["task_id"], record["seed"], record["actions"]
         elif set(body) == {"task_id", "seed", "actions"}:
             task_id, seed, actions = body["task_id"], body["seed"], body["actions"]
         else:
@@ -294,9 +352,25 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
         except FileNotFoundError as e:
             raise HTTPException(status_code=404, detail=str(e)) from None
 
+    collecting: dict = {}
+
+    async def _collect() -> None:
+        """One garbage collection in a worker thread, shared by concurrent callers."""
+        if "task" not in collecting:
+            collecting["task"] = asyncio.ensure_future(run_in_threadpool(gc.collect))
+        try:
+            await collecting["task"]
+        finally:
+            collecting.pop("task", None)
+
     @app.get("/server/status", tags=["Health"])
-    async def server_status():
-        gc.collect()
+    async def server_status(collect: bool = False):
+        """Counters of the server. `live_envs` counts the envs not yet freed, which can include
+        garbage the collector has not reached yet; `?collect=true` runs a collection first (in a
+        worker thread; it takes a few hundred ms and holds the interpreter meanwhile: for tests and
+        diagnosis, not for polling)."""
+        if collect:
+            await _collect()
         return {"live_envs": len(LIVE_EPISODES), "http_sessions": len(store), "ws_sessions": single.active_sessions,
                 "multi_ws_sessions": multi.active_sessions, "max_sessions": max_sessions,
                 "idle_timeout_s": idle_timeout_s, "expired_http_sessions": store.expired,
@@ -326,6 +400,7 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     app.router.on_shutdown.append(_stop_reaper)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(WebSocketEndGuard)
+    app.add_middleware(OriginGuard, allow_origins=allow_origins)
     return app
 
 

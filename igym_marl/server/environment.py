@@ -60,14 +60,29 @@ class Episode:
 
     # ---------------------------------------------------------------- lifecycle
     def reset(self, seed=None, task_id=None, episode_id=None) -> None:
+        """Start a new episode, all or nothing: a refused task, seed or episode id leaves the
+        episode under way (or none) exactly as it was."""
         task_id = check_task(task_id) if task_id is not None else self.task_id
-        if self.penv is None or task_id != self.task_id:
-            self.penv = ServingParallelEnv(task_id)
-            self.task_id = task_id
-        self.obs, self.infos = self.penv.reset(seed=seed)  # ValueError naming a bad seed
+        if episode_id is not None and not isinstance(episode_id, str):
+            raise ValueError(f"episode_id={episode_id!r} must be a string")
+        penv = self.penv if self.penv is not None and task_id == self.task_id else ServingParallelEnv(task_id)
+        # A new task gets a new env, committed only once it has reset; the env under way refuses a
+        # bad seed before it changes anything (EpisodeMixin._episode_seed).
+        obs, infos = penv.reset(seed=seed)
+        self.penv, self.task_id = penv, task_id
+        self.obs, self.infos = obs, infos
         self.log = []
         self.episode_id = episode_id if episode_id is not None else uuid.uuid4().hex
         self._policies = {}
+
+    def log_record(self, finished: bool = False) -> dict:
+        """The episode so far as the grader takes it: {task_id, seed, actions}. EpisodeOver if no
+        episode has started (or, with `finished`, if it has not ended)."""
+        if not self.started:
+            raise EpisodeOver("no episode yet: reset first")
+        if finished and not self.done:
+            raise EpisodeOver("the session's episode has not finished; step it to the end, or grade a full log")
+        return {"task_id": self.task_id, "seed": int(self.penv.episode_seed), "actions": list(self.log)}
 
     @property
     def started(self) -> bool:

@@ -46,8 +46,14 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def status(self) -> dict:
-        return httpx.get(self.url + "/server/status", timeout=10).json()
+    def status(self, collect: bool = False) -> dict:
+        return httpx.get(self.url + "/server/status", params={"collect": "true"} if collect else {},
+                         timeout=10).json()
+
+    def tracebacks(self) -> list[str]:
+        """Every traceback or ASGI exception the server has logged so far."""
+        log = self.log()
+        return [ln for ln in log.splitlines() if "Traceback" in ln or "Exception in ASGI" in ln]
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -69,7 +75,7 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
     server = LiveServer("--max-sessions", "40", "--idle-timeout", "120", "--max-body-bytes", "65536",
-                        log_path=tmp_path_factory.mktemp("server") / "server.log")
+                        "--allow-origin", "http://localhost:3000", log_path=tmp_path_factory.mktemp("server") / "server.log")
     yield server
     server.stop()
 

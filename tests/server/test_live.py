@@ -18,11 +18,11 @@ GOOD = dict(batch_cap=64, kv_budget_fraction=0.9, speculation_depth=0, quantizat
 def _wait_for(server, pred, timeout_s=10.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        st = server.status()
+        st = server.status(collect=True)
         if pred(st):
             return st
         time.sleep(0.1)
-    return server.status()
+    return server.status(collect=True)
 
 
 def test_openenv_generic_client_single_and_multi(live_server):
@@ -109,7 +109,19 @@ def test_faults_dropped_clients_malformed_json_oversized_and_the_limit(live_serv
         for c in [*conns, extra]:
             await c.close()
 
+    async def close_before_the_reply():  # the late send must not be logged as an exception
+        for kind in ("step", "reset"):
+            ws = await websockets.connect(live_server.ws_url + "/ws")
+            await ws.send(json.dumps({"type": "reset", "data": {"task_id": "adversarial_multitenant", "seed": 9}}))
+            await ws.recv()
+            data = {"policy": "heuristic"} if kind == "step" else {"seed": 10}
+            await ws.send(json.dumps({"type": kind, "data": data}))
+            await ws.close()
+
     asyncio.run(drop_mid_episode())
+    asyncio.run(close_before_the_reply())
+    time.sleep(1.0)
+    assert live_server.tracebacks() == [], live_server.log()[-3000:]
     st = _wait_for(live_server, lambda st: st["ws_sessions"] == 0)
     assert st["ws_sessions"] == 0
     asyncio.run(malformed_then_valid())
@@ -120,6 +132,42 @@ def test_faults_dropped_clients_malformed_json_oversized_and_the_limit(live_serv
     st = _wait_for(live_server, lambda st: st["ws_sessions"] == 0)
     assert st["ws_sessions"] == 0
     assert httpx.get(live_server.url + "/health").json()["status"] == "healthy"  # never a crash
+    assert live_server.tracebacks() == [], live_server.log()[-3000:]
+
+
+def test_websockets_from_other_origins_are_refused(live_server):
+    async def connect(origin):
+        headers = {"Origin": origin} if origin else {}
+        async with websockets.connect(live_server.ws_url + "/ws", additional_headers=headers) as ws:
+            await ws.send(json.dumps({"type": "reset", "data": {"seed": 1}}))
+            return json.loads(await ws.recv())["type"]
+
+    for origin in (None, live_server.url, "http://localhost:3000"):
+        assert asyncio.run(connect(origin)) == "observation", origin
+    for origin in ("http://evil.example", "null", "http://localhost:3001", live_server.url + ".evil.example"):
+        with pytest.raises(websockets.InvalidStatus) as info:
+            asyncio.run(connect(origin))
+        assert info.value.response.status_code == 403, origin
+
+
+def test_a_real_slow_step_and_a_reset_never_freeze_the_server(live_server):
+    """The original freeze: a step with a policy that loads on first use, then a reset of the same
+    session. Every overlap gets an answer (200, or 409 at once), and /health keeps answering."""
+    async def go():
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as c:
+            for policy in ("mappo", "heuristic", "best-constant"):
+                sid = (await c.post("/sessions", json={"task_id": "adversarial_multitenant"})).json()["session_id"]
+                step = asyncio.ensure_future(c.post(f"/sessions/{sid}/step", json={"action": {"policy": policy}}))
+                await asyncio.sleep(0.05)
+                codes = [(await c.post(f"/sessions/{sid}/reset", json={"seed": 1})).status_code for _ in range(3)]
+                t0 = time.perf_counter()
+                assert (await c.get("/health")).status_code == 200
+                assert time.perf_counter() - t0 < 1.0
+                assert set(codes) <= {200, 409}
+                assert (await step).status_code == 200
+                assert (await c.post(f"/sessions/{sid}/reset", json={"seed": 2})).status_code == 200
+                assert (await c.delete(f"/sessions/{sid}")).status_code == 204
+    asyncio.run(go())
 
 
 def test_the_server_logged_no_exceptions(live_server):
