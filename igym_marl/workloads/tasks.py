@@ -343,6 +343,23 @@ TRACE_PARSE_OPTIONS = {"burstgpt": ("models", "log_types", "tenant_map"), "azure
 TRACE_WINDOW_OPTIONS = ("start_s", "duration_s", "speedup", "rate_scale", "keep_failed")
 
 
+def _check_trace_load(path, load: float, capacity: float, config: SimConfig, prompts: np.ndarray, span_s: float,
+                      window_s: float, horizon_s: float) -> None:
+    """Refuse a `load` that the file cannot give a meaning, saying why in terms of the file."""
+    from .traces import MAX_EPISODE_REQUESTS
+    if span_s < window_s:
+        raise ValueError(f"load={load:g} needs a trace whose segment spans at least one window ({window_s:g} s) to "
+                         f"have a rate; {path}'s segment spans {span_s:.3g} s ({prompts.shape[0]:,} requests)")
+    if not capacity > 0:
+        raise ValueError(f"load={load:g} cannot be played from {path}: one replica ({config.model} on {config.tp} x "
+                         f"{config.gpu}) serves none of its requests under vLLM's default knobs (prompts of up to "
+                         f"{int(prompts.max()):,} tokens), so it has no capacity to scale to; replay it with "
+                         f"rate_scale= instead")
+    if load * capacity * horizon_s > MAX_EPISODE_REQUESTS:
+        raise ValueError(f"load={load:g} asks for {load * capacity * horizon_s:,.0f} requests per episode "
+                         f"({capacity:.3g} req/s x {horizon_s:g} s), more than {MAX_EPISODE_REQUESTS:,}")
+
+
 def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_windows: int | None = None,
                config: SimConfig | None = None, random_start: bool = False, load: float | None = None,
                **options) -> TaskSpec:
@@ -354,10 +371,12 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
       replays the whole segment.
     random_start: each seed starts its episode at a different point of the segment (uniform over
       the starts whose episode fits in it).
-    load: scale the request rate (Bernoulli thinning or jittered copies, timing kept) so the
-      segment's mean rate is this multiple of the replica's capacity, measured with the trace's own
-      (prompt, output) pairs under vLLM's default knobs. Production traces are cluster aggregates:
-      ``load=0.8`` replays one at a level one replica can serve. Not with `rate_scale`.
+    load: scale the request rate (Bernoulli thinning or jittered copies, timing kept) so that each
+      episode's mean rate is this multiple of the replica's capacity, measured with the trace's own
+      (prompt, output) pairs under vLLM's default knobs: the load of what is played, episode by
+      episode (the bursts inside an episode are the trace's). Production traces are cluster
+      aggregates: ``load=0.8`` replays one at a level one replica can serve. Not with `rate_scale`
+      (which scales the trace as recorded, so episodes keep the trace's own ups and downs).
     options: the loader's -- start_s, duration_s (the segment, trace seconds), speedup (divide
       times), rate_scale, keep_failed; BurstGPT: models, log_types, tenant_map; Azure: tenant.
 
@@ -365,7 +384,8 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
     different point. A window with no request, or without some tenant, is a valid episode part.
     """
     from .generators import EmpiricalLengths
-    from .traces import TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt, window
+    from .traces import (TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt, rescale,
+                         window)
     if path is None:
         raise ValueError("task 'trace' needs path=<trace file> (a BurstGPT CSV or the Azure LLM trace; "
                          "format='auto' reads which from its header)")
@@ -425,16 +445,21 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
                              f"duration_s= (with random_start=True to see the whole trace over seeds)")
     lengths = EmpiricalLengths(parsed.prompt[in_seg], parsed.output[in_seg])
     capacity = measure_capacity_rps(config, [(lengths, 1.0)])
+    horizon_s = episode_windows * float(window_s)
     if load is not None:
-        rate_scale = load * capacity / (n_seg / span)
+        _check_trace_load(path, load, capacity, config, parsed.prompt[in_seg], span, float(window_s), horizon_s)
 
     def traffic(task: TaskSpec, rng) -> Workload:
         # task.horizon_s, not the horizon above: an env that shortens the episode still starts it at random
         horizon = task.horizon_s
         offset = rng.uniform(0.0, max(0.0, span - horizon)) if random_start else 0.0
         start = start_s + offset * speedup
-        w, _ = window(parsed, start_s=start, duration_s=min(horizon * speedup, seg_end - start), speedup=speedup,
-                      rate_scale=rate_scale, keep_failed=keep_failed, seed=rng)
+        played = min(horizon * speedup, seg_end - start)  # trace seconds
+        w, _ = window(parsed, start_s=start, duration_s=played, speedup=speedup,
+                      rate_scale=1.0 if load is not None else rate_scale, keep_failed=keep_failed, seed=rng)
+        if load is not None and len(w):
+            # `load` is the load of what is played: this episode's own requests are scaled to it
+            w = rescale(w, load * capacity * (played / speedup) / len(w), rng)
         return w
 
     what = f"load {load:g} x capacity" if load is not None else f"rate x{rate_scale:g}"

@@ -29,8 +29,12 @@ whole (filtered) file, so every window of a trace has the same tenants.
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import math
 import re
+import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,36 +100,100 @@ class ParsedTrace:
         return float(self.stamps[-1] - self.stamps[0]) if self.stamps.size else 0.0
 
 
-def _check_text(path: Path) -> None:
-    """Refuse, with the file named, what is not UTF-8 CSV text (UTF-16, Latin-1, compressed)."""
+MAX_LINE_BYTES = 4096  # a trace row is a few dozen bytes; a longer line is corruption, not a request
+_SCAN_BLOCK = 1 << 20
+EXCERPT_CHARS = 40  # how much of a bad value a message quotes
+
+
+def _excerpt(x) -> str:
+    """A text value as a short quotation: its repr, cut after EXCERPT_CHARS characters."""
+    r = repr(x)
+    return r if len(r) <= EXCERPT_CHARS else f"{r[:EXCERPT_CHARS]}... ({len(x):,} characters)"
+
+
+def is_gzip(path: Path) -> bool:
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    if head[:2] == b"\x1f\x8b":
-        raise TraceFormatError(path, None, "this is a gzip-compressed file: name it *.gz (read as such) or "
-                                           "decompress it")
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
-        raise TraceFormatError(path, None, "this is not UTF-8 text (UTF-16 or binary?): a trace is a UTF-8 CSV file")
+        return f.read(2) == b"\x1f\x8b"
+
+
+def open_trace_bytes(path: Path):
+    """The file's bytes, decompressed if it is gzip (known by its magic number, whatever its name)."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+def check_trace_file(path) -> Path:
+    """A path that names a regular, readable file (not a directory, a FIFO or a device), whose
+    content, decompressed if gzip, is UTF-8 text of lines no longer than MAX_LINE_BYTES with no NUL
+    byte. The content is streamed once in blocks, so a corrupt file is refused at its first bad line
+    without being read whole; the error names the file and the line and quotes at most a short
+    excerpt."""
+    path = Path(path)
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.start < len(head) - 4:  # not just a character cut at the read boundary
-            line = head[: e.start].count(b"\n") + 1
-            raise TraceFormatError(path, line, "this is not UTF-8 text (Latin-1?): a trace is a UTF-8 CSV "
+        st = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such trace file") from None
+    except OSError as e:
+        raise TraceFormatError(path, None, f"cannot be read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TraceFormatError(path, None, "is a directory; give a trace file")
+    if not stat.S_ISREG(st.st_mode):
+        raise TraceFormatError(path, None, "is not a regular file (a FIFO, socket or device?); give a trace file")
+    if st.st_size == 0:
+        raise TraceFormatError(path, None, "the file is empty")
+    try:
+        with open_trace_bytes(path) as f:
+            _scan_lines(path, f)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise TraceFormatError(path, None, f"cannot be read (a damaged gzip stream?): {str(e)[:200]}") from None
+    return path
+
+
+def _scan_lines(path: Path, f) -> None:
+    head = f.read(4)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise TraceFormatError(path, None, "this is UTF-16 text, not UTF-8: a trace is a UTF-8 text file")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, line_len, block = 1, 0, head
+    while block:
+        nul = block.find(b"\x00")
+        chunk = block if nul < 0 else block[:nul]
+        pieces = chunk.split(b"\n")
+        for i, piece in enumerate(pieces):
+            if i:
+                line += 1
+                line_len = 0
+            line_len += len(piece)
+            if line_len > MAX_LINE_BYTES:
+                raise TraceFormatError(path, line, f"the line is longer than {MAX_LINE_BYTES:,} bytes: not a trace "
+                                                   f"row (it begins {_excerpt(piece[:EXCERPT_CHARS])})")
+        try:
+            decoder.decode(chunk, final=nul >= 0)
+        except UnicodeDecodeError:
+            raise TraceFormatError(path, line, "this is not UTF-8 text (Latin-1?): a trace is a UTF-8 text "
                                                "file") from None
+        if nul >= 0:
+            raise TraceFormatError(path, line, "holds a NUL byte: binary data or padding, not text")
+        block = f.read(_SCAN_BLOCK)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise TraceFormatError(path, line, "this is not UTF-8 text (it ends inside a character)") from None
+
+
+def _header(path: Path) -> list[str]:
+    with open_trace_bytes(path) as f:
+        first = f.readline(MAX_LINE_BYTES + 1).decode("utf-8-sig", errors="replace")
+    return [c.strip() for c in first.strip().split(",")]
 
 
 def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
           categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV; numeric columns come back as float64, the rest as given. Fast path: pandas'
     C parser with numeric dtypes; any bad value sends us to a string read that finds its line."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such trace file")
-    if path.stat().st_size == 0:
-        raise TraceFormatError(path, None, "the file is empty")
-    if not str(path).endswith(".gz"):
-        _check_text(path)
+    check_trace_file(path)
+    compression = "gzip" if is_gzip(path) else None
     try:
-        head = pd.read_csv(path, nrows=0, engine="c", encoding="utf-8-sig")
+        head = pd.read_csv(path, nrows=0, engine="c", encoding="utf-8-sig", compression=compression)
     except pd.errors.EmptyDataError:
         raise TraceFormatError(path, None, "the file is empty") from None
     except UnicodeDecodeError:
@@ -143,7 +211,8 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
     dtypes = {raw[c]: np.float64 for c in numeric}
     dtypes.update({raw[c]: "category" for c in categorical})
     try:
-        df = pd.read_csv(path, dtype=dtypes, engine="c", skipinitialspace=True, encoding="utf-8-sig")
+        df = pd.read_csv(path, dtype=dtypes, engine="c", skipinitialspace=True, encoding="utf-8-sig",
+                         compression=compression)
         df.columns = cols
         ok = True
     except pd.errors.ParserError as e:
@@ -156,7 +225,8 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
         ok = False
     if not ok:
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c", encoding="utf-8-sig")
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c", encoding="utf-8-sig",
+                             compression=compression)
         except (pd.errors.ParserError, UnicodeDecodeError) as e:
             raise TraceFormatError(path, None, f"cannot be parsed as UTF-8 CSV: {str(e).strip()[:200]}") from None
         df.columns = cols
@@ -182,7 +252,7 @@ def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool, max_value: f
                 (isinstance(raw, str) and not raw.strip()):
             raise TraceFormatError(path, i + 2, f"column {col!r} is empty (does the row have fewer fields than the "
                                                 f"header?)")
-        raise TraceFormatError(path, i + 2, f"column {col!r} has non-numeric value {raw!r}")
+        raise TraceFormatError(path, i + 2, f"column {col!r} has non-numeric value {_show(raw)}")
     if (v < 0).any():
         i = int(np.argmax(v < 0))
         raise TraceFormatError(path, i + 2, f"column {col!r} has negative value {_show(df[col].iloc[i])}")
@@ -198,17 +268,19 @@ def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool, max_value: f
 
 
 def _show(x) -> str:
-    """A value as the file spells it (floats that are integers without '.0')."""
-    if isinstance(x, str):
-        return repr(x)
-    return repr(str(int(x))) if float(x) == int(x) and abs(float(x)) < 1e18 else repr(str(x))
+    """A value as the file spells it, quoted and cut short (plain Python numbers, never numpy
+    reprs; floats that are integers without '.0')."""
+    if isinstance(x, (str, bytes)):
+        return _excerpt(x)
+    v = float(x)
+    return repr(str(int(v))) if math.isfinite(v) and v == int(v) and abs(v) < 1e18 else repr(str(v))
 
 
 def _sorted(path: Path, t: np.ndarray, df: pd.DataFrame, col: str) -> None:
     if np.any(np.diff(t) < 0):
         i = int(np.argmax(np.diff(t) < 0)) + 1
-        raise TraceFormatError(path, i + 2, f"{col} {df[col].iloc[i]!r} goes back in time "
-                                            f"(previous row: {df[col].iloc[i - 1]!r}); the release is sorted")
+        raise TraceFormatError(path, i + 2, f"{col} {_show(df[col].iloc[i])} goes back in time "
+                                            f"(previous row: {_show(df[col].iloc[i - 1])}); the release is sorted")
 
 
 def _spread_ties(ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -224,11 +296,17 @@ def _spread_ties(ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+MAX_EPISODE_REQUESTS = 2_000_000  # a replica serves tens of requests/s: more is a runaway scale, not a task
+
+
 def _rescale(arrival, cols, rate_scale, rng):
     """Bernoulli thinning (rate_scale < 1) or copies jittered within +-0.5 s (rate_scale > 1)."""
     n = arrival.shape[0]
     if rate_scale == 1.0:
         return arrival, cols, 0
+    if n * rate_scale > MAX_EPISODE_REQUESTS:
+        raise ValueError(f"rate_scale={float(rate_scale):g} makes {n:,} requests about {n * rate_scale:,.0f}, more than "
+                         f"{MAX_EPISODE_REQUESTS:,} in one workload: far beyond what a replica serves")
     whole = int(math.floor(rate_scale))
     frac = rate_scale - whole
     reps = np.full(n, whole, dtype=np.int64) + (rng.random(n) < frac)
@@ -240,6 +318,14 @@ def _rescale(arrival, cols, rate_scale, rng):
     return new_arr[order], [c[idx][order] for c in cols], int(idx.size - n)
 
 
+def rescale(workload: Workload, rate_scale: float, rng) -> Workload:
+    """`workload` with its request rate multiplied by `rate_scale` (thinning or jittered copies,
+    time axis kept), as window() does."""
+    arr, cols, _ = _rescale(workload.arrival_s, [workload.prompt_tokens, workload.output_tokens, workload.tenant],
+                            _check_positive("rate_scale", rate_scale), rng)
+    return Workload(arr, *cols, tenants=workload.tenants, name=workload.name)
+
+
 def _check_positive(name, value, allow_none=False):
     if value is None and allow_none:
         return None
@@ -249,20 +335,40 @@ def _check_positive(name, value, allow_none=False):
 
 
 def detect_format(path) -> str:
-    """"burstgpt" or "azure" from a trace file's header (TraceFormatError naming both otherwise)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such trace file")
-    _check_text(path)
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        header = f.readline()
-    cols = [c.strip() for c in header.strip().split(",")]
+    """"burstgpt" or "azure" from a trace file's header, gzip-compressed or not (TraceFormatError
+    naming both otherwise)."""
+    path = check_trace_file(path)
+    cols = _header(path)
     if all(c in cols for c in BURSTGPT_COLUMNS):
         return "burstgpt"
     if all(c in cols for c in AZURE_PROCESSED) or all(c in cols for c in AZURE_RAW):
         return "azure"
-    raise TraceFormatError(path, 1, f"the header {cols} is neither BurstGPT's {list(BURSTGPT_COLUMNS)} nor the Azure "
-                                    f"trace's {list(AZURE_PROCESSED)} or {list(AZURE_RAW)}")
+    raise TraceFormatError(path, 1, f"the header {_excerpt(','.join(cols))} is neither BurstGPT's "
+                                    f"{list(BURSTGPT_COLUMNS)} nor the Azure trace's {list(AZURE_PROCESSED)} or "
+                                    f"{list(AZURE_RAW)}")
+
+
+def _datetimes(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
+    """A column of date-times; every stamp must share one time zone (or none)."""
+    text = df[col].astype(str).str.strip()
+    try:
+        stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+    except (ValueError, TypeError):  # pandas refuses a column mixing time zones: find the first odd line
+        zones = []  # per row: "bad" (not a date-time), None (no zone) or its UTC offset
+        for x in text:
+            ts = pd.to_datetime(x, errors="coerce")
+            zones.append("bad" if pd.isna(ts) else (None if ts.tzinfo is None else ts.utcoffset()))
+        first = next(i for i, z in enumerate(zones) if z != "bad")
+        for i, z in enumerate(zones):
+            if z != "bad" and z != zones[first]:
+                raise TraceFormatError(path, i + 2, f"{col} {_show(text.iloc[i])} has another time zone than "
+                                                    f"line {first + 2} ({_show(text.iloc[first])}): one trace, "
+                                                    f"one time zone") from None
+        raise TraceFormatError(path, None, f"column {col!r} cannot be read as date-times") from None
+    if stamps.isna().any():
+        i = int(np.argmax(stamps.isna().to_numpy()))
+        raise TraceFormatError(path, i + 2, f"{col} {_show(text.iloc[i])} is not a date-time")
+    return stamps
 
 
 # ---------------------------------------------------------------------------------- parsing
@@ -304,7 +410,8 @@ def parse_burstgpt(path, *, models=None, log_types=None, tenant_map: dict | None
         ten = tmap.get(key, tmap.get(key[0]))
         if ten is None:
             line = int(np.argmax(keep & (pair == code))) + 2
-            raise TraceFormatError(path, line, f"tenant_map has no tenant for Log Type {key[0]!r} / Model {key[1]!r}; "
+            raise TraceFormatError(path, line, f"tenant_map has no tenant for Log Type {_excerpt(key[0])} / Model "
+                                               f"{_excerpt(key[1])}; "
                                                f"keys are {list(tmap)}")
         if ten not in tenants:
             tenants.append(ten)
@@ -329,22 +436,18 @@ def parse_azure(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT) -> ParsedTrace:
     fmt = detect_format(path)
     if fmt != "azure":
         raise TraceFormatError(path, 1, "this is a BurstGPT file, not the Azure trace (format='burstgpt')")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        cols = [c.strip() for c in f.readline().strip().split(",")]
+    cols = _header(path)
     if all(c in cols for c in AZURE_RAW):
         df = _read(path, AZURE_RAW, numeric=("ContextTokens", "GeneratedTokens"))
-        stamps = pd.to_datetime(df["TIMESTAMP"].astype(str).str.strip(), errors="coerce", format="mixed")
-        if stamps.isna().any():
-            i = int(np.argmax(stamps.isna().to_numpy()))
-            raise TraceFormatError(path, i + 2, f"TIMESTAMP {df['TIMESTAMP'].iloc[i]!r} is not a date-time")
+        stamps = _datetimes(path, df, "TIMESTAMP")
         t = (stamps - stamps.iloc[0]).dt.total_seconds().to_numpy()
         prompt = _numeric(path, df, "ContextTokens", integer=True, max_value=MAX_TOKENS)
         output = _numeric(path, df, "GeneratedTokens", integer=True, max_value=MAX_TOKENS)
         _sorted(path, t, df, "TIMESTAMP")
         if t[-1] > MAX_STAMP_S:
             i = int(np.argmax(t > MAX_STAMP_S))
-            raise TraceFormatError(path, i + 2, f"TIMESTAMP {df['TIMESTAMP'].iloc[i]!r} is {t[i]:.3g} s after the "
-                                                f"first row: not a plausible trace")
+            raise TraceFormatError(path, i + 2, f"TIMESTAMP {_show(df['TIMESTAMP'].iloc[i])} is {float(t[i]):.3g} s "
+                                                f"after the first row: not a plausible trace")
     else:
         df = _read(path, AZURE_PROCESSED, numeric=AZURE_PROCESSED)
         t = _numeric(path, df, "arrived_at", integer=False, max_value=MAX_STAMP_S, unit="s")

@@ -271,3 +271,36 @@ def test_task_options_are_checked(tmp_path, kw, fragment):
         get_task("static_workload", **kw)
     with pytest.raises(ValueError, match="needs path="):
         get_task("trace")
+
+
+def test_load_is_the_load_of_what_is_played_even_with_an_outlier_row(tmp_path):
+    """21 rows at t = 0..19 and one far away: `load` once scaled by the whole span, so a 20-window
+    episode got about 1,500x the asked load (or a 69 GiB allocation). Now every episode plays it."""
+    for far in (9e8, 2e5):
+        lines = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"]
+        lines += [f"{i},ChatGPT,200,50,250,Conversation log" for i in range(20)] + [f"{far:.0f},ChatGPT,200,50,250,API log"]
+        p = tmp_path / f"outlier{far:.0f}.csv"
+        p.write_text("\n".join(lines) + "\n")
+        for random_start in (False, True):
+            t = get_task("trace", path=p, load=0.8, episode_windows=20, random_start=random_start)
+            asked = 0.8 * t.capacity_rps * t.horizon_s
+            for seed in range(8):
+                n = len(t.workload(seed))
+                assert n <= 1.5 * asked, (far, random_start, seed, n, asked)
+                if not random_start:
+                    assert n == pytest.approx(asked, rel=0.1)
+
+
+def test_load_on_a_file_without_a_rate_or_a_capacity_says_why(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n3.0,100,10\n")
+    with pytest.raises(ValueError, match=r"load=0.8 needs a trace whose segment spans at least one window \(5 s\)"):
+        get_task("trace", path=one, load=0.8)
+    huge = tmp_path / "huge_prompt.csv"
+    huge.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,1000000,10\n30.0,1000000,10\n")
+    with pytest.raises(ValueError, match="serves none of its requests.*prompts of up to 1,000,000 tokens.*rate_scale="):
+        get_task("trace", path=huge, load=0.8)
+    with pytest.raises(ValueError, match="requests per episode"):
+        get_task("trace", path=_burst_file(tmp_path), load=1e6, episode_windows=20)
+    with pytest.raises(ValueError, match="more than 2,000,000 in one workload"):
+        get_task("trace", path=_burst_file(tmp_path), rate_scale=1e7).workload(0)

@@ -139,17 +139,27 @@ def test_encodings_and_compression_name_the_file(tmp_path):
     utf16.write_bytes(text.encode("utf-16"))
     latin1 = tmp_path / "l1.csv"
     latin1.write_bytes((HEADER + "\n5,Chät\xe9GPT,472,18,490,Conversation log\n").encode("latin-1"))
-    import gzip
-    gz = tmp_path / "z.csv"
-    gz.write_bytes(gzip.compress(text.encode()))
-    for p, fragment in ((utf16, "not UTF-8"), (latin1, "not UTF-8"), (gz, "gzip")):
-        with pytest.raises(TraceFormatError, match=fragment) as e:
+    for p in (utf16, latin1):
+        with pytest.raises(TraceFormatError, match="UTF-8") as e:
             load_burstgpt(p)
         assert str(p) in str(e.value)
-    named = tmp_path / "z.csv.gz"
-    named.write_bytes(gzip.compress(text.encode()))
-    w, r = load_burstgpt(named)  # a .gz name is read as gzip
-    assert r.rows == len(ROWS)
+    import gzip
+    from igym_marl.workloads import detect_format, get_task
+    for name in ("z.csv", "z.csv.gz", "z.gz"):  # gzip is known by its magic number, whatever the name
+        gz = tmp_path / name
+        gz.write_bytes(gzip.compress(text.encode()))
+        w, r = load_burstgpt(gz)
+        assert r.rows == len(ROWS) and detect_format(gz) == "burstgpt"
+        assert get_task("trace", path=gz, episode_windows=2).workload(0).tenants[0].name == "conversation"
+    az = tmp_path / "a.csv.gz"
+    az.write_bytes(gzip.compress(b"arrived_at,num_prefill_tokens,num_decode_tokens\n0.5,10,5\n1.5,20,6\n"))
+    for kw in ({}, {"format": "azure"}):
+        t = get_task("trace", path=az, **kw)
+        assert list(t.workload(0).prompt_tokens) == [10, 20]
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(text.encode())[:-20])
+    with pytest.raises(TraceFormatError, match="broken.csv.gz: cannot be read"):
+        load_burstgpt(broken)
 
 
 def test_extra_field_huge_value_unknown_log_type_name_the_line(tmp_path):
@@ -215,3 +225,54 @@ def test_fuzz_valid_looking_csvs(tmp_path):
         text = "\n".join([header] + [",".join(r) for r in rows]) + "\n"
         _fuzz_outcome(tmp_path, text.encode(), "valid_looking.csv")
     run()
+
+
+def test_padding_and_long_lines_are_refused_at_their_line_with_a_short_message(tmp_path):
+    """A valid head followed by megabytes of NUL padding, or one enormous line: the message quotes
+    a bounded excerpt and names the line; the file is never read whole."""
+    head = ("\n".join([HEADER] + ROWS) + "\n").encode()
+    padded = tmp_path / "padded.csv"
+    padded.write_bytes(head + b"\x00" * 20_000_000)
+    long_line = tmp_path / "long.csv"
+    long_line.write_bytes(head + b"5,ChatGPT," + b"9" * 5_000_000 + b",1,1,Conversation log\n")
+    for p, line, fragment in ((padded, 8, "NUL byte"), (long_line, 8, "longer than 4,096 bytes")):
+        for loader in (load_burstgpt, load_azure):
+            with pytest.raises(TraceFormatError) as e:
+                loader(p)
+            msg = str(e.value)
+            assert len(msg) < 400 and f"line {line}" in msg and fragment in msg and str(p) in msg, msg[:500]
+
+
+def test_bad_values_are_quoted_short_and_never_as_numpy_reprs(tmp_path):
+    p = write(tmp_path, [HEADER, "10,ChatGPT,472,18,490,Conversation log", "9.5,ChatGPT,472,18,490,Conversation log"])
+    with pytest.raises(TraceFormatError) as e:
+        load_burstgpt(p)
+    assert "Timestamp '9.5' goes back in time (previous row: '10')" in str(e.value) and "np." not in str(e.value)
+    junk = "x" * 3000
+    p = write(tmp_path, [HEADER, f"10,ChatGPT,{junk},18,490,Conversation log"], name="junk.csv")
+    with pytest.raises(TraceFormatError) as e:
+        load_burstgpt(p)
+    assert len(str(e.value)) < 300 and "3,000 characters" in str(e.value)
+
+
+def test_mixed_time_zones_name_the_file_and_line(tmp_path):
+    p = write(tmp_path, ["TIMESTAMP,ContextTokens,GeneratedTokens", "2023-11-16 18:15:46+00:00,374,44",
+                         "2023-11-16 18:15:50+00:00,396,109", "2023-11-16 18:15:51+02:00,879,55"])
+    with pytest.raises(TraceFormatError) as e:
+        load_azure(p)
+    assert str(p) in str(e.value) and "line 4" in str(e.value) and "another time zone than line 2" in str(e.value)
+    p = write(tmp_path, ["TIMESTAMP,ContextTokens,GeneratedTokens", "2023-11-16 18:15:46,374,44",
+                         "2023-11-16 18:15:50+00:00,396,109"], name="naive.csv")
+    with pytest.raises(TraceFormatError, match="line 3: TIMESTAMP .* another time zone than line 2"):
+        load_azure(p)
+
+
+def test_directories_and_fifos_are_refused_without_reading(tmp_path):
+    import os
+    from igym_marl.workloads import get_task
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    for p, fragment in ((tmp_path, "is a directory"), (fifo, "not a regular file")):
+        for call in (lambda: load_burstgpt(p), lambda: load_azure(p), lambda: get_task("trace", path=p)):
+            with pytest.raises(TraceFormatError, match=fragment):
+                call()
