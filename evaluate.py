@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
+import signal
 import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -81,9 +81,22 @@ def _task_label(ref: str) -> str:
     return "trace" if ref.startswith("{") else ref
 
 
+class Interrupted(Exception):
+    """Ctrl-C during the episodes; `records` holds those that finished."""
+
+    def __init__(self, records: list[dict]):
+        super().__init__("interrupted")
+        self.records = records
+
+
+def _ignore_sigint() -> None:
+    """In worker processes: Ctrl-C is the parent's to handle (it stops them), not theirs to print."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_jobs(jobs: list, workers: int, progress: bool, on_record=None) -> list[dict]:
     """Run every job; records come back in job order. `on_record(records_so_far)` is called as
-    each episode finishes."""
+    each episode finishes. Ctrl-C stops the workers and raises Interrupted with the finished records."""
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
@@ -97,22 +110,34 @@ def run_jobs(jobs: list, workers: int, progress: bool, on_record=None) -> list[d
         if on_record is not None:
             on_record([done[k] for k in sorted(done)])
 
-    if workers <= 1:
-        for i, j in enumerate(jobs):
-            finished(i, _safe_job(j))
-    else:
-        # spawn: a worker must not inherit a lock held by torch or numba threads in the parent
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = {ex.submit(_safe_job, j): i for i, j in enumerate(jobs)}
-            for f in as_completed(futures):
-                i = futures[f]
-                try:
-                    rec = f.result()
-                except Exception as e:  # the worker process itself died
-                    name, task_ref, seed, _ = jobs[i]
-                    rec = {"agent": name, "task": _task_label(task_ref), "seed": seed,
-                           "error": f"worker failed: {type(e).__name__}: {e}"}
-                finished(i, rec)
+    try:
+        if workers <= 1:
+            for i, j in enumerate(jobs):
+                finished(i, _safe_job(j))
+        else:
+            # spawn: a worker must not inherit a lock held by torch or numba threads in the parent
+            ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_ignore_sigint)
+            try:
+                futures = {ex.submit(_safe_job, j): i for i, j in enumerate(jobs)}
+                for f in as_completed(futures):
+                    i = futures[f]
+                    try:
+                        rec = f.result()
+                    except Exception as e:  # the worker process itself died
+                        name, task_ref, seed, _ = jobs[i]
+                        rec = {"agent": name, "task": _task_label(task_ref), "seed": seed,
+                               "error": f"worker failed: {type(e).__name__}: {e}"}
+                    finished(i, rec)
+            except KeyboardInterrupt:
+                for proc in list(getattr(ex, "_processes", {}).values()):  # running episodes are abandoned
+                    proc.terminate()
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+            ex.shutdown()
+    except KeyboardInterrupt:
+        bar.close()
+        raise Interrupted([done[k] for k in sorted(done)]) from None
     bar.close()
     return [done[k] for k in sorted(done)]
 
@@ -256,20 +281,15 @@ def task_refs(args, error) -> list[str]:
 
 
 def prepare_outputs(args, error) -> None:
-    """Create the folders of every output path and check they are writable, before any episode runs."""
+    """Create the folders of every output path and check, by creating the file, that it can be
+    written, before any episode runs."""
+    from agents.outputs import check_output_file
     for flag in ("out", "markdown", "plot", "timeline"):
         path = getattr(args, flag)
-        if path is None:
-            continue
-        p = Path(path)
-        if p.is_dir():
-            error(f"--{flag} {path}: is a folder; give a file path")
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            error(f"--{flag} {path}: cannot create its folder ({e.strerror})")
-        if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-            error(f"--{flag} {path}: not writable")
+        if path is not None:
+            problem = check_output_file(path, f"--{flag}")
+            if problem:
+                error(problem)
 
 
 def write_records(records: list[dict], path: str) -> None:
@@ -285,11 +305,14 @@ def main(argv=None) -> int:
     EVAL_START, EVAL_END = EVAL_SEEDS.start, EVAL_SEEDS.stop
     agents = list(COMPARE) if args.compare else split_agents(args.agent)
     refs = task_refs(args, ap.error)
-    if args.seeds:
+    if args.seeds is not None:
         try:
             seeds = [int(s) for s in args.seeds.split(",")]
         except ValueError:
             ap.error(f"--seeds {args.seeds!r}: expected comma-separated integers")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            ap.error(f"--seeds: {', '.join(map(str, repeated))} given more than once; an episode counts once")
         bad = [s for s in seeds if not EVAL_START <= s < EVAL_END]
         if bad:
             ap.error(f"--seeds {bad}: evaluation seeds must lie in {EVAL_START}..{EVAL_END - 1} "
@@ -309,11 +332,17 @@ def main(argv=None) -> int:
             ap.error(f"--agent {a}: {e}")
     jobs = [(a, ref, s, options) for a in agents for ref in refs for s in seeds]
     on_record = (lambda recs: write_records(recs, args.out)) if args.out else None
-    results = run_jobs(jobs, args.workers, not args.no_progress, on_record)
+    interrupted = False
+    try:
+        results = run_jobs(jobs, args.workers, not args.no_progress, on_record)
+    except Interrupted as stop:  # Ctrl-C: keep and report what finished, quietly
+        results, interrupted = stop.records, True
+        print(f"\ninterrupted: {len(results)} of {len(jobs)} episodes finished; reporting those", file=sys.stderr)
     records = [r for r in results if "error" not in r]
     failures = [r for r in results if "error" in r]
     written = []
     if args.out:
+        write_records(results, args.out)
         written.append(args.out)
         if records:
             import pandas as pd
@@ -349,7 +378,7 @@ def main(argv=None) -> int:
         if args.plot:
             plot_scores(rows, args.plot)
             written.append(args.plot)
-    if args.timeline and records:
+    if args.timeline and records and not interrupted:
         first = next(r for r in results if "error" not in r)
         ref = next(ref for ref in refs if _task_label(ref) == first["task"])
         score = save_timeline_of(first["agent"], ref, first["seed"], options, args.timeline)
@@ -357,6 +386,8 @@ def main(argv=None) -> int:
         written.append(args.timeline)
     for path in written:
         print(f"wrote {path}")
+    if interrupted:
+        return 130
     if failures:
         print(f"\n{len(failures)} of {len(results)} episodes failed:", file=sys.stderr)
         for f in failures[:10]:

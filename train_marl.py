@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from agents.algos import ALGOS, make_learner, policy_rows
+from agents.outputs import check_output_dir
 from agents.evaluation import run_episode
 from agents.frozen import parse_freeze
 from agents.networks import load_checkpoint, save_checkpoint
@@ -60,6 +61,8 @@ from igym_marl.envs import AGENTS
 from igym_marl.workloads import EVAL_SEEDS, get_task
 
 EVAL_START = EVAL_SEEDS.start
+SEED_BLOCK = 100_000  # training episode seeds of run seed s: SEED_BLOCK x s + i
+MAX_SEED = EVAL_START // SEED_BLOCK - 1
 RESUMABLE = ("steps", "progress")  # what --resume may change
 
 
@@ -188,14 +191,28 @@ def validate(args: Args, error) -> None:
                      ("warm_episodes", 1), ("warm_epochs", 0), ("dagger_rounds", 0)):
         if getattr(args, name) < lo:
             error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= {lo}")
-    for name in ("lr", "gamma", "gae_lambda", "clip", "max_grad_norm"):
-        if not getattr(args, name) > 0:
-            error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be > 0")
+    for name, lo, hi, what in (("lr", 0.0, 1.0, "in (0, 1]"), ("gamma", 0.0, 1.0, "a discount in (0, 1]"),
+                               ("clip", 0.0, 1.0, "in (0, 1]"), ("max_grad_norm", 0.0, 1e6, "in (0, 1e6]")):
+        v = getattr(args, name)
+        if not (math.isfinite(v) and lo < v <= hi):
+            error(f"--{name.replace('_', '-')} {v}: must be {what}")
+    if not (math.isfinite(args.gae_lambda) and 0.0 <= args.gae_lambda <= 1.0):
+        error(f"--gae-lambda {args.gae_lambda}: must be in [0, 1]")
     if not 0 <= args.bc_smoothing < 1:
         error(f"--bc-smoothing {args.bc_smoothing}: must be in [0, 1)")
-    for name in ("ent_coef", "vf_coef", "bc_coef", "bc_until"):
-        if not getattr(args, name) >= 0:
-            error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
+    for name in ("ent_coef", "vf_coef", "bc_coef"):
+        v = getattr(args, name)
+        if not (math.isfinite(v) and 0.0 <= v <= 1e3):
+            error(f"--{name.replace('_', '-')} {v}: must be a weight in [0, 1000]")
+    if not 0.0 <= args.bc_until <= 1.0:
+        error(f"--bc-until {args.bc_until}: must be a share of the training steps in [0, 1]")
+    if not 0 <= args.seed <= MAX_SEED:
+        error(f"--seed {args.seed}: must be in 0..{MAX_SEED}: each training seed owns a block of "
+              f"{SEED_BLOCK:,} training episode seeds below {EVAL_START:,}, where the evaluation seeds begin")
+    samples = args.num_envs * args.rollout
+    if args.minibatches > samples:
+        error(f"--minibatches {args.minibatches}: more than the {samples} samples of an update (--num-envs "
+              f"{args.num_envs} x --rollout {args.rollout})")
     if args.warm_start not in (*TEACHERS, "none"):
         error(f"--warm-start {args.warm_start!r}: allowed {', '.join(TEACHERS)}, none")
     if args.credit not in CREDITS:
@@ -212,6 +229,9 @@ def validate(args: Args, error) -> None:
         error(str(e))
     if not args.out:
         args.out = f"runs/{args.task}-{args.algo}-s{args.seed}"
+    problem = check_output_dir(args.out, "--out")
+    if problem:
+        error(problem)
 
 
 # ---------------------------------------------------------------------------------- the run folder
@@ -356,7 +376,7 @@ def train(args: Args) -> dict:
         warm = blob.get("warm_start", {})
     run.open_logs(args, step)
     teacher = None if args.warm_start == "none" else args.warm_start
-    envs = VecEnv(args.env_kwargs, E, seed_base=100_000 * args.seed, policy={"algo": args.algo, "hidden": args.hidden},
+    envs = VecEnv(args.env_kwargs, E, seed_base=SEED_BLOCK * args.seed, policy={"algo": args.algo, "hidden": args.hidden},
                   seed=args.seed, workers=args.workers, frozen=frozen, credit=args.credit,
                   reference=args.cf_reference, teacher=teacher, episodes_done=episodes_done)
     envs.reset()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,16 @@ def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) ->
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} is not a file (a folder or a device?); give a .pt file written by "
+                         f"train_marl.py")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty: not a checkpoint (an interrupted copy?)")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(16)
+        raise ValueError(f"checkpoint {path} is not a torch checkpoint: torch.save writes a zip archive, and this "
+                         f"file begins {head!r}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a pickle with code, a truncated or foreign file

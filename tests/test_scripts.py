@@ -42,10 +42,50 @@ def test_evaluate_writes_records_summary_and_plots(tmp_path):
     (["--agent", "heuristic", "--trace-load", "0.8"], "apply to --trace PATH"),
     (["--agent", "heuristic", "--task", "static_workload,chess"], "task='chess' is unknown"),
     (["--agent", "constant:batch_cap=64,kv_budget_fraction=0.25"], "kv_budget_fraction"),
+    (["--agent", "heuristic", "--seeds", "1000000,1000000"], "1000000 given more than once"),
+    (["--agent", "heuristic", "--seeds", ""], "--seeds '': expected comma-separated integers"),
+    (["--agent", "heuristic", "--out", "/proc/x.json"], "--out /proc/x.json: cannot be written"),
+    (["--agent", "heuristic", "--markdown", "/proc/version/t.md"], "--markdown /proc/version/t.md: cannot create"),
+    (["--agent", "mappo", "--task", "bursty_workload", "--checkpoint", "/etc/passwd"],
+     "is not a torch checkpoint: torch.save writes a zip archive, and this file begins b'root:"),
 ])
 def test_evaluate_bad_input(args, fragment):
     r = run("evaluate.py", *args, "--no-progress")
     assert r.returncode == 2 and fragment in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("content, fragment", [(b"", "is empty"), (b"hello, not a checkpoint\n",
+                                                                   "begins b'hello, not a che'")])
+def test_evaluate_names_what_a_bad_checkpoint_is_not(tmp_path, content, fragment):
+    ck = tmp_path / "ck.pt"
+    ck.write_bytes(content)
+    r = run("evaluate.py", "--agent", "mappo", "--task", "bursty_workload", "--checkpoint", str(ck), "--no-progress")
+    assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_evaluate_ctrl_c_keeps_what_finished_quietly(tmp_path):
+    """SIGINT mid-run: no traceback, the finished episodes are written (JSON and CSV) and summed up."""
+    import signal
+    import time
+    out = tmp_path / "r.json"
+    for workers in ("1", "2"):
+        proc = subprocess.Popen([sys.executable, "evaluate.py", "--agent", "vllm-default,heuristic", "--task",
+                                 "static_workload", "--episodes", "6", "--workers", workers, "--out", str(out),
+                                 "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (out.exists() and json.loads(out.read_text() or "[]")):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+        assert "interrupted:" in stderr and "of 12 episodes finished" in stderr
+        recs = json.loads(out.read_text())
+        assert 1 <= len(recs) < 12 and all("score" in x for x in recs)
+        assert out.with_suffix(".csv").read_text().count("\n") == len(recs) + 1
+        assert "| vllm-default |" in stdout or "| heuristic |" in stdout
+        out.unlink()
+        out.with_suffix(".csv").unlink()
 
 
 def test_evaluate_help_shows_defaults():

@@ -52,6 +52,14 @@ def test_help_lists_every_hyperparameter_with_its_default():
     (["--algo", "ppo-single", "--credit", "counterfactual"], "multi-agent algorithms"),
     (["--warm-start", "clairvoyant"], "--warm-start 'clairvoyant'"), (["--credit", "shapley"], "--credit 'shapley'"),
     (["--trace", "/no/such.csv"], "no such trace file"), (["--resume", "--force"], "give one"),
+    (["--gamma", "2"], "--gamma 2.0: must be a discount in (0, 1]"), (["--gamma", "nan"], "--gamma nan"),
+    (["--lr", "inf"], "--lr inf"), (["--gae-lambda", "1.5"], "--gae-lambda 1.5"),
+    (["--ent-coef", "-1"], "--ent-coef -1.0"), (["--bc-until", "3"], "--bc-until 3.0"),
+    (["--minibatches", "100000", "--steps", "64"], "--minibatches 100000: more than the 800 samples"),
+    (["--seed", "-1"], "--seed -1: must be in 0..9"), (["--seed", "99999999999999999999"], "must be in 0..9"),
+    (["--seed", "10"], "evaluation seeds begin"),
+    (["--out", "/proc/run"], "--out /proc/run: cannot create the folder"),
+    (["--out", "/proc/version"], "--out /proc/version: is a file"),
 ])
 def test_bad_arguments(argv, fragment, capsys):
     with pytest.raises(SystemExit) as e:

@@ -316,7 +316,7 @@ def _emit(ri, rf, si, tf, rid, n_tokens, t1, ev, ev_n, itl, edges, gap_cache):
     ri[rid, GEN] += n_tokens
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                ri, rf, si, sf, run, q, qh, ql, cnt, ev, ev_n, itl, edges, pf_ids, pf_chunk, oldest_arr):
     """Simulate from sf[0] (the clock) until the clock reaches t_end (the last iteration may end
