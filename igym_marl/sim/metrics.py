@@ -25,7 +25,7 @@ from numba import njit
 from .layout import (ABANDONED, ARR, EV_ABANDONED, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH, FINISHED, FIRST, OUT,
                      REJECTED, RUNNING, SLO, SLO_MET, STATUS, TEN, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS, W_KV_BLOCK_S, W_MAX_ITER_S,
                      W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED, W_SPEC_ACCEPTED, W_SPEC_PROPOSED,
-                     WAITING, PROMPT)
+                     WAITING, PROMPT, W_ADMIT_PROMPT_TOK, W_CACHED_BLOCK_S, W_HIT_TOK)
 
 NAN = float("nan")
 
@@ -203,6 +203,9 @@ class WindowMetrics(_NanEqual):
     kv_capacity_blocks: int
     kv_occupancy: float  # used / capacity at the window's end
     kv_occupancy_mean: float  # time-averaged over the window's busy iterations and idle time
+    kv_cached_blocks: int  # free blocks still holding reusable KV at the window's end (prefix cache)
+    kv_cached_share: float  # their time-averaged share of the pool over the window
+    prefix_hit_rate: float  # prompt tokens found cached / prompt tokens of the window's first admissions (NaN if none)
     gpu_memory_used_gb: float  # weights + activation reserve + KV pool at the budget, all GPUs
     kv_used_gb: float
     preemptions: int  # eviction events (recompute preemptions)
@@ -277,6 +280,9 @@ def window_metrics(*, t_start, seconds, clock, ri, rf, cnt, ev, ev_n, itl, edges
         kv_blocks_used=used, kv_capacity_blocks=cap,
         kv_occupancy=used / cap if cap else 0.0,
         kv_occupancy_mean=float(cnt[W_KV_BLOCK_S]) / span / cap if cap else 0.0,
+        kv_cached_blocks=int(si_state["cached"]),
+        kv_cached_share=float(cnt[W_CACHED_BLOCK_S]) / span / cap if cap else 0.0,
+        prefix_hit_rate=float(cnt[W_HIT_TOK] / cnt[W_ADMIT_PROMPT_TOK]) if cnt[W_ADMIT_PROMPT_TOK] else NAN,
         gpu_memory_used_gb=gpu_memory_used_gb, kv_used_gb=kv_used_gb, preemptions=int(cnt[W_EVICT]),
         spec_proposed_tokens=proposed, spec_accepted_tokens=int(cnt[W_SPEC_ACCEPTED]),
         spec_acceptance_rate=cnt[W_SPEC_ACCEPTED] / proposed if proposed else NAN,
@@ -318,6 +324,7 @@ class EpisodeMetrics(_NanEqual):
     preemptions: int
     spec_acceptance_rate: float
     cost_per_1k_tokens: float
+    prefix_hit_rate: float  # prompt tokens found cached / prompt tokens of first admissions (NaN if none)
     latency: LatencyStats
     tenants: tuple[TenantEpisode, ...]
 
@@ -355,6 +362,7 @@ def episode_metrics(*, duration_s, ri, rf, n_arrived, totals, itl_total, edges, 
         throughput_tps=tokens / duration_s if duration_s else NAN, preemptions=int(totals[W_EVICT]),
         spec_acceptance_rate=float(totals[W_SPEC_ACCEPTED] / proposed) if proposed else NAN,
         cost_per_1k_tokens=usd_per_hour * duration_s / 3600.0 / (tokens / 1000.0) if tokens else NAN,
+        prefix_hit_rate=float(totals[W_HIT_TOK] / totals[W_ADMIT_PROMPT_TOK]) if totals[W_ADMIT_PROMPT_TOK] else NAN,
         latency=latency_stats(first, fin, ri, rf, itl_total.sum(axis=0), edges), tenants=tuple(per))
 
 

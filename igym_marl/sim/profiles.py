@@ -165,6 +165,9 @@ class EngineProfile:
       log2 law fits better than one cost per extra worker (docs/fidelity.md).
     seq_overhead_s: per sequence in the batch (sampling, detokenization, block tables).
     description: which engine, on which host, and how the figures were obtained.
+    api_overhead_s: client-visible latency outside the engine loop (HTTP, tokenization, handing
+      the request to the engine and each result back): added to every request's first token and
+      completion as its client sees them; it takes no engine time.
     """
 
     name: str
@@ -172,11 +175,12 @@ class EngineProfile:
     tp_overhead_s: float
     seq_overhead_s: float
     description: str
+    api_overhead_s: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"EngineProfile name={self.name!r} must be a non-empty string")
-        for f in ("iter_overhead_s", "tp_overhead_s", "seq_overhead_s"):
+        for f in ("iter_overhead_s", "tp_overhead_s", "seq_overhead_s", "api_overhead_s"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= 1.0):
                 raise ValueError(f"EngineProfile {f}={v!r} must be a number of seconds in [0, 1]")

@@ -28,12 +28,20 @@ One scheduling step (vLLM-style, iteration-level):
 4. Preemption is by recompute (vLLM V1): the victim (the last in the running list; under
    priority routing the lowest-priority one, latest arrival among them) frees its blocks and
    returns to the front of its queue; it must prefill its prompt plus the tokens generated so far
-   again. With ``prefix_caching`` its full blocks of computed KV stay in the free pool as cached
-   blocks, behind the blocks that were free before; fresh allocations take free blocks from the
-   front, so the victim's cache survives until as many blocks have been allocated as were free
-   ahead of it (its tail block goes first). When it is admitted again, the blocks still cached
-   count as computed (block-aligned, at most its tokens less one).
-5. The batch is priced by the cost model (plus k draft-model steps, each ``draft_cost_ratio`` of a
+   again.
+5. **The KV pool and its prefix cache** (``prefix_caching``, vLLM V1's automatic prefix caching).
+   Every block is explicit here. The free blocks form a queue in LRU order; allocation takes
+   blocks from its head and evicts the KV they held. A computed full block whose position has a
+   workload key is registered under it, unless a block with that key already exists (then the
+   request registers nothing more this admission: its copy stays its own). A released request
+   appends its blocks at the tail, its tail first: its own uncomputed or partial blocks, then (when
+   preempted) its own computed blocks, still reusable by it alone, then its keyed blocks, last
+   first, each as its last user lets go of it. Admission walks the request's keys from its first
+   block and reuses the longest chain it finds (no compute; a block no one holds leaves the free
+   queue), at most its tokens less one; then, if its own cached blocks start exactly where that
+   chain ends, those too (otherwise it forgets them). Shrinking the budget takes blocks from the
+   queue's head (preempting until the held blocks fit); growing it puts empty blocks at the head.
+6. The batch is priced by the cost model (plus k draft-model steps, each ``draft_cost_ratio`` of a
    decode step's GPU time plus a full engine step's CPU overhead) and the clock advances. A prefill that completes delivers one token; each decode pass
    delivers 1 + the accepted draft tokens (each accepted in turn with probability
    a = a0 x H / (H + context), H = ``acceptance_half_context``), capped at the output length.
@@ -42,17 +50,18 @@ One scheduling step (vLLM-style, iteration-level):
 from __future__ import annotations
 
 import copy
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import cost_model as cm
-from .layout import (ABANDONED, ADMIT, BLOCKS, CACHE_AT, CACHE_BLOCKS, DONE, DRAWS, EV_ABANDONED, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
-                     FINISHED, FIRST, GEN, KEY, LAST, NPRE, REJECTED, RUNNING, S_ADMIT_CTR,
-                     S_ALLOC_CTR, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED,
-                     SLO_OPEN, STATUS, TARGET, W_ARRIVED, W_BUSY_S, W_DECODE_TOK, W_EVICT, W_ITERS,
-                     W_ABANDONED, W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
+from .layout import (ABANDONED, ADMIT, BLOCKS, DONE, DRAWS, EV_ABANDONED, EV_DECIDED, EV_FINISHED, EV_FIRST, FINISH,
+                     FINISHED, FIRST, FROZEN, GEN, HIT, KEY, LAST, NPRE, NSH, OWN_NODE, OWN_START, REJECTED, RUNNING,
+                     S_ADMIT_CTR, S_CACHED, S_CAP, S_CAP_NEXT, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM,
+                     S_PRE_CTR, S_WATERMARK, SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TARGET, W_ABANDONED,
+                     W_ADMIT_PROMPT_TOK, W_ARRIVED, W_BUSY_S, W_CACHED_BLOCK_S, W_DECODE_TOK, W_EVICT, W_HIT_TOK,
+                     W_ITERS, W_KV_BLOCK_S, W_MAX_ITER_S, W_PREFILL_ITERS, W_PREFILL_TOK, W_REJECTED,
                      W_SPEC_ACCEPTED, W_SPEC_PROPOSED, WAITING)
 from .simulator import Simulator
 from .types import Knobs
@@ -81,7 +90,6 @@ class Request:
     target: int = 0  # tokens the current prefill must compute (prompt, + generated after preemption)
     done: int = 0  # prefill tokens computed so far
     generated: int = 0
-    blocks: int = 0
     first_s: float = float("nan")
     finish_s: float = float("nan")
     last_s: float = float("nan")
@@ -90,8 +98,19 @@ class Request:
     slo: int = SLO_OPEN
     key: int = 0
     draws: int = 0
-    cache_at: int = 0  # the allocation count at which its cached blocks start being evicted
-    cache_blocks: int = 0  # full blocks of computed KV left in the prefix cache at its preemption
+    keys: tuple = ()  # the workload's keys of its blocks, in order
+    table: list = None  # the blocks it holds, in order (its first nsh are keyed)
+    nsh: int = 0
+    frozen: bool = False
+    own_start: int | None = None  # after a preemption: where its own cached blocks begin
+    hit: int = 0  # prompt tokens its first admission found cached
+
+    def __post_init__(self):
+        self.table = []
+
+    @property
+    def blocks(self) -> int:
+        return len(self.table)
 
     @property
     def decoding(self) -> bool:
@@ -104,21 +123,38 @@ class ReferenceSimulator(Simulator):
     def reset(self, workload, seed=None, knobs: Knobs | None = None) -> None:
         super().reset(workload, seed, knobs)
         self.reqs = [Request(i, int(workload.tenant[i]), float(workload.arrival_s[i]), int(workload.prompt_tokens[i]),
-                             int(workload.output_tokens[i]), target=int(workload.prompt_tokens[i]))
+                             int(workload.output_tokens[i]), target=int(workload.prompt_tokens[i]),
+                             keys=tuple(int(k) for k in workload.keys_of(i)))
                      for i in range(len(workload))]
         self.queues = [deque() for _ in workload.tenants]
         self.running: list[Request] = []
         self.next_arrival = 0
         self.admit_ctr = 0
         self.preempt_ctr = 0
-        self.alloc_ctr = 0
+        # the pool, block by block: the free queue (LRU order), what each block holds, who uses it
+        self.fq: OrderedDict = OrderedDict((b, None) for b in range(int(self.si[S_CAP])))
+        self.reserve = list(range(int(self.si[S_CAP]), self.max_blocks))
+        self.holds: dict[int, tuple] = {}  # block -> ("s", key) or ("p", rid, j)
+        self.cache: dict[tuple, int] = {}  # ("s", key) / ("p", rid, j) -> block
+        self.refs: dict[int, int] = {}  # keyed block -> requests holding it
+        self.capacity = int(self.si[S_CAP])
+
+    def add_requests(self, arrival_s, prompt_tokens, output_tokens, tenant, key_ptr=None, block_keys=None):
+        rows = super().add_requests(arrival_s, prompt_tokens, output_tokens, tenant, key_ptr, block_keys)
+        if rows.size:
+            del self.reqs[int(rows[0]):]  # clone_with_future drops the requests not yet arrived
+        for i in rows:
+            i = int(i)
+            self.reqs.append(Request(i, int(self.ri[i, 2]), float(self.rf[i, 0]), int(self.ri[i, 0]),
+                                     int(self.ri[i, 1]), target=int(self.ri[i, 0]),
+                                     keys=tuple(int(k) for k in self.keys[self.kptr[i]:self.kptr[i + 1]])))
+        return rows
 
     def clone(self) -> "ReferenceSimulator":
         new = super().clone()
         memo: dict = {}  # one memo: a request in a queue and in the running list stays one object
-        new.reqs = copy.deepcopy(self.reqs, memo)
-        new.queues = copy.deepcopy(self.queues, memo)
-        new.running = copy.deepcopy(self.running, memo)
+        for name in ("reqs", "queues", "running", "fq", "reserve", "holds", "cache", "refs"):
+            setattr(new, name, copy.deepcopy(getattr(self, name), memo))
         return new
 
     # ------------------------------------------------------------------ rules
@@ -133,6 +169,78 @@ class ReferenceSimulator(Simulator):
     def _blocks(self, tokens: int) -> int:
         return -(-tokens // self.config.block_tokens)
 
+    # ---- the pool
+    def _evict_head(self) -> int:
+        b, _ = self.fq.popitem(last=False)
+        held = self.holds.pop(b, None)
+        if held is not None:
+            del self.cache[held]
+            self.refs.pop(b, None)
+        return b
+
+    def _cached_free(self) -> int:
+        """Free blocks that still hold reusable KV: every block holding a key, but the keyed ones in use."""
+        return len(self.holds) - sum(1 for n in self.refs.values() if n > 0)
+
+    def _take(self, k: int) -> list[int]:
+        return [self._evict_head() for _ in range(k)]
+
+    def _computed(self, r: Request) -> int:
+        return r.done if not r.decoding else r.prompt + r.generated - 1
+
+    def _release(self, r: Request, cache_own: bool) -> None:
+        bt = self.config.block_tokens
+        own = r.table[r.nsh:]
+        cached = max(0, min(self._computed(r) // bt, len(r.table)) - r.nsh) if cache_own else 0
+        for b in own[cached:]:
+            self.fq[b] = None
+        for j in range(cached - 1, -1, -1):
+            b = own[j]
+            held = ("p", r.rid, r.nsh + j)
+            self.holds[b] = held
+            self.cache[held] = b
+            self.fq[b] = None
+        r.own_start = r.nsh if cached else None
+        for b in reversed(r.table[: r.nsh]):
+            self.refs[b] -= 1
+            if self.refs[b] == 0:
+                self.fq[b] = None
+        r.table, r.nsh, r.frozen = [], 0, False
+
+    def _disown(self, r: Request) -> None:
+        if r.own_start is not None:
+            j = r.own_start
+            while ("p", r.rid, j) in self.cache:
+                self.holds.pop(self.cache.pop(("p", r.rid, j)))
+                j += 1
+            r.own_start = None
+
+    def _register(self, r: Request) -> None:
+        bt = self.config.block_tokens
+        top = min(min(self._computed(r) // bt, len(r.table)), len(r.keys))
+        while r.nsh < top:
+            key = ("s", r.keys[r.nsh])
+            if key in self.cache:
+                r.frozen = True
+                return
+            b = r.table[r.nsh]
+            self.cache[key] = b
+            self.holds[b] = key
+            self.refs[b] = 1
+            r.nsh += 1
+
+    def _resize(self, target: int) -> None:
+        if target > self.capacity:
+            new = [self.reserve.pop() for _ in range(target - self.capacity)]
+            for b in reversed(new):
+                self.fq[b] = None
+                self.fq.move_to_end(b, last=False)
+        elif target < self.capacity:
+            while len(self.fq) < self.capacity - target and self.running:
+                self._preempt()
+            self.reserve.extend(self._take(self.capacity - target))
+        self.capacity = target
+
     def _preempt(self) -> None:
         victim = self.running[-1]
         if self._priority:
@@ -142,12 +250,7 @@ class ReferenceSimulator(Simulator):
                         self._prio(r) == self._prio(victim) and r.arrival_s > victim.arrival_s):
                     victim = r
         self.running.remove(victim)
-        if self.config.prefix_caching:
-            computed = victim.done if not victim.decoding else victim.prompt + victim.generated - 1
-            victim.cache_blocks = min(computed // self.config.block_tokens, victim.blocks)
-            victim.cache_at = self.alloc_ctr + self.free
-        self.free += victim.blocks
-        victim.blocks = 0
+        self._release(victim, self.config.prefix_caching)
         victim.target = victim.prompt + victim.generated
         victim.done = 0
         victim.status = WAITING
@@ -172,18 +275,11 @@ class ReferenceSimulator(Simulator):
             while q and np.isnan(q[0].first_s) and clock - q[0].arrival_s > timeout:
                 r = q.popleft()
                 r.status = ABANDONED
-                r.cache_blocks = 0
+                self._disown(r)
                 r.finish_s = clock
                 self.cnt[W_ABANDONED] += 1
                 self._events[EV_ABANDONED].append(r.rid)
                 self._decide(r, SLO_MISSED)
-
-    def _cached_tokens(self, r: Request) -> int:
-        bt = self.config.block_tokens
-        left = r.cache_blocks - max(0, self.alloc_ctr - r.cache_at)
-        if r.cache_blocks <= 0 or left <= 0:
-            return 0
-        return min(left * bt, (r.target - 1) // bt * bt)
 
     def _admit(self, clock: float, token_room: int | None, chunk_room: int | None):
         bt = self.config.block_tokens
@@ -195,24 +291,52 @@ class ReferenceSimulator(Simulator):
             if self._blocks(r.target) > self.capacity - self.watermark:
                 self.queues[t].popleft()
                 r.status = REJECTED
-                r.cache_blocks = 0
+                self._disown(r)
                 r.finish_s = clock
                 self.cnt[W_REJECTED] += 1
                 self._decide(r, SLO_MISSED)
                 continue
-            hit = self._cached_tokens(r)
+            limit = (r.target - 1) // bt
+            chain = []
+            if self.config.prefix_caching:
+                for key in r.keys[:limit]:
+                    b = self.cache.get(("s", key))
+                    if b is None:
+                        break
+                    chain.append(b)
+            m = len(chain)
+            own = 0
+            if r.own_start == m:
+                while ("p", r.rid, m + own) in self.cache:
+                    own += 1
+            hit = (m + own) * bt
             if token_room is not None and r.target - hit > token_room:
                 return None
             need = self._blocks(r.target if chunk_room is None else min(r.target, hit + chunk_room))
-            if self.free - need < self.watermark:
+            new = need - m - own
+            if len(self.fq) - (new + sum(b in self.fq for b in chain) + own) < self.watermark:
                 return None
             self.queues[t].popleft()
-            self.free -= need
-            self.alloc_ctr += need - hit // bt
-            r.blocks = need
+            for b in chain:
+                self.fq.pop(b, None)
+                self.refs[b] += 1
+            mine = []
+            for j in range(m, m + own):
+                b = self.cache.pop(("p", r.rid, j))
+                del self.holds[b]
+                del self.fq[b]
+                mine.append(b)
+            if not own:
+                self._disown(r)
+            r.own_start = None
+            r.table = chain + mine + self._take(new)
+            r.nsh, r.frozen = m, False
             r.done = hit
-            r.cache_blocks = 0
             r.status = RUNNING
+            if r.admit == 0:
+                r.hit = hit
+                self.cnt[W_ADMIT_PROMPT_TOK] += r.prompt
+                self.cnt[W_HIT_TOK] += hit
             self.admit_ctr += 1
             r.admit = self.admit_ctr
             self.running.append(r)
@@ -223,12 +347,10 @@ class ReferenceSimulator(Simulator):
         extra = self._blocks(tokens) - r.blocks
         if extra <= 0:
             return
-        while self.free < extra and r.status == RUNNING:
+        while len(self.fq) < extra and r.status == RUNNING:
             self._preempt()
         if r.status == RUNNING:
-            self.free -= extra
-            self.alloc_ctr += extra
-            r.blocks += extra
+            r.table += self._take(extra)
 
     def _grow_decodes(self, k: int) -> None:
         for r in list(self.running):
@@ -237,6 +359,7 @@ class ReferenceSimulator(Simulator):
 
     def _emit(self, r: Request, n_tokens: int, t1: float) -> None:
         ten = self.workload.tenants[r.tenant]
+        t1 += self._api
         if r.generated == 0 and np.isnan(r.first_s):
             r.first_s = t1
             self._events[EV_FIRST].append(r.rid)
@@ -250,10 +373,9 @@ class ReferenceSimulator(Simulator):
 
     def _finish(self, r: Request, t1: float) -> None:
         ten = self.workload.tenants[r.tenant]
-        r.finish_s = t1
+        r.finish_s = t1 + self._api
         r.status = FINISHED
-        self.free += r.blocks
-        r.blocks = 0
+        self._release(r, False)
         self._events[EV_FINISHED].append(r.rid)
         ok = r.first_s - r.arrival_s <= ten.ttft_slo_ms / 1e3
         if r.output > 1:
@@ -265,12 +387,12 @@ class ReferenceSimulator(Simulator):
         k = knobs.speculation_depth
         self._priority = knobs.priority_routing
         self._events = {EV_DECIDED: [], EV_FIRST: [], EV_FINISHED: [], EV_ABANDONED: []}
-        self.capacity, self.free, self.watermark = int(self.si[S_CAP]), int(self.si[S_FREE]), int(self.si[S_WATERMARK])
+        self.watermark = int(self.si[S_WATERMARK])
+        self._api = float(self._prm[6])
         c = self._consts[knobs.quantization_tier]
         cfg = self.config
         clock = float(self.sf[0])
-        while self.free < 0 and self.running:
-            self._preempt()
+        self._resize(int(self.si[S_CAP_NEXT]))
         while True:
             while self.next_arrival < len(self.reqs) and self.reqs[self.next_arrival].arrival_s <= clock:
                 r = self.reqs[self.next_arrival]
@@ -355,8 +477,11 @@ class ReferenceSimulator(Simulator):
             self.cnt[W_BUSY_S] += dt
             self.cnt[W_MAX_ITER_S] = max(self.cnt[W_MAX_ITER_S], dt)
             self.cnt[W_PREFILL_ITERS] += prefill_only
-            self.cnt[W_KV_BLOCK_S] += float(self.capacity - self.free) * dt
+            self.cnt[W_KV_BLOCK_S] += float(self.capacity - len(self.fq)) * dt
+            self.cnt[W_CACHED_BLOCK_S] += float(self._cached_free()) * dt
+            computed = set()
             for r in decodes:
+                computed.add(r.rid)
                 n_tok = 1
                 if k > 0:
                     h = cfg.acceptance_half_context
@@ -373,14 +498,23 @@ class ReferenceSimulator(Simulator):
                 self.cnt[W_DECODE_TOK] += n_tok
                 self._emit(r, n_tok, t1)
             for r, ch in chunks:
+                computed.add(r.rid)
                 r.done += ch
                 self.cnt[W_PREFILL_TOK] += ch
                 if r.decoding:
                     self.cnt[W_DECODE_TOK] += 1
                     self._emit(r, 1, t1)
-            for r in [r for r in self.running if r.generated >= r.output]:
-                self.running.remove(r)
-                self._finish(r, t1)
+            if cfg.prefix_caching:
+                for r in self.running:  # in running order, as the kernel
+                    if r.rid in computed and not r.frozen and r.nsh < len(r.keys):
+                        self._register(r)
+                    if r.generated >= r.output:
+                        self._finish(r, t1)
+                self.running = [r for r in self.running if r.status == RUNNING]
+            else:
+                for r in [r for r in self.running if r.generated >= r.output]:
+                    self.running.remove(r)
+                    self._finish(r, t1)
             clock = t1
         for r in [r for q in self.queues for r in q] + self.running:
             if np.isnan(r.first_s) and clock - r.arrival_s > self.workload.tenants[r.tenant].ttft_slo_ms / 1e3:
@@ -393,8 +527,12 @@ class ReferenceSimulator(Simulator):
             i = r.rid
             for row, v in ((STATUS, r.status), (TARGET, r.target), (DONE, r.done), (GEN, r.generated),
                            (BLOCKS, r.blocks), (ADMIT, r.admit), (NPRE, r.preemptions), (SLO, r.slo), (KEY, r.key),
-                           (DRAWS, r.draws), (CACHE_AT, r.cache_at), (CACHE_BLOCKS, r.cache_blocks)):
+                           (DRAWS, r.draws), (NSH, r.nsh), (FROZEN, int(r.frozen)), (HIT, r.hit)):
                 self.ri[i, row] = v
+            # OWN_NODE is the kernel's node id: here only whether there is one (>= 0) or not (-1)
+            has_own = r.own_start is not None and ("p", r.rid, r.own_start) in self.cache
+            self.ri[i, OWN_NODE] = 0 if has_own else -1
+            self.ri[i, OWN_START] = r.own_start if has_own else 0
             self.rf[i, FIRST], self.rf[i, FINISH], self.rf[i, LAST] = r.first_s, r.finish_s, r.last_s
         for e, ids in self._events.items():
             self.ev_n[e] = len(ids)
@@ -411,8 +549,25 @@ class ReferenceSimulator(Simulator):
         self.si[S_NRUN] = len(self.running)
         self.run[: len(self.running)] = [r.rid for r in self.running]
         self.si[S_NEXT] = self.next_arrival
-        self.si[S_FREE] = self.free
+        self.si[S_FREE] = len(self.fq)
+        self.si[S_CAP] = self.capacity
+        self.si[S_CACHED] = self._cached_free()
         self.si[S_ADMIT_CTR] = self.admit_ctr
         self.si[S_PRE_CTR] = self.preempt_ctr
-        self.si[S_ALLOC_CTR] = self.alloc_ctr
         self.sf[0] = clock
+
+    def _check_pool(self) -> None:
+        """The explicit pool adds up: every block is free, reserved or held; a keyed block's count
+        of holders is its reference count."""
+        held: dict[int, int] = {}
+        for r in self.running:
+            for b in r.table:
+                held[b] = held.get(b, 0) + 1
+        assert not (set(held) & set(self.fq)), "a held block is in the free queue"
+        assert len(held) + len(self.fq) == self.capacity, "blocks in use + free != capacity"
+        assert len(held) + len(self.fq) + len(self.reserve) == self.max_blocks, "blocks were lost"
+        for b, n in held.items():
+            if n > 1 or b in self.refs and self.holds.get(b, ("p",))[0] == "s":
+                assert self.refs.get(b) == n, "a reference count disagrees with its holders"
+        for key, b in self.cache.items():
+            assert self.holds[b] == key, "the cache and the blocks disagree"

@@ -24,15 +24,16 @@ import numpy as np
 
 from . import cost_model as cm
 from . import engine
-from .layout import (ARR, BLOCKS, FINISH, FIRST, LAST, N_EV, N_P, N_RF, N_RI, N_SI, N_TF, N_W, OUT,
-                     P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET, P_PREFIX_CACHING,
-                     PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_WATERMARK,
-                     STATUS, TARGET,
-                     TEN, TF_ACC0, TF_PRIO, TF_TIMEOUT_S, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S, WAITING, FINISHED,
-                     REJECTED, ABANDONED, NPRE, SLO)
+from .layout import (ABANDONED, ARR, BLOCKS, EMPTY_KEY, FINISH, FINISHED, FIRST, HIT, KIND_KEYED, KIND_RUN, LAST,
+                     N_EV, N_ND, N_P, N_RF, N_RI, N_SI, N_TF, N_W, ND_COUNT, ND_KIND, ND_NEXT, ND_OWNER, ND_PREV, ND_REF,
+                     NPRE, NSH, OUT, OWN_NODE, P_API_S, P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX,
+                     P_PREFILL_BUDGET, P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING, S_CACHED, S_CAP, S_CAP_NEXT,
+                     S_FHEAD, S_FREE, S_FTAIL, S_HT_N, S_NDTOP, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_WATERMARK,
+                     SLO, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO, TF_TIMEOUT_S, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S,
+                     WAITING)
 from .metrics import EpisodeMetrics, WindowMetrics, episode_metrics, itl_edges_ms, window_metrics
-from .profiles import GB, QUANT_TIERS, get_tier
-from .types import Knobs, SimConfig, Workload, _float_in
+from .profiles import GB, QUANT_TIERS, get_engine, get_tier
+from .types import Knobs, SimConfig, Workload, _float_in, check_block_keys
 
 MAX_RUNNING = 512  # batch_cap's upper bound: running sequences never exceed it
 
@@ -53,6 +54,7 @@ class Snapshot:
     kv_capacity_blocks: int
     pending_prompt_tokens: int  # prompt tokens of waiting requests (recompute included)
     max_waiting_prompt_tokens: int
+    kv_cached_blocks: int = 0  # free blocks that still hold reusable KV (prefix cache)
 
 
 def _seed_from(seed) -> int:
@@ -78,6 +80,7 @@ class RequestTable:
     status: np.ndarray
     slo: np.ndarray
     preemptions: np.ndarray
+    cached_prompt_tokens: np.ndarray  # prompt tokens its first admission found in the prefix cache
 
     @property
     def ttft_s(self) -> np.ndarray:
@@ -102,6 +105,10 @@ class Simulator:
         self._prm[P_DRAFT_RATIO] = self.config.draft_cost_ratio
         self._prm[P_HALF_CTX] = self.config.acceptance_half_context
         self._prm[P_PREFIX_CACHING] = 1.0 if self.config.prefix_caching else 0.0
+        self._prm[P_API_S] = get_engine(self.config.engine).api_overhead_s
+        # the most blocks the pool can ever hold (budget 1.0, the lightest weights): nodes of the
+        # prefix cache and hash-table slots are sized once for it
+        self.max_blocks = max(self._capacity(Knobs(kv_budget_fraction=1.0, quantization_tier=t)) for t in QUANT_TIERS)
         self.workload: Workload | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -112,6 +119,10 @@ class Simulator:
         knobs = knobs if knobs is not None else Knobs()
         if not isinstance(knobs, Knobs):
             raise ValueError(f"knobs must be a Knobs, got {type(knobs).__name__}")
+        if workload.has_keys and workload.key_block_tokens != self.config.block_tokens:
+            raise ValueError(f"the workload's block keys were cut at {workload.key_block_tokens}-token blocks; this "
+                             f"simulator's blocks hold {self.config.block_tokens} tokens: regenerate the workload "
+                             f"for block_tokens={self.config.block_tokens}")
         self.workload = workload
         self.seed = _seed_from(seed)
         n, n_t = len(workload), len(workload.tenants)
@@ -122,7 +133,14 @@ class Simulator:
         self.ri[:, OUT] = workload.output_tokens
         self.ri[:, TEN] = workload.tenant
         self.ri[:, TARGET] = workload.prompt_tokens
+        self.ri[:, OWN_NODE] = -1
         self.rf[:, ARR] = workload.arrival_s
+        # block keys (CSR): shared with the workload (read-only) until add_requests() appends
+        if workload.has_keys:
+            self.kptr, self.keys = workload.key_ptr, workload.block_keys
+        else:
+            self.kptr, self.keys = np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        self._keys_own = False
         self.si = np.zeros(N_SI, dtype=np.int64)
         self.sf = np.zeros(1)
         self.run = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
@@ -145,18 +163,27 @@ class Simulator:
         self.oldest_arrival = np.full(n_t, np.inf)  # per tenant, among waiting requests (inf: none)
         self._pf_ids = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
         self._pf_chunk = np.zeros(MAX_RUNNING + 1, dtype=np.int64)
+        # the prefix cache: nodes (a keyed block or a run of blocks: at most one per block), a stack
+        # of spare nodes, and a hash table from keys to nodes at most half full
+        n_nodes = self.max_blocks + 4
+        self.nd = np.zeros((n_nodes, N_ND), dtype=np.int64)
+        self.ndstack = np.arange(n_nodes, dtype=np.int64)[::-1].copy()
+        self.ht = np.zeros((1 << max(4, int(2 * self.max_blocks).bit_length()), 2), dtype=np.int64)
+        self.ht[:, 0] = EMPTY_KEY
+        self.si[S_NDTOP] = n_nodes
+        self.si[S_FHEAD] = self.si[S_FTAIL] = -1
         self.knobs = knobs
         self.t_nominal = 0.0
         self.windows = 0
-        cap = self._capacity(knobs)
-        self.si[S_CAP] = cap
-        self.si[S_FREE] = cap
-        self.si[S_WATERMARK] = int(self.config.watermark_fraction * cap)
+        self.si[S_CAP_NEXT] = self._capacity(knobs)  # the kernel fills the empty pool to it
+        self.si[S_WATERMARK] = int(self.config.watermark_fraction * self.si[S_CAP_NEXT])
+        engine.resize_pool(self.ri, self.rf, self.si, self.run, self.q, self.qh, self.ql, self.tf, False, self.cnt,
+                           self._prm, self.nd, self.ht, self.ndstack, self.kptr, self.keys)
 
     # the arrays the kernel mutates (everything else is immutable once reset: config, workload,
     # cost constants) -- clone() copies exactly these
     _STATE = ("ri", "rf", "si", "sf", "run", "q", "qh", "ql", "tf", "cnt", "totals", "ev", "ev_n", "itl",
-              "itl_total", "oldest_arrival", "_pf_ids", "_pf_chunk")
+              "itl_total", "oldest_arrival", "_pf_ids", "_pf_chunk", "nd", "ndstack", "ht")
 
     def clone(self) -> "Simulator":
         """An independent copy whose future is the same as this one's, for the same knobs.
@@ -168,6 +195,7 @@ class Simulator:
         new.__dict__.update(self.__dict__)
         for name in self._STATE:
             setattr(new, name, getattr(self, name).copy())
+        new._keys_own = self._keys_own = False  # the key arrays are shared until one of them appends
         return new
 
     def clone_with_future(self, arrival_s, prompt_tokens, output_tokens, tenant) -> "Simulator":
@@ -180,23 +208,28 @@ class Simulator:
         new = self.clone()
         arrived = int(new.si[S_NEXT])
         new.ri[arrived:] = 0
+        new.ri[arrived:, OWN_NODE] = -1
         new.rf[arrived:] = np.nan
         new.rf[arrived:, ARR] = np.inf
         new.n = arrived
+        new._own_keys()
+        new.kptr[arrived + 1:] = new.kptr[arrived]
         new.add_requests(arrival_s, prompt_tokens, output_tokens, tenant)
         return new
 
-    def add_requests(self, arrival_s, prompt_tokens, output_tokens, tenant) -> np.ndarray:
+    def add_requests(self, arrival_s, prompt_tokens, output_tokens, tenant, key_ptr=None,
+                     block_keys=None) -> np.ndarray:
         """Append requests to this replica's workload after reset; returns their row ids.
 
         Cluster mode routes each window's arrivals to replicas this way. Arrivals must be sorted,
         no earlier than the current window's start and than the last request already held; tokens
-        are integers >= 1 and tenants index the workload's tenants. Rows grow by doubling, so
-        appending costs amortised O(1) per request. A replica given each request before its clock
-        reaches the request's arrival follows exactly the trajectory it would with all of them
-        loaded at reset. (A request added after the clock passed its arrival, when the window's
-        last iteration overran the window's end, joins the queue at the next window's start: the
-        same moment, counted in the next window's arrivals.)"""
+        are integers >= 1 and tenants index the workload's tenants; `key_ptr` / `block_keys` (CSR,
+        as Workload's) give their block keys, if any. Rows grow by doubling, so appending costs
+        amortised O(1) per request. A replica given each request before its clock reaches the
+        request's arrival follows exactly the trajectory it would with all of them loaded at reset.
+        (A request added after the clock passed its arrival, when the window's last iteration
+        overran the window's end, joins the queue at the next window's start: the same moment,
+        counted in the next window's arrivals.)"""
         self._require_reset()
         arr = np.asarray(arrival_s, dtype=np.float64).reshape(-1)
         k = arr.shape[0]
@@ -208,6 +241,8 @@ class Simulator:
             if k and not np.issubdtype(a.dtype, np.integer):
                 raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
             cols[name] = a.astype(np.int64)
+        if (key_ptr is None) != (block_keys is None):
+            raise ValueError("key_ptr and block_keys go together: give both or neither")
         if k == 0:
             return np.zeros(0, dtype=np.int64)
         floor = max(self.t_nominal, float(self.rf[self.n - 1, ARR]) if self.n else 0.0)
@@ -221,6 +256,11 @@ class Simulator:
         if cols["tenant"].min() < 0 or cols["tenant"].max() >= n_t:
             bad = cols["tenant"][(cols["tenant"] < 0) | (cols["tenant"] >= n_t)][0]
             raise ValueError(f"tenant={int(bad)} is out of range; allowed 0..{n_t - 1}")
+        if key_ptr is not None:
+            ptr, keys = check_block_keys(key_ptr, block_keys, cols["prompt_tokens"], cols["output_tokens"],
+                                         self.config.block_tokens, where="add_requests")
+        else:
+            ptr, keys = np.zeros(k + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         if self.n + k > self.ri.shape[0]:
             self._grow(max(2 * self.ri.shape[0], self.n + k, 64))
         rows = np.arange(self.n, self.n + k)
@@ -228,9 +268,25 @@ class Simulator:
         self.ri[rows, OUT] = cols["output_tokens"]
         self.ri[rows, TEN] = cols["tenant"]
         self.ri[rows, TARGET] = cols["prompt_tokens"]
+        self.ri[rows, OWN_NODE] = -1
         self.rf[rows, ARR] = arr
+        self._own_keys()
+        used = int(self.kptr[self.n])
+        if used + keys.shape[0] > self.keys.shape[0]:
+            grown = np.zeros(max(2 * self.keys.shape[0], used + keys.shape[0], 1024), dtype=np.int64)
+            grown[:used] = self.keys[:used]
+            self.keys = grown
+        self.keys[used:used + keys.shape[0]] = keys
+        self.kptr[self.n + 1:self.n + k + 1] = used + ptr[1:]
+        self.kptr[self.n + k + 1:] = used + ptr[-1]
         self.n += k
         return rows
+
+    def _own_keys(self) -> None:
+        """Copy the key arrays before writing to them (a clone, or the workload, may share them)."""
+        if not self._keys_own:
+            self.kptr, self.keys = self.kptr.copy(), self.keys.copy()
+            self._keys_own = True
 
     def _grow(self, rows: int) -> None:
         """Room for `rows` requests: padding rows never arrive (arrival +inf); the per-tenant ring
@@ -238,6 +294,7 @@ class Simulator:
         old = self.ri.shape[0]
         ri = np.zeros((rows, N_RI), dtype=np.int64)
         ri[:old] = self.ri
+        ri[old:, OWN_NODE] = -1
         rf = np.full((rows, N_RF), np.nan)
         rf[:old] = self.rf
         rf[old:, ARR] = np.inf
@@ -249,9 +306,14 @@ class Simulator:
         self.qh[:] = 0
         ev = np.zeros((N_EV, rows), dtype=np.int64)
         ev[:, : self.ev.shape[1]] = self.ev
-        self.ri, self.rf, self.q, self.ev = ri, rf, q, ev
+        self._own_keys()
+        kptr = np.full(rows + 1, self.kptr[old], dtype=np.int64)
+        kptr[: old + 1] = self.kptr
+        self.ri, self.rf, self.q, self.ev, self.kptr = ri, rf, q, ev, kptr
 
     def _capacity(self, knobs: Knobs) -> int:
+        if self.config.kv_pool_blocks is not None:  # the pool as configured (vLLM's num_gpu_blocks_override)
+            return int(knobs.kv_budget_fraction * self.config.kv_pool_blocks)
         return self.replica.kv_capacity_blocks(knobs.quantization_tier, knobs.kv_budget_fraction,
                                                self.config.block_tokens)
 
@@ -274,8 +336,7 @@ class Simulator:
                 self.replica.weights_gb(knobs.quantization_tier) / self.replica.tp / self.config.host_to_device_gb_per_s)
             self.sf[0] += reload_s
         cap = self._capacity(knobs)
-        self.si[S_FREE] += cap - self.si[S_CAP]
-        self.si[S_CAP] = cap
+        self.si[S_CAP_NEXT] = cap  # the kernel resizes the pool, preempting if it must
         self.si[S_WATERMARK] = int(self.config.watermark_fraction * cap)
         self.knobs = knobs
         self.cnt[:] = 0.0
@@ -296,7 +357,7 @@ class Simulator:
                           knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
                           np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,
                           self.qh, self.ql, self.cnt, self.ev, self.ev_n, self.itl, self._edges, self._pf_ids,
-                          self._pf_chunk, self.oldest_arrival)
+                          self._pf_chunk, self.oldest_arrival, self.nd, self.ht, self.ndstack, self.kptr, self.keys)
 
     # ------------------------------------------------------------------ observation
     def _state_summary(self, arrived_before: int) -> dict:
@@ -307,7 +368,7 @@ class Simulator:
         oldest = np.where(waiting, 1e3 * (self.sf[0] - np.where(waiting, self.oldest_arrival, 0.0)), 0.0)
         return {"arrived_range": (arrived_before, int(self.si[S_NEXT])), "queue_depth": self.ql.copy(),
                 "running": running, "oldest_wait_ms": oldest, "capacity": int(self.si[S_CAP]),
-                "pending": self.pending_prompts(),
+                "pending": self.pending_prompts(), "cached": int(self.si[S_CACHED]),
                 "used": int(self.si[S_CAP] - self.si[S_FREE])}
 
     def _memory_gb(self, knobs: Knobs) -> tuple[float, float]:
@@ -339,7 +400,8 @@ class Simulator:
             finished=int(np.count_nonzero(st == FINISHED)), rejected=int(np.count_nonzero(st == REJECTED)),
             abandoned=int(np.count_nonzero(st == ABANDONED)),
             kv_blocks_used=int(self.si[S_CAP] - self.si[S_FREE]), kv_capacity_blocks=int(self.si[S_CAP]),
-            pending_prompt_tokens=pend_sum, max_waiting_prompt_tokens=pend_max)
+            pending_prompt_tokens=pend_sum, max_waiting_prompt_tokens=pend_max,
+            kv_cached_blocks=int(self.si[S_CACHED]))
 
     def requests(self) -> "RequestTable":
         """Every request of the workload so far, by name (copies; a request not yet arrived has
@@ -349,7 +411,8 @@ class Simulator:
         return RequestTable(arrival_s=rf[:, ARR].copy(), first_token_s=rf[:, FIRST].copy(),
                             finish_s=rf[:, FINISH].copy(), prompt_tokens=ri[:, PROMPT].copy(),
                             output_tokens=ri[:, OUT].copy(), tenant=ri[:, TEN].copy(), status=ri[:, STATUS].copy(),
-                            slo=ri[:, SLO].copy(), preemptions=ri[:, NPRE].copy())
+                            slo=ri[:, SLO].copy(), preemptions=ri[:, NPRE].copy(),
+                            cached_prompt_tokens=ri[:, HIT].copy())
 
     def pending_prompts(self) -> tuple[int, int]:
         """(prompt tokens waiting, largest waiting prompt) at the last window's end, recompute included."""
@@ -377,12 +440,57 @@ class Simulator:
         assert n_run == int(self.si[S_NRUN]), "running list disagrees with running requests"
         assert n_wait + n_run + np.count_nonzero(st == FINISHED) + np.count_nonzero(st == REJECTED) + \
             np.count_nonzero(st == ABANDONED) == n_arr
-        held = int(self.ri[:, BLOCKS].sum())
-        assert held == self.si[S_CAP] - self.si[S_FREE], "blocks held != blocks in use"
-        assert 0 <= held <= self.si[S_CAP], "KV blocks in use exceed capacity"
-        assert np.all(self.ri[n_arr:, STATUS] == 0), "a future request changed state"
+        self._check_pool()
         fin = self.ri[:, STATUS] == FINISHED
         assert np.all(self.rf[fin, FIRST] <= self.rf[fin, FINISH]), "TTFT > end-to-end"
         assert np.all(self.rf[fin, FIRST] >= self.rf[fin, ARR]), "first token before arrival"
         assert np.all(self.ri[~(self.ri[:, STATUS] == RUNNING), BLOCKS] == 0), "a non-running request holds blocks"
         assert np.all(self.rf[fin, LAST] == self.rf[fin, FINISH])
+
+    def _check_pool(self) -> None:
+        """The pool adds up: blocks in use (each shared block once) plus the free queue make the
+        capacity; reference counts equal the requests holding each keyed block; the free queue
+        and the hash table agree with the nodes."""
+        nd, si = self.nd, self.si
+        run_ids = self.run[: si[S_NRUN]]
+        refs: dict[int, int] = {}
+        own = 0
+        for rid in run_ids:
+            nsh = int(self.ri[rid, NSH])
+            assert 0 <= nsh <= self.ri[rid, BLOCKS], "a request holds more shared blocks than blocks"
+            own += int(self.ri[rid, BLOCKS]) - nsh
+            for j in range(nsh):
+                node = engine.ht_find(self.ht, self.keys[self.kptr[rid] + j])
+                assert node >= 0 and nd[node, ND_KIND] == KIND_KEYED, "a held keyed block is not in the cache"
+                refs[node] = refs.get(node, 0) + 1
+        queued, cached, node, prev, seen = 0, 0, int(si[S_FHEAD]), -1, set()
+        while node >= 0:
+            assert node not in seen, "the free queue has a cycle"
+            seen.add(node)
+            assert nd[node, ND_PREV] == prev, "the free queue's links disagree"
+            if nd[node, ND_KIND] == KIND_KEYED:
+                assert nd[node, ND_REF] == 0, "a keyed block in the free queue is in use"
+                queued += 1
+                cached += 1
+            else:
+                assert nd[node, ND_KIND] == KIND_RUN and nd[node, ND_COUNT] > 0, "an empty or spare run is queued"
+                queued += int(nd[node, ND_COUNT])
+                owner = int(nd[node, ND_OWNER])
+                if owner >= 0:
+                    cached += int(nd[node, ND_COUNT])
+                    assert self.ri[owner, OWN_NODE] == node and self.ri[owner, STATUS] == WAITING, \
+                        "a run of own blocks has lost its owner"
+            prev, node = node, int(nd[node, ND_NEXT])
+        assert prev == si[S_FTAIL], "the free queue's tail is wrong"
+        keyed = np.flatnonzero(nd[:, ND_KIND] == KIND_KEYED)
+        for node in keyed:
+            assert nd[node, ND_REF] == refs.get(int(node), 0), "a reference count disagrees with its holders"
+        in_use = own + len(refs)
+        assert queued == si[S_FREE], "S_FREE disagrees with the free queue"
+        assert cached == si[S_CACHED], "S_CACHED disagrees with the free queue"
+        assert in_use + queued == si[S_CAP], f"blocks in use ({in_use}) + free ({queued}) != capacity ({si[S_CAP]})"
+        assert 0 <= in_use <= si[S_CAP], "KV blocks in use exceed capacity"
+        assert int(np.count_nonzero(self.ht[:, 0] != EMPTY_KEY)) == keyed.size == si[S_HT_N], \
+            "the hash table and the keyed nodes disagree"
+        spare = int(np.count_nonzero(nd[:, ND_KIND] == 0))
+        assert spare == si[S_NDTOP], "nodes leaked"

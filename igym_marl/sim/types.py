@@ -160,6 +160,44 @@ class Tenant:
             raise ValueError(f"Tenant.timeout_s={self.timeout_s!r} is not allowed; allowed: seconds in (0, 1e9] or inf")
 
 
+def check_block_keys(key_ptr, block_keys, prompt_tokens, output_tokens, key_block_tokens: int,
+                     where: str = "Workload") -> tuple[np.ndarray, np.ndarray]:
+    """Validate per-request block keys in CSR form; returns them as read-only int64 arrays.
+
+    key_ptr: int64[n + 1], 0 first, non-decreasing; request i's keys are
+      block_keys[key_ptr[i]:key_ptr[i + 1]], one per full block of `key_block_tokens` tokens of its
+      sequence (prompt, then output), in order, and no more blocks than it has. A key names the whole
+      prefix up to and including its block: two requests with equal keys at block j share their
+      first j + 1 blocks of tokens (vLLM hashes each block with the hash of the one before).
+    block_keys: int64[key_ptr[-1]], each >= 0.
+    """
+    n = prompt_tokens.shape[0]
+    ptr = np.asarray(key_ptr)
+    keys = np.asarray(block_keys)
+    if ptr.shape != (n + 1,):
+        raise ValueError(f"{where}.key_ptr has shape {ptr.shape}; expected ({n + 1},): one offset per request, plus one")
+    if (ptr.size and not np.issubdtype(ptr.dtype, np.integer)) or (keys.size and not np.issubdtype(keys.dtype, np.integer)):
+        raise ValueError(f"{where}.key_ptr and block_keys must hold integers; got {ptr.dtype} and {keys.dtype}")
+    ptr = ptr.astype(np.int64)
+    keys = keys.astype(np.int64).reshape(-1)
+    if ptr[0] != 0 or (n and np.any(np.diff(ptr) < 0)) or ptr[-1] != keys.shape[0]:
+        raise ValueError(f"{where}.key_ptr must start at 0, never decrease and end at len(block_keys)="
+                         f"{keys.shape[0]}; got {int(ptr[0])} .. {int(ptr[-1])}")
+    if keys.size and keys.min() < 0:
+        i = int(np.argmin(keys))
+        raise ValueError(f"{where}.block_keys[{i}]={int(keys[i])} must be >= 0")
+    counts = np.diff(ptr)
+    room = (prompt_tokens + output_tokens) // key_block_tokens
+    if n and np.any(counts > room):
+        i = int(np.argmax(counts > room))
+        raise ValueError(f"{where}: request {i} has {int(counts[i])} block keys, more than the "
+                         f"{int(room[i])} full blocks of {key_block_tokens} tokens in its {int(prompt_tokens[i])} + "
+                         f"{int(output_tokens[i])} tokens")
+    for a in (ptr, keys):
+        a.setflags(write=False)
+    return ptr, keys
+
+
 @dataclass(frozen=True, eq=False)
 class Workload:
     """Requests as a structure of arrays, sorted by arrival time.
@@ -167,6 +205,9 @@ class Workload:
     arrival_s: float64[n], seconds from the episode start, non-decreasing.
     prompt_tokens: int64[n] >= 1; output_tokens: int64[n] >= 1.
     tenant: int64[n], index into `tenants`.
+    key_ptr, block_keys (optional, together): the requests' block keys in CSR form, for prefix
+      caching across requests (see :func:`check_block_keys`); None: no request shares a prefix.
+    key_block_tokens: the block size the keys were cut at; it must be the simulator's.
     """
 
     arrival_s: np.ndarray
@@ -175,6 +216,9 @@ class Workload:
     tenant: np.ndarray
     tenants: tuple[Tenant, ...]
     name: str = "workload"
+    key_ptr: np.ndarray | None = None
+    block_keys: np.ndarray | None = None
+    key_block_tokens: int = 16
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -210,17 +254,46 @@ class Workload:
         set_(self, "arrival_s", arr)
         for k, v in cols.items():
             set_(self, k, v)
+        _int_in("Workload.key_block_tokens", self.key_block_tokens, 1, 1024)
+        if (self.key_ptr is None) != (self.block_keys is None):
+            raise ValueError("Workload.key_ptr and block_keys go together: give both or neither")
+        if self.key_ptr is not None:
+            ptr, keys = check_block_keys(self.key_ptr, self.block_keys, cols["prompt_tokens"], cols["output_tokens"],
+                                         self.key_block_tokens)
+            set_(self, "key_ptr", ptr)
+            set_(self, "block_keys", keys)
 
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])
 
+    @property
+    def has_keys(self) -> bool:
+        return self.key_ptr is not None
+
+    def keys_of(self, i: int) -> np.ndarray:
+        """Request i's block keys (empty without keys)."""
+        if self.key_ptr is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.block_keys[self.key_ptr[i]:self.key_ptr[i + 1]]
+
     @classmethod
-    def from_requests(cls, requests, tenants, name: str = "workload") -> "Workload":
-        """From (arrival_s, prompt_tokens, output_tokens, tenant_index) tuples (sorted here, stably)."""
-        rows = sorted(requests, key=lambda r: r[0])
+    def from_requests(cls, requests, tenants, name: str = "workload", keys=None,
+                      key_block_tokens: int = 16) -> "Workload":
+        """From (arrival_s, prompt_tokens, output_tokens, tenant_index) tuples (sorted here, stably);
+        `keys`, if given, holds each request's list of block keys, in the same order."""
+        order = sorted(range(len(requests)), key=lambda i: requests[i][0])
+        rows = [requests[i] for i in order]
         a = np.array([r[0] for r in rows], dtype=np.float64)
         cols = [np.array([r[i] for r in rows], dtype=np.int64) for i in (1, 2, 3)]
-        return cls(a, *cols, tenants=tuple(tenants), name=name)
+        ptr = blocks = None
+        if keys is not None:
+            if len(keys) != len(requests):
+                raise ValueError(f"keys has {len(keys)} lists for {len(requests)} requests")
+            lists = [list(keys[i]) for i in order]
+            ptr = np.concatenate([[0], np.cumsum([len(k) for k in lists])]).astype(np.int64)
+            blocks = np.array([x for k in lists for x in k], dtype=np.int64)
+        return cls(a, *cols, tenants=tuple(tenants), name=name, key_ptr=ptr, block_keys=blocks,
+                   key_block_tokens=key_block_tokens)
 
 
 @dataclass(frozen=True)
@@ -237,10 +310,11 @@ class SimConfig:
       copied from host memory, then graph re-capture).
     engine: the engine's CPU-side costs, a name in profiles.ENGINES ("vllm-0.2", the default,
       or "ideal") or an EngineProfile of your own; GPU physics is unaffected.
-    prefix_caching: a preempted request's computed KV blocks stay cached until the free pool
-      reuses them, and its recompute skips what is still cached (vLLM V1's automatic prefix
-      caching, on by default there). The workloads share no prompt prefixes, so this is its
-      only effect.
+    prefix_caching: vLLM V1's automatic prefix caching (on by default there): computed full KV
+      blocks are named by their keys (the workload's block keys; a request's own blocks for its own
+      recompute) and stay reusable in the free queue until it hands them out (engine.py).
+    kv_pool_blocks: the pool's blocks at kv_budget_fraction 1.0 whatever the tier, as vLLM's
+      num_gpu_blocks_override (a replay of a run that logged its pool); None: from GPU memory.
     """
 
     model: str = "llama-3-8b"
@@ -257,6 +331,7 @@ class SimConfig:
     reload_fixed_s: float = 2.0
     host_to_device_gb_per_s: float = 20.0
     prefix_caching: bool = True
+    kv_pool_blocks: int | None = None
     usd_per_gpu_hour: float | None = None  # None = the GPU profile's figure
     engine: str | EngineProfile = DEFAULT_ENGINE
     itl_hist_bins: int = field(default=160, repr=False)
@@ -271,6 +346,8 @@ class SimConfig:
         _float_in("reload_fixed_s", self.reload_fixed_s, 0.0, 3600.0)
         _float_in("host_to_device_gb_per_s", self.host_to_device_gb_per_s, 0.1, 1e4)
         _bool("prefix_caching", self.prefix_caching)
+        if self.kv_pool_blocks is not None:
+            _int_in("kv_pool_blocks", self.kv_pool_blocks, 1, 1 << 26)
         if self.usd_per_gpu_hour is not None:
             _float_in("usd_per_gpu_hour", self.usd_per_gpu_hour, 0.0, 1e4)
         get_engine(self.engine)

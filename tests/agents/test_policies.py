@@ -78,11 +78,17 @@ class Exploit:
 
 
 def test_checkpoint_with_code_is_refused(tmp_path, capsys):
-    p = tmp_path / "evil.pt"
-    with open(p, "wb") as f:
+    """A bare pickle is refused before anything reads it; a torch archive holding code is refused
+    by the weights-only loader. Neither runs its code."""
+    bare = tmp_path / "evil.pt"
+    with open(bare, "wb") as f:
         pickle.dump({"format": "igym-marl-policy/1", "payload": Exploit()}, f)
+    with pytest.raises(ValueError, match="is not a torch checkpoint: torch.save writes a zip archive"):
+        load_checkpoint(bare, algos=("mappo",))
+    archive = tmp_path / "evil_archive.pt"
+    torch.save({"format": "igym-marl-policy/1", "payload": Exploit()}, archive)
     with pytest.raises(ValueError, match="cannot be loaded safely"):
-        load_checkpoint(p, algos=("mappo",))
+        load_checkpoint(archive, algos=("mappo",))
     assert "must never run" not in capsys.readouterr().out
 
 

@@ -130,10 +130,11 @@ def test_chunked_prefill_allocates_chunk_by_chunk(sim_cls, prefix_caching):
     4. r1's last 465 tokens need 29 blocks: the FCFS victim is the last in the running list, r1
        itself, which stops the pass; nobody is admitted in an iteration that preempted.
 
-    With prefix caching r1's 45 full blocks stay cached behind the 4 free ones. r0's decoding takes
-    6 fresh blocks before it finishes (at contexts 817, 833, ..., 897), evicting 2 of them; r1
-    cannot be admitted while r0 runs (75 blocks needed) and then needs only 1,200 - 43 x 16 = 512
-    tokens: 800 + 735 + 512 = 2,047 prefill tokens, one preemption.
+    With prefix caching r1's blocks go back tail first, as vLLM frees them: its partial 46th block
+    (15 tokens) joins the 4 free ones, then its 45 full blocks follow, still cached. r0's decoding
+    takes 6 fresh blocks before it finishes (at contexts 817, 833, ..., 897): the 5 empty ones and
+    r1's 45th; r1 cannot be admitted while r0 runs (75 blocks needed) and then needs only
+    1,200 - 44 x 16 = 496 tokens: 800 + 735 + 496 = 2,031 prefill tokens, one preemption.
 
     Without it r1 is admitted again with a 511-token first chunk (32 blocks fit beside r0), cannot
     grow to its second chunk and preempts itself: admit, preempt, ... for each 2 of r0's 98 decode
@@ -150,7 +151,7 @@ def test_chunked_prefill_allocates_chunk_by_chunk(sim_cls, prefix_caching):
     m = sim.advance(30.0, knobs)
     assert m.finished == 2
     if prefix_caching:
-        assert m.preemptions == 1 and first.prefill_tps * 1e-6 + m.prefill_tps * 30.0 == pytest.approx(2047)
+        assert m.preemptions == 1 and first.prefill_tps * 1e-6 + m.prefill_tps * 30.0 == pytest.approx(2031)
     else:
         assert m.preemptions == 49 and first.prefill_tps * 1e-6 + m.prefill_tps * 30.0 == pytest.approx(27263)
 
@@ -244,3 +245,63 @@ def test_speculation_tokens_and_cost(sim_cls):
     lo = first + passes * (it(c, decode_ctx=[17], k=4) + 4 * cm.draft_step_s(c, 1.0, 17.0, cfg.draft_cost_ratio))
     hi = first + passes * (it(c, decode_ctx=[66], k=4) + 4 * cm.draft_step_s(c, 1.0, 66.0, cfg.draft_cost_ratio))
     assert lo <= sim.rf[0, 2] <= hi
+
+
+def test_prefix_cache_hits_partial_hits_lru_eviction_and_shared_blocks(sim_cls):
+    """vLLM V1's automatic prefix caching on a 12-block pool (16-token blocks, no watermark), keys
+    as the workload gives them (a system prompt S = keys 1-4):
+
+    * A (t 0, 72 tokens, keys 1-4, 2 outputs) computes its prompt and registers its 4 full blocks;
+      done, its blocks go back tail first: its partial block joins the 7 empty ones, then k4..k1.
+      Queue: [8 empty][k4][k3][k2][k1].
+    * B (t 0.5, 104 tokens, keys 1-6, 3 outputs) finds k1-k4: a **hit** of 64 tokens, computes 40;
+      C (t 0.5, 72 tokens, keys 1, 2, 7, 8, 2 outputs) finds k1, k2 only: a **partial hit** of 32,
+      computes 40. One iteration prices both chunks after their cached prefixes. B registers k5,
+      k6; C registers k7, k8.
+    * C finishes first: k8, k7 go back, but **k1 and k2 stay in use**: B still holds them. Queue:
+      [3 empty][k8][k7]; 7 blocks used. B finishes: [3 empty][k8][k7][1 empty][k6]..[k1].
+    * D (t 1, 144 tokens, no keys) takes 9 blocks from the head: **LRU order** evicts C's k8, k7,
+      then B's k6, k5, k4; k3, k2, k1 survive (a prompt's head outlives its tail).
+    * E (t 2, 72 tokens, keys 1-4) finds k1-k3: 48 tokens cached, computes 24."""
+    cfg = SimConfig(kv_pool_blocks=12, watermark_fraction=0.0)
+    w = Workload.from_requests([(0.0, 72, 2, 0), (0.5, 104, 3, 0), (0.5, 72, 2, 0), (1.0, 144, 1, 0), (2.0, 72, 1, 0)],
+                               LOOSE, keys=[[1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [1, 2, 7, 8], [], [1, 2, 3, 4]])
+    sim = sim_cls(cfg)
+    knobs = Knobs(batch_cap=8, kv_budget_fraction=1.0)
+    sim.reset(w, seed=0, knobs=knobs)
+    c = sim._consts["FP16"]
+    t1 = it(c, prefills=[(72, 0)])
+    t2 = t1 + it(c, decode_ctx=[73])
+    m = sim.advance(0.5, knobs)
+    assert sim.rf[0, 1] == pytest.approx(t1, rel=1e-12) and sim.rf[0, 2] == pytest.approx(t2, rel=1e-12)
+    assert m.kv_blocks_used == 0 and sim.snapshot().kv_cached_blocks == 4
+    t3 = 0.5 + it(c, prefills=[(40, 64), (40, 32)])  # B and C after their cached prefixes
+    t4 = t3 + it(c, decode_ctx=[105, 73])
+    t5 = t4 + it(c, decode_ctx=[106])
+    sim.advance(t3 + 1e-9 - 0.5, knobs)  # up to the iteration that ends at t4: C done, B running
+    assert sim.rf[1, 1] == pytest.approx(t3, rel=1e-12) and sim.rf[2, 1] == pytest.approx(t3, rel=1e-12)
+    assert sim.rf[2, 2] == pytest.approx(t4, rel=1e-12) and np.isnan(sim.rf[1, 2])
+    snap = sim.snapshot()
+    assert snap.kv_blocks_used == 7 and snap.kv_cached_blocks == 2  # k1, k2 stay with B; k7, k8 wait
+    sim.advance(1.0 - (t3 + 1e-9), knobs)
+    assert sim.rf[1, 2] == pytest.approx(t5, rel=1e-12)
+    assert sim.snapshot().kv_cached_blocks == 8 and sim.snapshot().kv_blocks_used == 0
+    t6 = 1.0 + it(c, prefills=[(144, 0)])
+    t7 = 2.0 + it(c, prefills=[(24, 48)])
+    m = sim.advance(2.0, knobs)
+    assert sim.rf[3, 2] == pytest.approx(t6, rel=1e-12) and sim.rf[4, 2] == pytest.approx(t7, rel=1e-12)
+    table = sim.requests()
+    assert list(table.cached_prompt_tokens) == [0, 64, 32, 0, 48]
+    assert m.finished == 2 and m.preemptions == 0
+    e = sim.episode_metrics()
+    assert e.prefix_hit_rate == pytest.approx((64 + 32 + 48) / (72 + 104 + 72 + 144 + 72))
+
+
+def test_prefix_keys_must_fit_the_blocks_and_the_simulator(sim_cls):
+    with pytest.raises(ValueError, match="request 0 has 5 block keys, more than the 4 full blocks"):
+        Workload.from_requests([(0.0, 60, 10, 0)], LOOSE, keys=[[1, 2, 3, 4, 5]])
+    with pytest.raises(ValueError, match=r"block_keys\[0\]=-3 must be >= 0"):
+        Workload.from_requests([(0.0, 60, 10, 0)], LOOSE, keys=[[-3]])
+    w = Workload.from_requests([(0.0, 64, 10, 0)], LOOSE, keys=[[1, 2]], key_block_tokens=32)
+    with pytest.raises(ValueError, match="cut at 32-token blocks; this simulator's blocks hold 16 tokens"):
+        sim_cls(SimConfig()).reset(w, seed=0)
