@@ -50,7 +50,7 @@ def fit(lin, ar_points, e2e_single):
         H100: cal.fit_gpu_efficiency(h_fit, GPU_EFFICIENCY[H100], GPU_EFFICIENCY[H100].basis, weighted=True),
     }
     ar = cal.fit_all_reduce(ar_points)
-    engine = cal.fit_engine(e2e_single, ENGINES[DEFAULT_ENGINE], ("tp_overhead_s",), ar, eff)
+    engine = cal.fit_engine(e2e_single, ENGINES[cal.E2E_ENGINE], ("tp_overhead_s",), ar, eff)
     return eff, ar, engine
 
 
@@ -93,7 +93,7 @@ def main(argv=None):
     e2e = [p for p in cal.load_e2e_points(args.data) if not cal.is_outlier(p)]
     single = [p for p in e2e if not cal.is_batched_prefill(p)]
     if args.check:
-        eff, ar, engine = dict(GPU_EFFICIENCY), ALL_REDUCE, ENGINES[DEFAULT_ENGINE]
+        eff, ar, engine = dict(GPU_EFFICIENCY), ALL_REDUCE, ENGINES[cal.E2E_ENGINE]
     else:
         eff, ar, engine = fit(lin, ar_points, single)
 
@@ -168,7 +168,7 @@ def main(argv=None):
 
 def fit_engine_main(args) -> None:
     pts = cal.load_e2e_csv(args.fit_engine)
-    start = ENGINES[DEFAULT_ENGINE]
+    start = ENGINES[cal.E2E_ENGINE]
     engine = cal.fit_engine(pts, start, args.fields, name=args.engine_name,
                             description=f"fitted on {args.fit_engine.name} by scripts/calibrate_cost_model.py")
     print(f"## Engine profile fitted on {len(pts)} points of {args.fit_engine}\n")

@@ -12,7 +12,8 @@ def test_every_data_file_is_listed_with_a_matching_checksum():
     for line in (DATA_DIR / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split(maxsplit=1)
         sums[name.strip()] = digest
-    files = sorted(str(p.relative_to(DATA_DIR)) for p in DATA_DIR.rglob("*.csv"))
+    files = sorted(str(p.relative_to(DATA_DIR)) for p in DATA_DIR.rglob("*")
+                   if p.is_file() and p.name not in ("README.md", "SHA256SUMS"))
     assert files == sorted(sums), "data/SHA256SUMS and the files in data/ differ"
     readme = (DATA_DIR / "README.md").read_text()
     for name in files:

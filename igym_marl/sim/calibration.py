@@ -27,7 +27,7 @@ import numpy as np
 
 from . import cost_model as cm
 from ..paths import DATA_DIR
-from .profiles import (DEFAULT_ENGINE, AllReduceFit, EngineProfile, GpuEfficiency, Replica, get_gpu,
+from .profiles import (AllReduceFit, EngineProfile, GpuEfficiency, Replica, get_gpu,
                        get_model)
 
 LINEAR_OPS = ("input_layernorm", "attn_pre_proj", "attn_rope", "attn_post_proj",
@@ -158,10 +158,15 @@ def load_e2e_points(data_dir: Path = DATA_DIR) -> list[Point]:
     return load_e2e_csv(Path(data_dir) / "calibration" / E2E_FILE)
 
 
+# The engine that produced the end-to-end points: SplitwiseSim's 2023 vLLM.
+E2E_ENGINE = "vllm-0.2"
+
+
 def _constants(p: Point, engine, efficiency, all_reduce) -> np.ndarray:
     # Built without make_replica's memory check: the operator profiles run 70B layers on one GPU.
+    # Operator profiles time GPU work only, operators run one by one: no engine is involved.
     replica = Replica(get_model(p.model), get_gpu(p.gpu), p.tp)
-    return cm.cost_constants(replica, "FP16", engine, efficiency, all_reduce)
+    return cm.cost_constants(replica, "FP16", "ideal" if p.source == "linear" else engine, efficiency, all_reduce)
 
 
 def _predict(c: np.ndarray, p: Point) -> float:
@@ -174,15 +179,16 @@ def _predict(c: np.ndarray, p: Point) -> float:
     return 1e3 * cm.iteration_s(c, n, n, 0.0, n * ctx, n * ctx, n)
 
 
-def predicted_ms(p: Point, engine: "str | EngineProfile" = DEFAULT_ENGINE,
+def predicted_ms(p: Point, engine: "str | EngineProfile" = E2E_ENGINE,
                  efficiency: GpuEfficiency | None = None, all_reduce: AllReduceFit | None = None) -> float:
     """The cost model's time for what point `p` measured (the GPU's own fits unless overridden)."""
     return _predict(_constants(p, engine, efficiency, all_reduce), p)
 
 
-def errors(points: list[Point], engine: "str | EngineProfile" = DEFAULT_ENGINE,
+def errors(points: list[Point], engine: "str | EngineProfile" = E2E_ENGINE,
            efficiency: GpuEfficiency | None = None, all_reduce: AllReduceFit | None = None) -> np.ndarray:
-    """Relative errors (predicted - measured) / measured."""
+    """Relative errors (predicted - measured) / measured: operator points on the GPU physics alone,
+    end-to-end points with `engine` (default: the 2023 vLLM that produced the shipped ones)."""
     cache: dict[tuple, np.ndarray] = {}
     out = np.empty(len(points))
     for i, p in enumerate(points):
@@ -238,8 +244,8 @@ def octave_weights(points: list[Point]) -> np.ndarray:
 
 
 def fit_gpu_efficiency(points: list[Point], start: GpuEfficiency, basis: str,
-                       weighted: bool = False) -> GpuEfficiency:
-    """Fit linear_mfu, hbm_efficiency, layer_overhead_s and the knee power (2, 4 or 8) on one
+                       weighted: bool = False, knees: tuple[int, ...] = (2, 4, 8)) -> GpuEfficiency:
+    """Fit linear_mfu, hbm_efficiency, layer_overhead_s and the knee power (among `knees`) on one
     GPU's linear-operator points, minimising squared log-ratio errors; attn_mfu is kept."""
     import dataclasses
     least_squares = _least_squares()
@@ -247,7 +253,7 @@ def fit_gpu_efficiency(points: list[Point], start: GpuEfficiency, basis: str,
         raise ValueError("fit_gpu_efficiency needs linear-operator points of a single GPU")
     w = octave_weights(points) if weighted else np.ones(len(points))
     best = None
-    for knee in (2, 4, 8):
+    for knee in knees:
         def resid(x, knee=knee):
             eff = dataclasses.replace(start, linear_mfu=x[0], hbm_efficiency=x[1], layer_overhead_s=x[2] * 1e-6,
                                       knee_power=knee)

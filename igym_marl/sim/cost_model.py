@@ -9,7 +9,8 @@ An iteration's time is the sum of
 * **attention**: prefill as causal FlashAttention FLOPs (4 x layers x heads x head_dim per
   query/key pair), decode as the larger of its FLOPs and the KV bytes it reads;
 * **tensor-parallel all-reduces**: two per layer of the tokens' activations, each a latency
-  plus bytes over bandwidth fitted on measured NCCL curves per GPU family and worker count;
+  plus bytes over bandwidth fitted on measured NCCL curves per GPU family and worker count (or,
+  for messages up to 8 MiB, the engine's custom all-reduce latency if its profile has one);
 * **engine overhead**: the engine profile's CPU time per iteration, per doubling of the
   tensor-parallel workers, and per sequence.
 
@@ -29,8 +30,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .profiles import (ALL_REDUCE, DEFAULT_ENGINE, GPU_EFFICIENCY, AllReduceFit, EngineProfile, GpuEfficiency,
-                       Replica, get_engine, get_tier, make_replica)
+from .profiles import (ALL_REDUCE, CUSTOM_ALL_REDUCE_MAX_BYTES, DEFAULT_ENGINE, GPU_EFFICIENCY, AllReduceFit,
+                       EngineProfile, GpuEfficiency, Replica, get_engine, get_tier, make_replica)
 
 # Layout of the constants vector (float64[N_CONST]) consumed by iteration_s.
 C_LIN_FLOP_S_PER_TOKEN = 0
@@ -45,7 +46,9 @@ C_COMM_S_PER_TOKEN = 8
 C_ITER_OVERHEAD_S = 9
 C_SEQ_OVERHEAD_S = 10
 C_KNEE_POWER = 11
-N_CONST = 12
+C_CAR_FIXED_S = 12  # the engine's custom all-reduce: fixed time per iteration, all layers
+C_CAR_MAX_TOKENS = 13  # ... for iterations of at most this many tokens (0: never)
+N_CONST = 14
 
 
 def cost_constants(replica: Replica, tier: str = "FP16", engine: "str | EngineProfile" = DEFAULT_ENGINE,
@@ -65,7 +68,7 @@ def cost_constants(replica: Replica, tier: str = "FP16", engine: "str | EnginePr
     c = np.zeros(N_CONST, dtype=np.float64)
     c[C_LIN_FLOP_S_PER_TOKEN] = 2.0 * m.linear_params / tp / flops * q.compute_slowdown
     c[C_LIN_MEM_S] = m.linear_params * q.bytes_per_param / tp / bw
-    c[C_LAYER_OVERHEAD_S] = m.layers * eff.layer_overhead_s
+    c[C_LAYER_OVERHEAD_S] = m.layers * eff.layer_overhead_s * e.layer_overhead_scale
     c[C_HEAD_FLOP_S_PER_TOKEN] = 2.0 * m.lm_head_params / tp / flops
     c[C_HEAD_MEM_S] = m.lm_head_params * 2.0 / tp / bw
     c[C_ATTN_S_PER_PAIR] = 4.0 * m.layers * m.n_heads * m.head_dim / tp / (g.peak_flops * eff.attn_mfu)
@@ -76,6 +79,9 @@ def cost_constants(replica: Replica, tier: str = "FP16", engine: "str | EnginePr
         # activations: d_model FP16 values per token.
         c[C_COMM_FIXED_S] = 2.0 * m.layers * ar.latency_s
         c[C_COMM_S_PER_TOKEN] = 2.0 * m.layers * (m.d_model * 2.0) / ar.bytes_per_s
+        if e.custom_all_reduce_s is not None:  # small messages: the engine's own kernel's latency
+            c[C_CAR_FIXED_S] = 2.0 * m.layers * e.custom_all_reduce_s
+            c[C_CAR_MAX_TOKENS] = float(CUSTOM_ALL_REDUCE_MAX_BYTES // int(m.d_model * 2))
     c[C_ITER_OVERHEAD_S] = e.iteration_overhead_s(tp)
     c[C_SEQ_OVERHEAD_S] = e.seq_overhead_s
     c[C_KNEE_POWER] = float(eff.knee_power)
@@ -123,7 +129,10 @@ def iteration_s(c: np.ndarray, lin_tokens: float, sampled_tokens: float, prefill
     t += c[C_ATTN_S_PER_PAIR] * prefill_pairs
     if decode_kv_tokens > 0.0:
         t += smooth_max(c[C_ATTN_S_PER_PAIR] * decode_q_pairs, c[C_KV_READ_S_PER_TOKEN] * decode_kv_tokens, p)
-    t += c[C_COMM_FIXED_S] + c[C_COMM_S_PER_TOKEN] * lin_tokens
+    if lin_tokens <= c[C_CAR_MAX_TOKENS]:
+        t += c[C_CAR_FIXED_S] + c[C_COMM_S_PER_TOKEN] * lin_tokens
+    else:
+        t += c[C_COMM_FIXED_S] + c[C_COMM_S_PER_TOKEN] * lin_tokens
     t += c[C_ITER_OVERHEAD_S] + c[C_SEQ_OVERHEAD_S] * n_seqs
     return t
 

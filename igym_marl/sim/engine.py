@@ -32,15 +32,46 @@ per allocation and release whatever their length.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 from numba import njit
+
+
+def _drop_stale_cache() -> None:
+    """numba keeps a compiled function on disk until the file that defines it changes; the kernel
+    also compiles in the cost model's functions and the layout's constants, so a change there must
+    drop it too. The fingerprint of those files is kept beside the cache; when it differs, the
+    kernel's cache files are removed before anything is compiled. (Best effort: a read-only install
+    never changes, so there is nothing to drop.)"""
+    here = Path(__file__).resolve()
+    fingerprint = hashlib.sha256(b"".join(here.with_name(n).read_bytes()
+                                          for n in ("cost_model.py", "layout.py"))).hexdigest()[:16]
+    cache = here.parent / "__pycache__"
+    stamp = cache / "engine.deps"
+    try:
+        if stamp.read_text() == fingerprint:
+            return
+    except OSError:
+        pass
+    try:
+        for f in cache.glob("engine.*.nb[ic]"):
+            f.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(fingerprint)
+    except OSError:
+        pass
+
+
+_drop_stale_cache()
 
 from . import cost_model as _cm
 from .layout import (ABANDONED, ADMIT, ARR, BLOCKS, DONE, DRAWS, EMPTY_KEY, EV_ABANDONED, EV_DECIDED, EV_FINISHED,
                      EV_FIRST, FINISH, FINISHED, FIRST, FROZEN, GEN, HIT, KEY, KIND_KEYED, KIND_RUN, KIND_SPARE, LAST,
                      ND_COUNT, ND_KEY, ND_KIND, ND_NEXT, ND_OWNER, ND_PREV, ND_REF, NPRE, NSH, OUT, OWN_NODE, OWN_START,
-                     P_API_S, P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX, P_PREFILL_BUDGET,
-                     P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING, S_ADMIT_CTR, S_CACHED, S_CAP, S_CAP_NEXT, S_FHEAD,
+                     P_API_S, P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX, P_MAX_MODEL_LEN,
+                     P_PREFILL_BUDGET, P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING, S_ADMIT_CTR, S_CACHED, S_CAP, S_CAP_NEXT, S_FHEAD,
                      S_FREE, S_FTAIL, S_HT_N, S_NDTOP, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_PRE_CTR, S_WATERMARK,
                      SLO, SLO_MET, SLO_MISSED, SLO_OPEN, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO, TF_TIMEOUT_S, TF_TPOT_S,
                      TF_TTFT_S, W_ABANDONED, W_ADMIT_PROMPT_TOK, W_ARRIVED, W_BUSY_S, W_CACHED_BLOCK_S, W_DECODE_TOK,
@@ -610,19 +641,26 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
     bt = np.int64(prm[P_BLOCK_TOKENS])
     caching = prm[P_PREFIX_CACHING] != 0.0
     api = prm[P_API_S]
+    max_len = np.int64(prm[P_MAX_MODEL_LEN])
     gap_cache = np.array([-1.0, 0.0])
     n_req = ri.shape[0]
     resize_pool(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, nd, ht, stack, kptr, keys)
     while True:
         clock = sf[0]
-        # ---- arrivals ----
+        # ---- arrivals (a prompt longer than the model's context is refused at once, as vLLM does) ----
         while si[S_NEXT] < n_req and rf[si[S_NEXT], ARR] <= clock:
             rid = si[S_NEXT]
+            si[S_NEXT] += 1
+            cnt[W_ARRIVED] += 1.0
+            if ri[rid, PROMPT] > max_len:
+                ri[rid, STATUS] = REJECTED
+                rf[rid, FINISH] = rf[rid, ARR]
+                cnt[W_REJECTED] += 1.0
+                _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
+                continue
             ri[rid, STATUS] = WAITING
             ri[rid, KEY] = rid
             _push_back(q, qh, ql, ri[rid, TEN], rid)
-            si[S_NEXT] += 1
-            cnt[W_ARRIVED] += 1.0
         if clock >= t_end:
             break
         _abandon_expired(ri, rf, q, qh, ql, tf, nd, si, clock, cnt, ev, ev_n)

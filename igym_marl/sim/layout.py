@@ -54,9 +54,11 @@ TF_PRIO, TF_TTFT_S, TF_TPOT_S, TF_ACC0, TF_TIMEOUT_S = range(5)
 N_TF = 5
 
 # engine parameters (float64[N_P])
-P_CHUNK_BUDGET, P_PREFILL_BUDGET, P_BLOCK_TOKENS, P_DRAFT_RATIO, P_HALF_CTX, P_PREFIX_CACHING, P_API_S = range(7)
-N_P = 7
+(P_CHUNK_BUDGET, P_PREFILL_BUDGET, P_BLOCK_TOKENS, P_DRAFT_RATIO, P_HALF_CTX, P_PREFIX_CACHING, P_API_S,
+ P_MAX_MODEL_LEN) = range(8)
+N_P = 8
 # P_API_S: client-visible latency outside the engine loop, added to every first token and finish.
+# P_MAX_MODEL_LEN: the model's context; a longer prompt is refused on arrival, as vLLM refuses it.
 
 # prefix-cache nodes (int64[N, N_ND]): a keyed block, or a run of unkeyed blocks in the free queue
 ND_KIND, ND_KEY, ND_REF, ND_COUNT, ND_OWNER, ND_PREV, ND_NEXT = range(7)

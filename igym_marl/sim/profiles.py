@@ -23,7 +23,7 @@ class GpuSpec:
     name: str
     peak_flops: float  # dense BF16 FLOP/s (datasheet)
     hbm_bytes_per_s: float  # HBM bandwidth, bytes/s (datasheet)
-    memory_gb: float  # HBM capacity, GB
+    memory_gb: float  # device memory as the driver reports it (nvidia-smi's total), GB (1e9 bytes)
     usd_per_gpu_hour: float  # illustrative on-demand price, configurable per simulation
 
 
@@ -37,6 +37,7 @@ class ModelSpec:
     kv_heads: int
     head_dim: int
     vocab: int
+    max_model_len: int  # the context it was trained for (vLLM's default max_model_len): prompt + output
 
     @property
     def embedding_params(self) -> float:
@@ -78,23 +79,33 @@ class QuantTier:
     quality: float
 
 
+MIB = 1 << 20
 GPUS: dict[str, GpuSpec] = {
     # NVIDIA A100 datasheet (SXM 80GB): 312 TFLOP/s BF16 dense, 2,039 GB/s. (Tensor-parallel
     # communication comes from measured all-reduce curves, ALL_REDUCE below, not link datasheets.)
-    "a100-80gb": GpuSpec("a100-80gb", 312e12, 2.039e12, 80.0, 1.80),
-    # NVIDIA H100 SXM datasheet: 989 TFLOP/s BF16 dense, 3.35 TB/s.
-    "h100-80gb": GpuSpec("h100-80gb", 989e12, 3.35e12, 80.0, 3.00),
-    # NVIDIA H200 SXM datasheet: same compute as H100, 4.8 TB/s, 141 GB.
-    "h200": GpuSpec("h200", 989e12, 4.8e12, 141.0, 3.80),
+    # Memory: the "80 GB" are 81,920 MiB as nvidia-smi reports them, 85.9 GB: what vLLM's
+    # gpu_memory_utilization is a share of.
+    "a100-80gb": GpuSpec("a100-80gb", 312e12, 2.039e12, 81_920 * MIB / GB, 1.80),
+    # NVIDIA H100 SXM datasheet: 989 TFLOP/s BF16 dense, 3.35 TB/s; 81,559 MiB reported (85.5 GB).
+    "h100-80gb": GpuSpec("h100-80gb", 989e12, 3.35e12, 81_559 * MIB / GB, 3.00),
+    # NVIDIA H200 SXM datasheet: same compute as H100, 4.8 TB/s, "141 GB": 143,771 MiB reported (150.8 GB).
+    "h200": GpuSpec("h200", 989e12, 4.8e12, 143_771 * MIB / GB, 3.80),
 }
+GPU_ALIASES = {"a100-80gb-sxm": "a100-80gb", "h100-80gb-sxm": "h100-80gb", "h200-sxm": "h200"}
 
 MODELS: dict[str, ModelSpec] = {
-    # Llama 2 paper / HF config: 32 layers, 32 heads (MHA), d 4096, vocab 32,000.
-    "llama-2-7b": ModelSpec("llama-2-7b", 6.74e9, 32, 4096, 32, 32, 128, 32000),
-    # Llama 3 HF config: 32 layers, 32 query heads, 8 KV heads (GQA), vocab 128,256.
-    "llama-3-8b": ModelSpec("llama-3-8b", 8.03e9, 32, 4096, 32, 8, 128, 128256),
+    # Llama 2 paper / HF config: 32 layers, 32 heads (MHA), d 4096, vocab 32,000, 4k context.
+    "llama-2-7b": ModelSpec("llama-2-7b", 6.74e9, 32, 4096, 32, 32, 128, 32000, 4096),
+    # Llama 2 13B HF config: 40 layers, 40 heads (MHA), d 5120.
+    "llama-2-13b": ModelSpec("llama-2-13b", 13.02e9, 40, 5120, 40, 40, 128, 32000, 4096),
+    # Llama 3 HF config: 32 layers, 32 query heads, 8 KV heads (GQA), vocab 128,256, 8k context.
+    "llama-3-8b": ModelSpec("llama-3-8b", 8.03e9, 32, 4096, 32, 8, 128, 128256, 8192),
+    # Llama 3.1 8B: Llama 3's shapes with a 128k context (RoPE scaling).
+    "llama-3.1-8b": ModelSpec("llama-3.1-8b", 8.03e9, 32, 4096, 32, 8, 128, 128256, 131072),
     # Llama 2 70B HF config: 80 layers, 64 query heads, 8 KV heads, d 8192.
-    "llama-2-70b": ModelSpec("llama-2-70b", 68.98e9, 80, 8192, 64, 8, 128, 32000),
+    "llama-2-70b": ModelSpec("llama-2-70b", 68.98e9, 80, 8192, 64, 8, 128, 32000, 4096),
+    # Llama 3.1 70B: 80 layers, 64 query heads, 8 KV heads, d 8192, vocab 128,256, 128k context.
+    "llama-3.1-70b": ModelSpec("llama-3.1-70b", 70.55e9, 80, 8192, 64, 8, 128, 128256, 131072),
 }
 
 QUANT_TIERS: dict[str, QuantTier] = {
@@ -168,6 +179,14 @@ class EngineProfile:
     api_overhead_s: client-visible latency outside the engine loop (HTTP, tokenization, handing
       the request to the engine and each result back): added to every request's first token and
       completion as its client sees them; it takes no engine time.
+    custom_all_reduce_s: the engine's own all-reduce for small messages (vLLM's custom all-reduce,
+      one kernel over NVLink peer memory, for messages up to CUSTOM_ALL_REDUCE_MAX_BYTES): the
+      latency of one, replacing NCCL's measured latency; bytes still move at NCCL's fitted
+      bandwidth. None: every all-reduce is NCCL's.
+    layer_overhead_scale: the share of the GPU's fixed time per layer (GpuEfficiency.layer_overhead_s,
+      measured on operators run one by one) that remains when the engine fuses a layer's small
+      operators and replays the iteration as CUDA graphs (vLLM V1: torch.compile and piecewise CUDA
+      graphs). 1.0: operators run as profiled.
     """
 
     name: str
@@ -176,6 +195,8 @@ class EngineProfile:
     seq_overhead_s: float
     description: str
     api_overhead_s: float = 0.0
+    custom_all_reduce_s: float | None = None
+    layer_overhead_scale: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -184,6 +205,12 @@ class EngineProfile:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= 1.0):
                 raise ValueError(f"EngineProfile {f}={v!r} must be a number of seconds in [0, 1]")
+        v = self.layer_overhead_scale
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= 1.0):
+            raise ValueError(f"EngineProfile layer_overhead_scale={v!r} must be a share in [0, 1]")
+        v = self.custom_all_reduce_s
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= 1e-3)):
+            raise ValueError(f"EngineProfile custom_all_reduce_s={v!r} must be None or seconds in [0, 0.001]")
 
     def iteration_overhead_s(self, tp: int) -> float:
         """CPU time of one iteration on `tp` GPUs, before the per-sequence part."""
@@ -215,17 +242,29 @@ ALL_REDUCE: dict[str, dict[int, AllReduceFit]] = {
 # H200 has H100's NVLink 4 and NVSwitch: H100's curves, not measured on H200.
 ALL_REDUCE["h200"] = ALL_REDUCE["h100-80gb"]
 
+# vLLM's custom all-reduce handles messages up to 8 MiB (CustomAllreduce max_size); larger go to NCCL.
+CUSTOM_ALL_REDUCE_MAX_BYTES = 8 * 1024 * 1024
+
 ENGINES: dict[str, EngineProfile] = {
     "vllm-0.2": EngineProfile(
         "vllm-0.2", iter_overhead_s=3e-3, tp_overhead_s=6.82e-3, seq_overhead_s=0.269e-3,
-        description="a 2023 vLLM (v0.1/0.2 era) driving one Ray worker process per GPU, on the DGX-A100 hosts "
-                    "of SplitwiseSim's measurements; tp_overhead_s and seq_overhead_s fitted on them, "
-                    "iter_overhead_s assumed (docs/fidelity.md)"),
+        description="the 2023 engine: a vLLM of the v0.1/0.2 era driving one Ray worker process per GPU, on the "
+                    "DGX-A100 hosts of SplitwiseSim's measurements; tp_overhead_s and seq_overhead_s fitted on "
+                    "them, iter_overhead_s assumed (docs/fidelity.md)"),
+    "vllm-0.15": EngineProfile(
+        "vllm-0.15", iter_overhead_s=1.367e-3, tp_overhead_s=0.0, seq_overhead_s=0.0, api_overhead_s=5.92e-3,
+        custom_all_reduce_s=5e-6, layer_overhead_scale=0.0,
+        description="vLLM 0.15.1's V1 engine (asynchronous scheduling, CUDA graphs, fused operators, custom "
+                    "all-reduce) on H100 hosts: iter_overhead_s, api_overhead_s and layer_overhead_scale fitted to "
+                    "the measured serving runs in data/calibration/h100_vllm_v1_serving_runs.csv by "
+                    "scripts/replay_serving_runs.py --fit (seq_overhead_s fitted to 0; tp_overhead_s held at 0: "
+                    "one tp degree cannot tell it from the all-reduce); custom_all_reduce_s held at 5 us, the "
+                    "latency of vLLM's kernel for small messages on H100 (docs/fidelity.md)"),
     "ideal": EngineProfile(
         "ideal", iter_overhead_s=0.0, tp_overhead_s=0.0, seq_overhead_s=0.0,
         description="no CPU-side cost at all: GPU work only, a lower bound on iteration time"),
 }
-DEFAULT_ENGINE = "vllm-0.2"
+DEFAULT_ENGINE = "vllm-0.15"
 
 
 def _choices(mapping) -> str:
@@ -233,8 +272,9 @@ def _choices(mapping) -> str:
 
 
 def get_gpu(name: str) -> GpuSpec:
+    name = GPU_ALIASES.get(name, name)
     if name not in GPUS:
-        raise ValueError(f"gpu={name!r} is unknown; allowed: {_choices(GPUS)}")
+        raise ValueError(f"gpu={name!r} is unknown; allowed: {_choices(GPUS)} (or {_choices(GPU_ALIASES)})")
     return GPUS[name]
 
 
@@ -265,6 +305,14 @@ def check_tp(tp) -> int:
     return tp
 
 
+# Per GPU, what vLLM's start-up profiling keeps outside the weights and the KV pool (peak activations,
+# CUDA graphs, the CUDA context, communication buffers): fitted so that the pools vLLM 0.15.1 logged
+# on H100 come out right (data/calibration/h100_vllm_v1_serving_runs.csv: 7,462 blocks for
+# Llama-2-7B at tp 1, 31,356 for Llama-2-70B at tp 4; 0.91 and 1.38 GB per GPU; their mean puts both
+# pools within 1 %).
+ACTIVATION_RESERVE_GB = 1.14
+
+
 @dataclass(frozen=True)
 class Replica:
     """One serving replica: a model on `tp` GPUs of one kind."""
@@ -273,7 +321,7 @@ class Replica:
     gpu: GpuSpec
     tp: int
     gpu_memory_utilization: float = 0.9  # vLLM default
-    activation_reserve_gb: float = 2.0  # per GPU: peak activations + CUDA graphs (vLLM profiling)
+    activation_reserve_gb: float = ACTIVATION_RESERVE_GB  # per GPU: what vLLM's profiling keeps back
 
     def weights_gb(self, tier: str) -> float:
         """Weight memory over all GPUs: quantized layers + FP16 embedding and LM head."""
@@ -293,7 +341,7 @@ class Replica:
 
 
 def make_replica(model: str, gpu: str, tp: int, gpu_memory_utilization: float = 0.9,
-                 activation_reserve_gb: float = 2.0) -> Replica:
+                 activation_reserve_gb: float = ACTIVATION_RESERVE_GB) -> Replica:
     """Build a replica, refusing combinations whose weights do not fit.
 
     >>> make_replica("llama-2-70b", "a100-80gb", 1)

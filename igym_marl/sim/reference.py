@@ -123,7 +123,7 @@ class ReferenceSimulator(Simulator):
     def reset(self, workload, seed=None, knobs: Knobs | None = None) -> None:
         super().reset(workload, seed, knobs)
         self.reqs = [Request(i, int(workload.tenant[i]), float(workload.arrival_s[i]), int(workload.prompt_tokens[i]),
-                             int(workload.output_tokens[i]), target=int(workload.prompt_tokens[i]),
+                             int(self.ri[i, 1]), target=int(workload.prompt_tokens[i]),
                              keys=tuple(int(k) for k in workload.keys_of(i)))
                      for i in range(len(workload))]
         self.queues = [deque() for _ in workload.tenants]
@@ -396,11 +396,17 @@ class ReferenceSimulator(Simulator):
         while True:
             while self.next_arrival < len(self.reqs) and self.reqs[self.next_arrival].arrival_s <= clock:
                 r = self.reqs[self.next_arrival]
+                self.next_arrival += 1
+                self.cnt[W_ARRIVED] += 1
+                if r.prompt > self.max_model_len:  # longer than the model's context: refused at once
+                    r.status = REJECTED
+                    r.finish_s = r.arrival_s
+                    self.cnt[W_REJECTED] += 1
+                    self._decide(r, SLO_MISSED)
+                    continue
                 r.status = WAITING
                 r.key = r.rid
                 self.queues[r.tenant].append(r)
-                self.next_arrival += 1
-                self.cnt[W_ARRIVED] += 1
             if clock >= t_end:
                 break
             self._abandon_expired(clock)

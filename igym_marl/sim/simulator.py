@@ -26,7 +26,7 @@ from . import cost_model as cm
 from . import engine
 from .layout import (ABANDONED, ARR, BLOCKS, EMPTY_KEY, FINISH, FINISHED, FIRST, HIT, KIND_KEYED, KIND_RUN, LAST,
                      N_EV, N_ND, N_P, N_RF, N_RI, N_SI, N_TF, N_W, ND_COUNT, ND_KIND, ND_NEXT, ND_OWNER, ND_PREV, ND_REF,
-                     NPRE, NSH, OUT, OWN_NODE, P_API_S, P_BLOCK_TOKENS, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX,
+                     NPRE, NSH, OUT, OWN_NODE, P_API_S, P_BLOCK_TOKENS, P_MAX_MODEL_LEN, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX,
                      P_PREFILL_BUDGET, P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING, S_CACHED, S_CAP, S_CAP_NEXT,
                      S_FHEAD, S_FREE, S_FTAIL, S_HT_N, S_NDTOP, S_NEXT, S_NRUN, S_PEND_MAX, S_PEND_SUM, S_WATERMARK,
                      SLO, STATUS, TARGET, TEN, TF_ACC0, TF_PRIO, TF_TIMEOUT_S, TF_TPOT_S, TF_TTFT_S, W_MAX_ITER_S,
@@ -106,6 +106,8 @@ class Simulator:
         self._prm[P_HALF_CTX] = self.config.acceptance_half_context
         self._prm[P_PREFIX_CACHING] = 1.0 if self.config.prefix_caching else 0.0
         self._prm[P_API_S] = get_engine(self.config.engine).api_overhead_s
+        self.max_model_len = self.replica.model.max_model_len
+        self._prm[P_MAX_MODEL_LEN] = self.max_model_len
         # the most blocks the pool can ever hold (budget 1.0, the lightest weights): nodes of the
         # prefix cache and hash-table slots are sized once for it
         self.max_blocks = max(self._capacity(Knobs(kv_budget_fraction=1.0, quantization_tier=t)) for t in QUANT_TIERS)
@@ -130,7 +132,7 @@ class Simulator:
         self.ri = np.zeros((n, N_RI), dtype=np.int64)  # [request, field]
         self.rf = np.full((n, N_RF), np.nan)  # [request, field]
         self.ri[:, PROMPT] = workload.prompt_tokens
-        self.ri[:, OUT] = workload.output_tokens
+        self.ri[:, OUT] = self._generation_cap(workload.prompt_tokens, workload.output_tokens)
         self.ri[:, TEN] = workload.tenant
         self.ri[:, TARGET] = workload.prompt_tokens
         self.ri[:, OWN_NODE] = -1
@@ -265,7 +267,7 @@ class Simulator:
             self._grow(max(2 * self.ri.shape[0], self.n + k, 64))
         rows = np.arange(self.n, self.n + k)
         self.ri[rows, PROMPT] = cols["prompt_tokens"]
-        self.ri[rows, OUT] = cols["output_tokens"]
+        self.ri[rows, OUT] = self._generation_cap(cols["prompt_tokens"], cols["output_tokens"])
         self.ri[rows, TEN] = cols["tenant"]
         self.ri[rows, TARGET] = cols["prompt_tokens"]
         self.ri[rows, OWN_NODE] = -1
@@ -281,6 +283,12 @@ class Simulator:
         self.kptr[self.n + k + 1:] = used + ptr[-1]
         self.n += k
         return rows
+
+    def _generation_cap(self, prompt: np.ndarray, output: np.ndarray) -> np.ndarray:
+        """Output tokens the engine generates: vLLM stops a request at its model's context
+        (finish reason "length"), so prompt + output never pass max_model_len. (A prompt longer than
+        the context is refused on arrival: the kernel sees to that.)"""
+        return np.minimum(output, np.maximum(1, self.max_model_len - prompt))
 
     def _own_keys(self) -> None:
         """Copy the key arrays before writing to them (a clone, or the workload, may share them)."""

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .profiles import DEFAULT_ENGINE, QUANT_TIERS, EngineProfile, Replica, get_engine, make_replica
+from .profiles import (ACTIVATION_RESERVE_GB, DEFAULT_ENGINE, GPU_ALIASES, QUANT_TIERS, EngineProfile, Replica, get_engine,
+                       make_replica)
 
 BATCH_CAP_RANGE = (1, 512)
 KV_BUDGET_RANGE = (0.1, 1.0)
@@ -160,6 +161,15 @@ class Tenant:
             raise ValueError(f"Tenant.timeout_s={self.timeout_s!r} is not allowed; allowed: seconds in (0, 1e9] or inf")
 
 
+def take_keys(ptr: np.ndarray, keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The block keys (CSR) of requests `idx`, in that order (repeats allowed)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    counts = np.diff(ptr)[idx]
+    new_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    pos = np.repeat(ptr[idx] - new_ptr[:-1], counts) + np.arange(int(new_ptr[-1]), dtype=np.int64)
+    return new_ptr, keys[pos]
+
+
 def check_block_keys(key_ptr, block_keys, prompt_tokens, output_tokens, key_block_tokens: int,
                      where: str = "Workload") -> tuple[np.ndarray, np.ndarray]:
     """Validate per-request block keys in CSR form; returns them as read-only int64 arrays.
@@ -270,6 +280,17 @@ class Workload:
     def has_keys(self) -> bool:
         return self.key_ptr is not None
 
+    def take(self, idx, arrival_s=None, name: str | None = None) -> "Workload":
+        """The requests `idx` (in that order, which must keep arrivals sorted), their keys with them;
+        `arrival_s` replaces their arrival times."""
+        idx = np.asarray(idx, dtype=np.int64)
+        ptr = keys = None
+        if self.has_keys:
+            ptr, keys = take_keys(self.key_ptr, self.block_keys, idx)
+        return Workload(self.arrival_s[idx] if arrival_s is None else arrival_s, self.prompt_tokens[idx],
+                        self.output_tokens[idx], self.tenant[idx], self.tenants, name or self.name, ptr, keys,
+                        self.key_block_tokens)
+
     def keys_of(self, i: int) -> np.ndarray:
         """Request i's block keys (empty without keys)."""
         if self.key_ptr is None:
@@ -317,11 +338,11 @@ class SimConfig:
       num_gpu_blocks_override (a replay of a run that logged its pool); None: from GPU memory.
     """
 
-    model: str = "llama-3-8b"
+    model: str = "llama-3.1-8b"
     gpu: str = "a100-80gb"
     tp: int = 1
     gpu_memory_utilization: float = 0.9
-    activation_reserve_gb: float = 2.0
+    activation_reserve_gb: float = ACTIVATION_RESERVE_GB
     block_tokens: int = 16
     watermark_fraction: float = 0.01
     chunk_token_budget: int = 2048
@@ -351,6 +372,8 @@ class SimConfig:
         if self.usd_per_gpu_hour is not None:
             _float_in("usd_per_gpu_hour", self.usd_per_gpu_hour, 0.0, 1e4)
         get_engine(self.engine)
+        if isinstance(self.gpu, str):
+            object.__setattr__(self, "gpu", GPU_ALIASES.get(self.gpu, self.gpu))
         self.replica()  # validates model, gpu, tp and that the weights fit
 
     def replica(self) -> Replica:

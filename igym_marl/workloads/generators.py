@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..sim.types import Tenant, Workload
+from ..sim.types import Tenant, Workload, take_keys
 
 
 def _rng(seed) -> np.random.Generator:
@@ -158,12 +158,26 @@ def gamma_arrivals(rng: np.random.Generator, rate_grid: np.ndarray, dt: float, s
     return times
 
 
-def _assemble(parts, tenants, name) -> Workload:
-    """parts: list of (arrival_s, prompt, output, tenant_index) arrays -> one sorted Workload."""
+def _assemble(parts, tenants, name, key_block_tokens: int = 16) -> Workload:
+    """parts: list of (arrival_s, prompt, output, tenant_index[, (key_ptr, block_keys)]) arrays -> one
+    sorted Workload. Parts with block keys keep them (a part without keys has none per request); each
+    part's keys must already be distinct from the other parts'."""
     arr = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
     cols = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in (1, 2, 3)]
     order = np.argsort(arr, kind="stable")
-    return Workload(arr[order], *(c[order] for c in cols), tenants=tuple(tenants), name=name)
+    ptr = keys = None
+    if any(len(p) > 4 for p in parts):
+        counts, blocks = [], []
+        for p in parts:
+            if len(p) > 4:
+                counts.append(np.diff(p[4][0]))
+                blocks.append(p[4][1])
+            else:
+                counts.append(np.zeros(p[0].shape[0], dtype=np.int64))
+        all_ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+        ptr, keys = take_keys(all_ptr, np.concatenate(blocks).astype(np.int64), order)
+    return Workload(arr[order], *(c[order] for c in cols), tenants=tuple(tenants), name=name, key_ptr=ptr,
+                    block_keys=keys, key_block_tokens=key_block_tokens)
 
 
 # Client patience (Tenant.timeout_s): people watching a chat give up after about 10 s (Nielsen's

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -63,6 +64,28 @@ def measure_capacity_rps(config: SimConfig, streams: list[tuple[object, float]],
         p, o = lengths.sample(rng, arr.shape[0])
         parts.append((arr, p, o, np.zeros(arr.shape[0], dtype=np.int64)))
     w = _assemble(parts, (tenant,), "capacity-probe")
+    sim = Simulator(config)
+    sim.reset(w, seed=seed)
+    warm = seconds / 3.0
+    sim.advance(warm, VLLM_DEFAULT)
+    done_before = sim.snapshot().finished
+    sim.advance(seconds - warm, VLLM_DEFAULT)
+    return (sim.snapshot().finished - done_before) / (seconds - warm)
+
+
+def measure_capacity_of(config: SimConfig, workload: Workload, seed: int = 0, seconds: float = 300.0,
+                        overload_rps: float = 60.0) -> float:
+    """The replica's capacity in requests/s for the requests of `workload` in their own order, with
+    their block keys (prefix caching plays its part): the requests are offered at `overload_rps`
+    (their arrival times compressed, order kept) and served with VLLM_DEFAULT for `seconds`; the
+    requests completed per second over the last two thirds are counted. Deterministic for a seed."""
+    n = len(workload)
+    if n == 0:
+        return 0.0
+    arr = np.arange(n, dtype=np.float64) / overload_rps
+    w = Workload(arr, workload.prompt_tokens, workload.output_tokens, np.zeros(n, dtype=np.int64),
+                 (Tenant("probe", ttft_slo_ms=1e6, tpot_slo_ms=1e6),), "capacity-probe", key_ptr=workload.key_ptr,
+                 block_keys=workload.block_keys, key_block_tokens=workload.key_block_tokens)
     sim = Simulator(config)
     sim.reset(w, seed=seed)
     warm = seconds / 3.0
@@ -339,7 +362,7 @@ def get_task(task_id: str, **overrides) -> TaskSpec:
 
 
 MAX_TRACE_WINDOWS = 100_000  # an episode longer than this is a corrupt stamp or a forgotten episode_windows
-TRACE_PARSE_OPTIONS = {"burstgpt": ("models", "log_types", "tenant_map"), "azure": ("tenant",)}
+TRACE_PARSE_OPTIONS = {"burstgpt": ("models", "log_types", "tenant_map"), "azure": ("tenant",), "mooncake": ("tenant",)}
 TRACE_WINDOW_OPTIONS = ("start_s", "duration_s", "speedup", "rate_scale", "keep_failed")
 
 
@@ -358,6 +381,60 @@ def _check_trace_load(path, load: float, capacity: float, config: SimConfig, pro
     if load * capacity * horizon_s > MAX_EPISODE_REQUESTS:
         raise ValueError(f"load={load:g} asks for {load * capacity * horizon_s:,.0f} requests per episode "
                          f"({capacity:.3g} req/s x {horizon_s:g} s), more than {MAX_EPISODE_REQUESTS:,}")
+
+
+def _keyed_trace_task(path, format, parsed, in_seg, span, window_s, episode_windows, config, random_start, load, speedup,
+                      lengths) -> "TaskSpec":
+    """The trace task of a trace whose requests share prefixes (block keys: Mooncake's). Its rate
+    changes through time only: with `load`, an episode plays the next load x capacity x horizon
+    requests of the segment, in their order, their arrival times squeezed or stretched so they fill
+    the episode (its bursts are the trace's, and every conversation keeps its turns); without it,
+    the segment's time (divided by `speedup`)."""
+    from .traces import window
+    from ..sim.types import take_keys
+    rows = np.flatnonzero(in_seg)
+    ptr, keys = take_keys(parsed.key_ptr, parsed.block_keys, rows)
+    sub = Workload(parsed.stamps[rows] - parsed.stamps[rows[0]], parsed.prompt[rows], np.maximum(parsed.output[rows], 1),
+                   parsed.tenant[rows], parsed.tenants, key_ptr=ptr, block_keys=keys,
+                   key_block_tokens=parsed.key_block_tokens)
+    capacity = measure_capacity_of(config, sub)
+    horizon_s = episode_windows * window_s
+    n_ep = 0
+    if load is not None:
+        if not capacity > 0:
+            raise ValueError(f"load={load:g} cannot be played from {path}: one replica ({config.model} on {config.tp} x "
+                             f"{config.gpu}) serves none of its requests under vLLM's default knobs (prompts of up to "
+                             f"{int(parsed.prompt[rows].max()):,} tokens)")
+        n_ep = int(round(load * capacity * horizon_s))
+        if n_ep < 1 or n_ep > rows.size:
+            raise ValueError(f"load={load:g} asks for {load * capacity * horizon_s:,.1f} requests per episode "
+                             f"({capacity:.3g} req/s x {horizon_s:g} s); {path}'s segment holds {rows.size:,}: give a "
+                             f"load or an episode that it can fill")
+
+    def traffic(task: TaskSpec, rng) -> Workload:
+        horizon = task.horizon_s
+        if load is None:
+            offset = rng.uniform(0.0, max(0.0, span - horizon)) if random_start else 0.0
+            start = float(parsed.stamps[rows[0]]) + offset * speedup
+            w, _ = window(parsed, start_s=start, duration_s=horizon * speedup, speedup=speedup, seed=rng)
+            return w
+        n = min(rows.size, int(round(load * capacity * horizon)))
+        first = int(rng.integers(0, rows.size - n + 1)) if random_start else 0
+        pick = rows[first:first + n]
+        t = parsed.stamps[pick] - parsed.stamps[pick[0]]
+        # squeezed or stretched so the n requests fill the episode, the last one gap of the mean before its end
+        span = t[-1] * n / (n - 1) if n > 1 else 0.0
+        arr = t * (horizon / span) if span > 0 else np.arange(n) * (horizon / n)
+        ptr, keys = take_keys(parsed.key_ptr, parsed.block_keys, pick)
+        return Workload(arr, parsed.prompt[pick], np.maximum(parsed.output[pick], 1), parsed.tenant[pick],
+                        parsed.tenants, name=f"{format}:{Path(path).name}", key_ptr=ptr, block_keys=keys,
+                        key_block_tokens=parsed.key_block_tokens)
+
+    what = f"load {load:g} x capacity" if load is not None else f"speedup x{speedup:g}"
+    return TaskSpec("trace", f"Replay of {path} ({format}, {rows.size} requests over {span:,.0f} s, {what}, block keys "
+                             f"for prefix caching)", window_s=window_s, episode_windows=episode_windows,
+                    tenants=parsed.tenants, capacity_rps=capacity, traffic=traffic, length_mix=((lengths, 1.0),),
+                    config=config)
 
 
 def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_windows: int | None = None,
@@ -384,8 +461,8 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
     different point. A window with no request, or without some tenant, is a valid episode part.
     """
     from .generators import EmpiricalLengths
-    from .traces import (TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt, rescale,
-                         window)
+    from .traces import (TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt,
+                         parse_mooncake, rescale, window)
     if path is None:
         raise ValueError("task 'trace' needs path=<trace file> (a BurstGPT CSV or the Azure LLM trace; "
                          "format='auto' reads which from its header)")
@@ -421,8 +498,17 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
     keep_failed = options.get("keep_failed", False)
     _check_window_options(start_s, duration_s, speedup, rate_scale)
     parse = {k: v for k, v in options.items() if k in TRACE_PARSE_OPTIONS[format]}
-    parsed = parse_burstgpt(path, **parse) if format == "burstgpt" else parse_azure(path, **parse)
     config = config if config is not None else SimConfig()
+    if format == "burstgpt":
+        parsed = parse_burstgpt(path, **parse)
+    elif format == "azure":
+        parsed = parse_azure(path, **parse)
+    else:
+        parsed = parse_mooncake(path, block_tokens=config.block_tokens, **parse)
+        if "rate_scale" in options:
+            raise ValueError(f"{path}: a Mooncake trace's requests share prefixes (their hash_ids); thinning or "
+                             f"copying them (rate_scale) would break those: give load= (each episode's requests "
+                             f"squeezed or stretched in time) or speedup=")
 
     # the segment to replay, in trace seconds, and its requests
     last = float(parsed.stamps[-1]) + 1.0 if parsed.integer_stamps else float(np.nextafter(parsed.stamps[-1], np.inf))
@@ -444,8 +530,11 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
                              f"{window_s:g} s (more than {MAX_TRACE_WINDOWS:,}); give episode_windows= or "
                              f"duration_s= (with random_start=True to see the whole trace over seeds)")
     lengths = EmpiricalLengths(parsed.prompt[in_seg], parsed.output[in_seg])
-    capacity = measure_capacity_rps(config, [(lengths, 1.0)])
     horizon_s = episode_windows * float(window_s)
+    if parsed.has_keys:
+        return _keyed_trace_task(path, format, parsed, in_seg, span, float(window_s), int(episode_windows), config,
+                                 random_start, load, speedup, lengths)
+    capacity = measure_capacity_rps(config, [(lengths, 1.0)])
     if load is not None:
         _check_trace_load(path, load, capacity, config, parsed.prompt[in_seg], span, float(window_s), horizon_s)
 

@@ -23,6 +23,13 @@ Azure LLM inference trace 2023, processed (``arrived_at,num_prefill_tokens,num_d
 seconds from the start) or raw (``TIMESTAMP,ContextTokens,GeneratedTokens`` with datetime
 stamps; arrivals become seconds after the first one).
 
+Mooncake (Kimi's production traces, FAST '25 release): JSON lines ``{"timestamp": ms,
+"input_length": tokens, "output_length": tokens, "hash_ids": [...]}``, where ``hash_ids`` names each
+512-token block of the prompt by its prefix (two requests sharing a hash share that block and every
+one before it). The blocks map onto the simulator's blocks: simulator block j of a prompt lies in
+trace block j // (512 / block_tokens) and is keyed by (its hash, its place in it); only blocks the
+prompt fills are keyed, so equal keys always mean equal prefixes.
+
 A window with no request in it is a valid, empty workload; its tenants are always those of the
 whole (filtered) file, so every window of a trace has the same tenants.
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import json
 import math
 import re
 import stat
@@ -41,14 +49,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..sim.types import Tenant, Workload
+from ..sim.types import Tenant, Workload, take_keys
 from .generators import API, API_TIMEOUT_S, CONVERSATION
 
 BURSTGPT_COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 BURSTGPT_OPTIONAL = ("Session ID", "Elapsed time")
 AZURE_PROCESSED = ("arrived_at", "num_prefill_tokens", "num_decode_tokens")
 AZURE_RAW = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-TRACE_FORMATS = ("burstgpt", "azure")
+TRACE_FORMATS = ("burstgpt", "azure", "mooncake")
+MOONCAKE_FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
+MOONCAKE_BLOCK_TOKENS = 512  # the trace's hash block
+MAX_JSONL_LINE_BYTES = 1 << 20  # a JSON row lists a hash per 512 tokens: 1 MiB holds a 10M-token prompt
 MAX_TOKENS = 10_000_000  # more tokens than any model's context: a corrupt value, not a request
 MAX_STAMP_S = 1e9  # 31 years after the trace's origin: a corrupt time stamp
 
@@ -94,6 +105,13 @@ class ParsedTrace:
     rows: int  # data rows in the file
     filtered_out: int  # rows the filters removed
     integer_stamps: bool  # the tie rule applies
+    key_ptr: np.ndarray | None = None  # block keys (CSR, as Workload's), for traces that name prefixes
+    block_keys: np.ndarray | None = None
+    key_block_tokens: int = 16
+
+    @property
+    def has_keys(self) -> bool:
+        return self.key_ptr is not None
 
     @property
     def span_s(self) -> float:
@@ -121,7 +139,7 @@ def open_trace_bytes(path: Path):
     return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
 
 
-def check_trace_file(path) -> Path:
+def check_trace_file(path, max_line_bytes: int = MAX_LINE_BYTES) -> Path:
     """A path that names a regular, readable file (not a directory, a FIFO or a device), whose
     content, decompressed if gzip, is UTF-8 text of lines no longer than MAX_LINE_BYTES with no NUL
     byte. The content is streamed once in blocks, so a corrupt file is refused at its first bad line
@@ -142,13 +160,13 @@ def check_trace_file(path) -> Path:
         raise TraceFormatError(path, None, "the file is empty")
     try:
         with open_trace_bytes(path) as f:
-            _scan_lines(path, f)
+            _scan_lines(path, f, max_line_bytes)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise TraceFormatError(path, None, f"cannot be read (a damaged gzip stream?): {str(e)[:200]}") from None
     return path
 
 
-def _scan_lines(path: Path, f) -> None:
+def _scan_lines(path: Path, f, max_line_bytes: int = MAX_LINE_BYTES) -> None:
     head = f.read(4)
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise TraceFormatError(path, None, "this is UTF-16 text, not UTF-8: a trace is a UTF-8 text file")
@@ -163,8 +181,8 @@ def _scan_lines(path: Path, f) -> None:
                 line += 1
                 line_len = 0
             line_len += len(piece)
-            if line_len > MAX_LINE_BYTES:
-                raise TraceFormatError(path, line, f"the line is longer than {MAX_LINE_BYTES:,} bytes: not a trace "
+            if line_len > max_line_bytes:
+                raise TraceFormatError(path, line, f"the line is longer than {max_line_bytes:,} bytes: not a trace "
                                                    f"row (it begins {_excerpt(piece[:EXCERPT_CHARS])})")
         try:
             decoder.decode(chunk, final=nul >= 0)
@@ -337,7 +355,18 @@ def _check_positive(name, value, allow_none=False):
 def detect_format(path) -> str:
     """"burstgpt" or "azure" from a trace file's header, gzip-compressed or not (TraceFormatError
     naming both otherwise)."""
-    path = check_trace_file(path)
+    path = check_trace_file(path, MAX_JSONL_LINE_BYTES)
+    with open_trace_bytes(path) as f:
+        first = f.readline(MAX_JSONL_LINE_BYTES + 1).decode("utf-8-sig", errors="replace").strip()
+    if first.startswith("{"):
+        try:
+            row = json.loads(first)
+        except ValueError:
+            raise TraceFormatError(path, 1, f"the first line is not JSON: {_excerpt(first)}") from None
+        if isinstance(row, dict) and all(k in row for k in MOONCAKE_FIELDS):
+            return "mooncake"
+        raise TraceFormatError(path, 1, f"a JSON-lines trace needs the fields {list(MOONCAKE_FIELDS)} (Mooncake's); "
+                                        f"the first line has {sorted(row)[:10] if isinstance(row, dict) else type(row).__name__}")
     cols = _header(path)
     if all(c in cols for c in BURSTGPT_COLUMNS):
         return "burstgpt"
@@ -463,6 +492,80 @@ def parse_azure(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT) -> ParsedTrace:
                        (tenant,), n, 0, integer_stamps=False)
 
 
+def parse_mooncake(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT, block_tokens: int = 16) -> ParsedTrace:
+    """Read a Mooncake JSON-lines trace once: arrivals (s), lengths, and block keys for
+    `block_tokens`-token blocks (a divisor of 512). A line that is not a JSON object with the four
+    fields, a negative or non-integer length, a time stamp out of order, or a hash list longer than
+    the prompt's blocks raises TraceFormatError naming the file and the line."""
+    path = check_trace_file(path, MAX_JSONL_LINE_BYTES)
+    if isinstance(block_tokens, bool) or not isinstance(block_tokens, int) or block_tokens < 1 or \
+            MOONCAKE_BLOCK_TOKENS % block_tokens:
+        raise ValueError(f"block_tokens={block_tokens!r} must divide the trace's {MOONCAKE_BLOCK_TOKENS}-token blocks")
+    per = MOONCAKE_BLOCK_TOKENS // block_tokens
+    stamps, prompt, output, counts, key_parts = [], [], [], [], []
+    with open_trace_bytes(path) as f:
+        for line_no, raw in enumerate(f, start=1):
+            text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").strip()
+            if not text:
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError:
+                raise TraceFormatError(path, line_no, f"is not JSON: {_excerpt(text)}") from None
+            if not isinstance(row, dict):
+                raise TraceFormatError(path, line_no, f"is not a JSON object: {_excerpt(text)}")
+            missing = [k for k in MOONCAKE_FIELDS if k not in row]
+            if missing:
+                raise TraceFormatError(path, line_no, f"missing field(s) {missing}; a Mooncake row has "
+                                                      f"{list(MOONCAKE_FIELDS)}")
+            t, n_in, n_out, hashes = (row[k] for k in MOONCAKE_FIELDS)
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0 or \
+                    t / 1e3 > MAX_STAMP_S:
+                raise TraceFormatError(path, line_no, f"timestamp {_show(t) if isinstance(t, (int, float, str)) else _excerpt(str(t))} "
+                                                      f"must be milliseconds in [0, {MAX_STAMP_S * 1e3:.0e}]")
+            for name, v, lo in (("input_length", n_in, 1), ("output_length", n_out, 1)):
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= MAX_TOKENS:
+                    shown = _show(v) if isinstance(v, (int, float, str)) else _excerpt(str(v))
+                    raise TraceFormatError(path, line_no, f"{name} {shown} must be an integer in {lo}..{MAX_TOKENS:,}")
+            if not isinstance(hashes, list) or not all(isinstance(h, int) and not isinstance(h, bool) and
+                                                       0 <= h < 1 << 40 for h in hashes):
+                raise TraceFormatError(path, line_no, f"hash_ids must be a list of integers in [0, 2**40): "
+                                                      f"{_excerpt(str(hashes))}")
+            n_blocks = -(-n_in // MOONCAKE_BLOCK_TOKENS)
+            if len(hashes) > n_blocks:
+                raise TraceFormatError(path, line_no, f"hash_ids has {len(hashes)} hashes, more than the {n_blocks} "
+                                                      f"blocks of {MOONCAKE_BLOCK_TOKENS} tokens in its {n_in:,}-token "
+                                                      f"prompt")
+            if stamps and t < stamps[-1]:
+                raise TraceFormatError(path, line_no, f"timestamp {_show(t)} goes back in time (previous row: "
+                                                      f"{_show(stamps[-1])}); the release is sorted")
+            n_keys = min(n_in // block_tokens, len(hashes) * per)
+            stamps.append(t)
+            prompt.append(n_in)
+            output.append(n_out)
+            counts.append(n_keys)
+            key_parts.append(np.repeat(np.asarray(hashes, dtype=np.int64) * per, per)[:n_keys] +
+                             np.tile(np.arange(per, dtype=np.int64), len(hashes))[:n_keys])
+    if not stamps:
+        raise TraceFormatError(path, None, "the file has no rows")
+    n = len(stamps)
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    keys = np.concatenate(key_parts) if key_parts else np.zeros(0, dtype=np.int64)
+    return ParsedTrace(str(path), "mooncake", np.asarray(stamps, dtype=np.float64) / 1e3,
+                       np.asarray(prompt, dtype=np.int64), np.asarray(output, dtype=np.int64), np.zeros(n, np.int64),
+                       (tenant,), n, 0, integer_stamps=False, key_ptr=ptr, block_keys=keys,
+                       key_block_tokens=block_tokens)
+
+
+def load_mooncake(path, *, tenant: Tenant = DEFAULT_TRACE_TENANT, block_tokens: int = 16, start_s: float = 0.0,
+                  duration_s: float | None = None, speedup: float = 1.0, seed=0) -> tuple[Workload, LoadReport]:
+    """Load a Mooncake trace with its block keys (see :func:`parse_mooncake`). Its rate changes only
+    through `speedup` (time): thinning or copying would break the prefixes its requests share."""
+    _check_window_options(start_s, duration_s, speedup, 1.0)
+    return window(parse_mooncake(path, tenant=tenant, block_tokens=block_tokens), start_s=start_s,
+                  duration_s=duration_s, speedup=speedup, seed=seed)
+
+
 # ---------------------------------------------------------------------------------- windows
 def window(trace: ParsedTrace, *, start_s: float = 0.0, duration_s: float | None = None, speedup: float = 1.0,
            rate_scale: float = 1.0, keep_failed: bool = False, seed=0) -> tuple[Workload, LoadReport]:
@@ -486,16 +589,26 @@ def window(trace: ParsedTrace, *, start_s: float = 0.0, duration_s: float | None
         t_arr = ts[lo:hi].copy()
     sel = (t_arr >= start_s) & (t_arr < end)
     prompt, output, tenant = trace.prompt[lo:hi][sel], trace.output[lo:hi][sel], trace.tenant[lo:hi][sel]
+    rows = np.arange(lo, hi)[sel]  # rows of the trace, for its block keys
     t_arr = t_arr[sel]
     failed = output == 0
     n_failed = int(failed.sum())
     if not keep_failed:
-        t_arr, prompt, output, tenant = t_arr[~failed], prompt[~failed], output[~failed], tenant[~failed]
+        t_arr, prompt, output, tenant, rows = (t_arr[~failed], prompt[~failed], output[~failed], tenant[~failed],
+                                               rows[~failed])
     prompt = np.maximum(prompt, 1)  # a 0-token prompt still costs one position
     output = np.maximum(output, 1)
     arr = (t_arr - start_s) / speedup
-    arr, (prompt, output, tenant), changed = _rescale(arr, [prompt, output, tenant], rate_scale, rng)
-    wl = Workload(arr, prompt, output, tenant, trace.tenants, name=f"{trace.format}:{Path(trace.path).name}")
+    if trace.has_keys and rate_scale != 1.0:
+        raise ValueError(f"{trace.path}: its requests share prefixes by their block keys; thinning or copying them "
+                         f"would break those prefixes: change its rate through time (speedup, or load= in the trace "
+                         f"task), not rate_scale")
+    arr, (prompt, output, tenant, rows), changed = _rescale(arr, [prompt, output, tenant, rows], rate_scale, rng)
+    ptr = keys = None
+    if trace.has_keys:
+        ptr, keys = take_keys(trace.key_ptr, trace.block_keys, rows)
+    wl = Workload(arr, prompt, output, tenant, trace.tenants, name=f"{trace.format}:{Path(trace.path).name}",
+                  key_ptr=ptr, block_keys=keys, key_block_tokens=trace.key_block_tokens)
     counts = np.bincount(tenant, minlength=len(trace.tenants))
     report = LoadReport(trace.path, trace.rows, len(wl), 0 if keep_failed else n_failed, n_failed if keep_failed else 0,
                         int(trace.rows - sel.sum()), changed, {t.name: int(c) for t, c in zip(trace.tenants, counts)})

@@ -12,8 +12,8 @@ from igym_marl.sim import Knobs
 
 def test_a_gain_measured_on_clones_is_what_replaying_the_episode_with_the_move_gives():
     """With the tail running to the episode's end, a move's gain is exactly the final score of the
-    heuristic's episode with the move held at that decision, minus the heuristic's own final score,
-    each played from scratch without clones."""
+    heuristic's episode with the move held at that decision, minus its score with the decision itself
+    held as long, each played from scratch without clones."""
     task, seed, windows = "adversarial_multitenant", 11, 12
     rows = deviation_gains(task, seed, hold=3, tail=6, every=3, episode_windows=windows)
     at3 = [r for r in rows if r["window"] == 3]
@@ -37,7 +37,7 @@ def test_a_gain_measured_on_clones_is_what_replaying_the_episode_with_the_move_g
 
     from igym_marl.envs import joint_knobs
     from agents.oracle import neighbours
-    base = replay(None)
+    base = replay(lambda decision: decision)
     for r in at3[:4]:
         def apply(decision, r=r):
             move = next(m for m in neighbours(joint_knobs(decision)) if move_of(joint_knobs(decision), m) == (r["knob"], r["move"]))

@@ -10,7 +10,7 @@ from igym_marl.sim import Knobs, SimConfig, Workload
 from igym_marl.sim.cluster import Cluster, ClusterConfig, Routing, ROUTING_RULES
 from igym_marl.sim.layout import FINISHED
 from igym_marl.workloads.generators import poisson_workload
-from tests.sim.test_timeline import LOOSE, it
+from tests.sim.test_timeline import LOOSE, Cfg, it
 
 KNOBS = Knobs(batch_cap=8, prefill_decode_split=True)
 
@@ -25,7 +25,7 @@ def test_two_replica_timeline_by_hand():
     only active one) and the pair at 40 s one to each; scaled down at 50 s, the empty replica 1
     drains and is off from 60 s. Every first token and finish is the cost model's iteration
     time, summed by hand; GPU cost is billed for starting, active and draining replicas."""
-    cfg = ClusterConfig(replicas=2, engine_start_s=5.0, storage_gb_per_s=16.0, initial_active=1)
+    cfg = ClusterConfig(replicas=2, replica=Cfg(), engine_start_s=5.0, storage_gb_per_s=16.0, initial_active=1)
     w = Workload.from_requests([(0.0, 100, 3, 0), (0.0, 200, 2, 0), (40.0, 50, 2, 0), (40.0, 80, 2, 0)], LOOSE)
     c = Cluster(cfg)
     c.reset(w, seed=0)

@@ -45,8 +45,9 @@ def test_quantization_speeds_memory_bound_and_slows_compute_bound():
 
 def test_kv_capacity_from_memory():
     r = make_replica("llama-3-8b", "a100-80gb", 1)
-    # 0.9 x 80 GB - 16.06 GB weights - 2 GB activations, in 16 x 128 KiB blocks
-    expect = (0.9 * 80 - 8.03 * 2 - 2.0) * 1e9 / (16 * 131072)
+    # 0.9 x 81,920 MiB (the A100's 80 GB as the driver reports them) - 16.06 GB weights - 1.14 GB
+    # activation reserve, in 16 x 128 KiB blocks
+    expect = (0.9 * 81920 * 2**20 / 1e9 - 8.03 * 2 - 1.14) * 1e9 / (16 * 131072)
     assert r.kv_capacity_blocks("FP16", 1.0) == int(expect)
     assert r.kv_capacity_blocks("INT4", 1.0) > r.kv_capacity_blocks("INT8", 1.0) > r.kv_capacity_blocks("FP16", 1.0)
     assert r.kv_capacity_blocks("FP16", 0.5) == int(0.5 * r.kv_pool_gb("FP16") * 1e9 / (16 * 131072))
@@ -59,7 +60,7 @@ def test_every_profile_combination_is_built_or_refused_clearly():
                 try:
                     predict_ms(m, g, tp, 512, 8, 512)
                 except ValueError as e:
-                    assert "cannot hold its weights" in str(e) and m == "llama-2-70b" and tp == 1
+                    assert "cannot hold its weights" in str(e) and m.endswith("70b") and tp == 1
 
 
 def test_fidelity_on_shared_measurements(data_dir):

@@ -92,7 +92,7 @@ def test_engine_profile_changes_cpu_costs_only():
         diff = cm.iteration_s(real, *args) - cm.iteration_s(ideal, *args)
         assert diff == pytest.approx(real[cm.C_ITER_OVERHEAD_S] + 40 * e.seq_overhead_s)
     # doubling the workers adds tp_overhead_s per iteration
-    c2, c4 = (cm.cost_constants(make_replica("llama-2-70b", "a100-80gb", tp)) for tp in (2, 4))
+    c2, c4 = (cm.cost_constants(make_replica("llama-2-70b", "a100-80gb", tp), "FP16", "vllm-0.2") for tp in (2, 4))
     assert c4[cm.C_ITER_OVERHEAD_S] - c2[cm.C_ITER_OVERHEAD_S] == pytest.approx(ENGINES["vllm-0.2"].tp_overhead_s)
 
 
@@ -124,7 +124,7 @@ def test_simconfig_engine_profile_in_the_simulator():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(engine="vllm-9"), r"engine='vllm-9' is unknown; allowed: 'vllm-0.2', 'ideal'"),
+    (dict(engine="vllm-9"), r"engine='vllm-9' is unknown; allowed: 'vllm-0.2', 'vllm-0.15', 'ideal'"),
     (dict(engine=3), r"engine=3 is unknown"),
 ])
 def test_bad_engine_names_are_refused(kwargs, match):

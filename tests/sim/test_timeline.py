@@ -2,14 +2,24 @@
 scheduling rules, and its duration taken from the cost model's iteration_s."""
 
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from igym_marl.sim import Knobs, SimConfig, Simulator, Tenant, Workload
 from igym_marl.sim import cost_model as cm
+from igym_marl.sim.profiles import DEFAULT_ENGINE, ENGINES
 from igym_marl.sim.reference import ReferenceSimulator
 
 LOOSE = (Tenant("t", ttft_slo_ms=1e6, tpot_slo_ms=1e6),)
+# The hand-derived timelines follow the engine's iterations; the default engine's client-side latency
+# (EngineProfile.api_overhead_s) shifts what clients see by a constant, tested on its own below.
+ENGINE = dataclasses.replace(ENGINES[DEFAULT_ENGINE], name="engine-side", api_overhead_s=0.0)
+
+
+def Cfg(**kw) -> SimConfig:
+    return SimConfig(engine=ENGINE, **kw)
 
 
 def it(c, prefills=(), decode_ctx=(), k=0):
@@ -28,7 +38,7 @@ def sim_cls(request):
 
 def test_two_requests_chunked(sim_cls):
     w = Workload.from_requests([(0.0, 100, 3, 0), (0.0, 200, 2, 0)], LOOSE)
-    sim = sim_cls(SimConfig())
+    sim = sim_cls(Cfg())
     sim.reset(w, seed=0)
     m = sim.advance(1.0, Knobs(batch_cap=8, prefill_decode_split=True))
     c = sim._consts["FP16"]
@@ -49,7 +59,7 @@ def test_prefill_first_stalls_decodes(sim_cls):
     """Without chunking, a prompt arriving mid-decode gets its own iteration: the running
     request's inter-token gap includes it (the TBT spike that chunked prefill removes)."""
     w = Workload.from_requests([(0.0, 64, 10, 0), (0.03, 1000, 1, 0)], LOOSE)
-    sim = sim_cls(SimConfig())
+    sim = sim_cls(Cfg())
     sim.reset(w, seed=0)
     m = sim.advance(1.0, Knobs(batch_cap=8, prefill_decode_split=False))
     c = sim._consts["FP16"]
@@ -73,7 +83,7 @@ def test_prefill_first_stalls_decodes(sim_cls):
 
 
 def _two_prompts_filling_the_pool(sim_cls, prefix_caching):
-    cfg = SimConfig(watermark_fraction=0.0, prefill_token_budget=1 << 20, prefix_caching=prefix_caching)
+    cfg = Cfg(watermark_fraction=0.0, prefill_token_budget=1 << 20, prefix_caching=prefix_caching)
     knobs = Knobs(batch_cap=8, kv_budget_fraction=0.1, prefill_decode_split=False)
     cap = cfg.replica().kv_capacity_blocks("FP16", 0.1, 16)
     b0 = cap // 2
@@ -115,7 +125,7 @@ def test_preemption_recompute_skips_what_the_prefix_cache_kept(sim_cls):
     assert m.prefill_tps == pytest.approx((p0 + p1 + 17) / 30.0)
 
 
-SMALL_POOL = dict(model="llama-2-7b", gpu_memory_utilization=0.3, watermark_fraction=0.0, chunk_token_budget=512)
+SMALL_POOL = dict(model="llama-2-7b", kv_pool_blocks=1010, watermark_fraction=0.0, chunk_token_budget=512)
 
 
 @pytest.mark.parametrize("prefix_caching", [True, False])
@@ -140,14 +150,14 @@ def test_chunked_prefill_allocates_chunk_by_chunk(sim_cls, prefix_caching):
     grow to its second chunk and preempts itself: admit, preempt, ... for each 2 of r0's 98 decode
     iterations, 49 preemptions in all, then its whole prompt once r0 is done:
     800 + 735 + 48 x 511 + 1,200 = 27,263 prefill tokens."""
-    cfg = SimConfig(prefix_caching=prefix_caching, **SMALL_POOL)
-    assert cfg.replica().kv_capacity_blocks("FP16", 0.1, 16) == 101
+    cfg = Cfg(prefix_caching=prefix_caching, **SMALL_POOL)
     w = Workload.from_requests([(0.0, 800, 100, 0), (0.0, 1200, 5, 0)], LOOSE)
     sim = sim_cls(cfg)
     knobs = Knobs(batch_cap=8, kv_budget_fraction=0.1)
     sim.reset(w, seed=0, knobs=knobs)
     first = sim.advance(1e-6, knobs)  # one iteration
     assert first.iterations == 1 and first.kv_blocks_used == 32 and first.running == 1
+    assert first.kv_capacity_blocks == 101
     m = sim.advance(30.0, knobs)
     assert m.finished == 2
     if prefix_caching:
@@ -175,7 +185,7 @@ def test_victim_is_the_latest_arrival_of_the_lowest_priority():
 
 
 def test_reject_prompt_larger_than_pool(sim_cls):
-    cfg = SimConfig()
+    cfg = Cfg()
     cap = cfg.replica().kv_capacity_blocks("FP16", 0.1, 16)
     w = Workload.from_requests([(0.0, 16 * cap + 1, 5, 0), (0.0, 10, 2, 0)], LOOSE)
     sim = sim_cls(cfg)
@@ -191,7 +201,7 @@ def test_late_waiting_request_counts_as_miss_immediately(sim_cls):
     counted as missed at the first window's end, before it is ever served."""
     tight = (Tenant("i", ttft_slo_ms=100.0, tpot_slo_ms=1e6),)
     w = Workload.from_requests([(0.0, 100, 400, 0), (0.0, 100, 2, 0)], tight)
-    sim = sim_cls(SimConfig())
+    sim = sim_cls(Cfg())
     sim.reset(w, seed=0)
     m = sim.advance(1.0, Knobs(batch_cap=1))
     assert m.slo_missed == 1 and m.finished == 0 and m.queue_depth == 1
@@ -208,7 +218,7 @@ def test_impatient_client_abandons_a_request_still_waiting(sim_cls):
     queue heads before every iteration): an SLO miss, never admitted, never reaching the KV pool."""
     ten = (Tenant("i", ttft_slo_ms=1e6, tpot_slo_ms=1e6, timeout_s=0.5),)
     w = Workload.from_requests([(0.0, 100, 400, 0), (0.0, 100, 2, 0)], ten)
-    sim = sim_cls(SimConfig())
+    sim = sim_cls(Cfg())
     sim.reset(w, seed=0)
     m = sim.advance(1.0, Knobs(batch_cap=1))
     c = sim._consts["FP16"]
@@ -230,7 +240,7 @@ def test_speculation_tokens_and_cost(sim_cls):
     draft's GPU work at draft_cost_ratio of a decode step, plus a full step's CPU overhead)."""
     ten = (Tenant("code", ttft_slo_ms=1e6, tpot_slo_ms=1e6, spec_acceptance=0.99),)
     w = Workload.from_requests([(0.0, 16, 50, 0)], ten)
-    cfg = SimConfig(acceptance_half_context=1e9)
+    cfg = Cfg(acceptance_half_context=1e9)
     sim = sim_cls(cfg)
     sim.reset(w, seed=3)
     m = sim.advance(2.0, Knobs(batch_cap=1, speculation_depth=4))
@@ -263,7 +273,7 @@ def test_prefix_cache_hits_partial_hits_lru_eviction_and_shared_blocks(sim_cls):
     * D (t 1, 144 tokens, no keys) takes 9 blocks from the head: **LRU order** evicts C's k8, k7,
       then B's k6, k5, k4; k3, k2, k1 survive (a prompt's head outlives its tail).
     * E (t 2, 72 tokens, keys 1-4) finds k1-k3: 48 tokens cached, computes 24."""
-    cfg = SimConfig(kv_pool_blocks=12, watermark_fraction=0.0)
+    cfg = Cfg(kv_pool_blocks=12, watermark_fraction=0.0)
     w = Workload.from_requests([(0.0, 72, 2, 0), (0.5, 104, 3, 0), (0.5, 72, 2, 0), (1.0, 144, 1, 0), (2.0, 72, 1, 0)],
                                LOOSE, keys=[[1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [1, 2, 7, 8], [], [1, 2, 3, 4]])
     sim = sim_cls(cfg)
@@ -304,4 +314,22 @@ def test_prefix_keys_must_fit_the_blocks_and_the_simulator(sim_cls):
         Workload.from_requests([(0.0, 60, 10, 0)], LOOSE, keys=[[-3]])
     w = Workload.from_requests([(0.0, 64, 10, 0)], LOOSE, keys=[[1, 2]], key_block_tokens=32)
     with pytest.raises(ValueError, match="cut at 32-token blocks; this simulator's blocks hold 16 tokens"):
-        sim_cls(SimConfig()).reset(w, seed=0)
+        sim_cls(Cfg()).reset(w, seed=0)
+
+
+def test_clients_see_every_first_token_and_finish_later_by_the_engines_client_latency(sim_cls):
+    """The same two requests as test_two_requests_chunked on the default engine: the engine's
+    iterations are the same, and what clients see is later by api_overhead_s (a constant: gaps
+    between tokens, and so TPOT, are unchanged)."""
+    w = Workload.from_requests([(0.0, 100, 3, 0), (0.0, 200, 2, 0)], LOOSE)
+    sims = {}
+    for engine in (ENGINE, ENGINES[DEFAULT_ENGINE]):
+        sim = sim_cls(SimConfig(engine=engine))
+        sim.reset(w, seed=0)
+        sims[engine.name] = (sim, sim.advance(1.0, Knobs(batch_cap=8)))
+    (a, ma), (b, mb) = sims["engine-side"], sims[DEFAULT_ENGINE]
+    api = ENGINES[DEFAULT_ENGINE].api_overhead_s
+    assert api > 0
+    np.testing.assert_allclose(b.rf[:, 1:4], a.rf[:, 1:4] + api, rtol=0, atol=1e-12)
+    assert mb.tenants[0].latency.tpot_p50_ms == pytest.approx(ma.tenants[0].latency.tpot_p50_ms, rel=1e-9)
+    assert mb.iterations == ma.iterations
