@@ -32,7 +32,9 @@ from .oracle import OraclePolicy
 def persistence_forecast(sim, lookback_s: float, ahead_s: float):
     """Arrivals of the last `lookback_s` seconds (up to the simulator's clock) replayed every
     `lookback_s` seconds until `ahead_s` past the clock: (arrival_s, prompt, output, tenant), sorted.
-    Arrivals before the last request that arrived are dropped (``add_requests``' rule)."""
+    Arrivals before the last request that arrived are dropped (``add_requests``' rule). The replayed
+    requests carry no block keys: a copy of a request would find its own whole prompt cached, so
+    the forecast counts no prefix-cache hits (it errs toward more prefill work, not less)."""
     arrived = int(sim.si[S_NEXT])
     t = sim.t_nominal
     arr = sim.rf[:arrived, ARR]

@@ -46,7 +46,7 @@ must mask indices >= the agent's own ``action_space(agent).n`` (the masks are
 
 Observation Space
 -----------------
-Shared part (every agent's first 40 features; all in [0, 1], s(x) = x / (1 + x)):
+Shared part (every agent's first 42 features; all in [0, 1], s(x) = x / (1 + x)):
 
     =====  ======================  ======================================================================
     index  feature                 definition
@@ -61,60 +61,63 @@ Shared part (every agent's first 40 features; all in [0, 1], s(x) = x / (1 + x))
     7      throughput              s(output tokens/s / 2,000)
     8      rejected                s(requests rejected in the window)
     9      busy                    min(1, share of the window the engine was computing)
-    10+8k  tenant[k].present       1 if this tenant slot is used by the task (k = 0, 1, 2; zeros for an unused slot)
-    11+8k  tenant[k].arrival_share  the tenant's share of the window's arrivals (k = 0, 1, 2; zeros for an unused slot)
-    12+8k  tenant[k].queue         s(the tenant's waiting requests / 32) (k = 0, 1, 2; zeros for an unused slot)
-    13+8k  tenant[k].ttft_p99      s(p99 TTFT / TTFT SLO); without first tokens, the oldest wait stands in (k = 0, 1, 2; zeros for an unused slot)
-    14+8k  tenant[k].tpot_p99      s(p99 TPOT / TPOT SLO); 0 without finished requests (k = 0, 1, 2; zeros for an unused slot)
-    15+8k  tenant[k].attainment    SLO met / decided in the window; 0 if none decided (k = 0, 1, 2; zeros for an unused slot)
-    16+8k  tenant[k].decided       1 if any of the tenant's requests was judged in the window (k = 0, 1, 2; zeros for an unused slot)
-    17+8k  tenant[k].oldest_wait   s(age of the oldest waiting request / TTFT SLO) (k = 0, 1, 2; zeros for an unused slot)
-    34     last.batch_level        batch_cap level / 9; levels 1, 2, 4, ..., 512
-    35     last.split              prefill_decode_split (0/1)
-    36     last.kv_level           kv_budget_fraction level / 9; levels 0.1 .. 1.0
-    37     last.tier               quantization tier level / 2; FP16, INT8, INT4
-    38     last.spec_depth         speculation_depth / 8
-    39     last.priority           priority_routing (0/1)
+    10     prefix_hit_rate         prompt tokens found in the prefix cache / prompt tokens of the window's first admissions; 0 if none admitted
+    11     kv_cached_share         time-averaged share of the KV pool holding cached blocks no request uses
+    12+8k  tenant[k].present       1 if this tenant slot is used by the task (k = 0, 1, 2; zeros for an unused slot)
+    13+8k  tenant[k].arrival_share  the tenant's share of the window's arrivals (k = 0, 1, 2; zeros for an unused slot)
+    14+8k  tenant[k].queue         s(the tenant's waiting requests / 32) (k = 0, 1, 2; zeros for an unused slot)
+    15+8k  tenant[k].ttft_p99      s(p99 TTFT / TTFT SLO); without first tokens, the oldest wait stands in (k = 0, 1, 2; zeros for an unused slot)
+    16+8k  tenant[k].tpot_p99      s(p99 TPOT / TPOT SLO); 0 without finished requests (k = 0, 1, 2; zeros for an unused slot)
+    17+8k  tenant[k].attainment    SLO met / decided in the window; 0 if none decided (k = 0, 1, 2; zeros for an unused slot)
+    18+8k  tenant[k].decided       1 if any of the tenant's requests was judged in the window (k = 0, 1, 2; zeros for an unused slot)
+    19+8k  tenant[k].oldest_wait   s(age of the oldest waiting request / TTFT SLO) (k = 0, 1, 2; zeros for an unused slot)
+    36     last.batch_level        batch_cap level / 9; levels 1, 2, 4, ..., 512
+    37     last.split              prefill_decode_split (0/1)
+    38     last.kv_level           kv_budget_fraction level / 9; levels 0.1 .. 1.0
+    39     last.tier               quantization tier level / 2; FP16, INT8, INT4
+    40     last.spec_depth         speculation_depth / 8
+    41     last.priority           priority_routing (0/1)
     =====  ======================  ======================================================================
 
-Own part of ``batch_scheduler`` (indices 40..45; Box(0, 1, (46,), float32)):
+Own part of ``batch_scheduler`` (indices 42..47; Box(0, 1, (48,), float32)):
 
-    40     mean_iteration          s(mean iteration time in s / 0.05)
-    41     prefill_only_share      prefill-only iterations / iterations
-    42     max_iteration           s(longest iteration in ms / 100)
-    43     itl_p99                 s(p99 inter-token latency / tightest TPOT SLO)
-    44     cap_use                 min(1, running / batch_cap)
-    45     prefill_rate            s(prompt tokens/s / 10,000)
+    42     mean_iteration          s(mean iteration time in s / 0.05)
+    43     prefill_only_share      prefill-only iterations / iterations
+    44     max_iteration           s(longest iteration in ms / 100)
+    45     itl_p99                 s(p99 inter-token latency / tightest TPOT SLO)
+    46     cap_use                 min(1, running / batch_cap)
+    47     prefill_rate            s(prompt tokens/s / 10,000)
 
-Own part of ``kv_manager`` (indices 40..45; Box(0, 1, (46,), float32)):
+Own part of ``kv_manager`` (indices 42..48; Box(0, 1, (49,), float32)):
 
-    40     kv_occupancy_mean       min(1, time-averaged KV occupancy in the window)
-    41     pending_prompt          s(prompt tokens waiting / KV capacity in tokens)
-    42     largest_waiting_prompt  s(largest waiting prompt / KV capacity in tokens)
-    43     reloaded                1 if a quantization switch paused the engine in the window
-    44     weights                 min(1, weight memory / installed GPU memory)
-    45     kv_capacity             s(KV capacity in tokens / 100,000)
+    42     kv_occupancy_mean       min(1, time-averaged KV occupancy in the window)
+    43     pending_prompt          s(prompt tokens waiting / KV capacity in tokens)
+    44     largest_waiting_prompt  s(largest waiting prompt / KV capacity in tokens)
+    45     reloaded                1 if a quantization switch paused the engine in the window
+    46     weights                 min(1, weight memory / installed GPU memory)
+    47     kv_capacity             s(KV capacity in tokens / 100,000)
+    48     kv_cached_end           cached blocks no request uses / KV capacity, at the window's end
 
-Own part of ``spec_controller`` (indices 40..44; Box(0, 1, (45,), float32)):
+Own part of ``spec_controller`` (indices 42..46; Box(0, 1, (47,), float32)):
 
-    40     acceptance              accepted / proposed draft tokens; 0 when not speculating
-    41     speculating             1 if drafts were proposed in the window
-    42     batch                   s(running requests / 16)
-    43     prompt_length           s(mean prompt of the window's arrivals in tokens / 1,024)
-    44     tpot_p50                s(p50 TPOT / tightest TPOT SLO)
+    42     acceptance              accepted / proposed draft tokens; 0 when not speculating
+    43     speculating             1 if drafts were proposed in the window
+    44     batch                   s(running requests / 16)
+    45     prompt_length           s(mean prompt of the window's arrivals in tokens / 1,024)
+    46     tpot_p50                s(p50 TPOT / tightest TPOT SLO)
 
-Own part of ``tenant_router`` (indices 40..45; Box(0, 1, (46,), float32)):
+Own part of ``tenant_router`` (indices 42..47; Box(0, 1, (48,), float32)):
 
-    40     top_queue               s(queue of the highest-priority tenant / 32)
-    41     top_wait                s(its oldest wait / its TTFT SLO)
-    42     top_attainment          its SLO attainment in the window; 0 if none decided
-    43     bottom_queue            s(queue of the lowest-priority tenant / 32)
-    44     bottom_wait             s(its oldest wait / its TTFT SLO)
-    45     bottom_attainment       its SLO attainment in the window; 0 if none decided
+    42     top_queue               s(queue of the highest-priority tenant / 32)
+    43     top_wait                s(its oldest wait / its TTFT SLO)
+    44     top_attainment          its SLO attainment in the window; 0 if none decided
+    45     bottom_queue            s(queue of the lowest-priority tenant / 32)
+    46     bottom_wait             s(its oldest wait / its TTFT SLO)
+    47     bottom_attainment       its SLO attainment in the window; 0 if none decided
 
 Latencies are compared with the tenant's own SLOs; the last joint action is part of every
 observation. ``state()`` returns the shared part followed by the four own parts, in agent order
-(63 features), for centralized critics.
+(66 features), for centralized critics.
 
 ``infos[agent]`` (the same dict for every agent) holds ``metrics`` (the window's
 ``igym_marl.sim.WindowMetrics``: per-tenant TTFT/TPOT/ITL/end-to-end p50 and p99, goodput, SLO

@@ -16,8 +16,20 @@ from .episode import EpisodeMixin
 from .features import MAX_TENANTS, OBS_DIM, STATE_DIM, FeatureBuilder
 from .reward import CLUSTER_COST_WEIGHT, ClusterScoreKeeper
 
-ROUTER_RULES = ("round_robin", "least_outstanding", "tenant_pinning")  # the router agent's actions
+# The router agent's actions: a routing rule, or llm-d's scored rule at a prefix weight of its choice
+# (0.43, 3/7 rounded, is llm-d-router's profile; igym_marl.sim.cluster.LLM_D_PREFIX_WEIGHT).
+SCORED_WEIGHTS = (0.2, 0.43, 0.6, 0.8)
+ROUTER_RULES = ("round_robin", "least_outstanding", "tenant_pinning", "prefix_affinity") + tuple(
+    f"scored:{w}" for w in SCORED_WEIGHTS)
 DEFAULT_RULE = ROUTER_RULES.index("least_outstanding")
+
+
+def router_routing(action: int) -> Routing:
+    """The Routing a router action index stands for."""
+    name = ROUTER_RULES[action]
+    if name.startswith("scored:"):
+        return Routing("scored", prefix_weight=float(name.split(":")[1]))
+    return Routing(name)
 ROUTER, AUTOSCALER = "router", "autoscaler"
 _INT_TYPES = {int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64}
 
@@ -164,7 +176,7 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         self._check_running()
         flat = self._validate(actions)
         knobs = [joint_knobs({a: flat[replica_agent(i, a)] for a in AGENTS}) for i in range(self.n)]
-        return self._advance(knobs, Routing(ROUTER_RULES[flat[ROUTER]]), flat[AUTOSCALER] + 1, flat)
+        return self._advance(knobs, router_routing(flat[ROUTER]), flat[AUTOSCALER] + 1, flat)
 
     def step_cluster(self, knobs, routing: Routing, target_active: int):
         """Advance one window with any control: knobs (one Knobs or one per replica), any Routing
@@ -268,5 +280,5 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         pass
 
 
-__all__ = ["ServingClusterEnv", "ROUTER_RULES", "ROUTER", "AUTOSCALER", "CLUSTER_FEATURES", "TENANT_FEATURES", "REPLICA_FEATURES",
+__all__ = ["ServingClusterEnv", "ROUTER_RULES", "router_routing", "ROUTER", "AUTOSCALER", "CLUSTER_FEATURES", "TENANT_FEATURES", "REPLICA_FEATURES",
            "N_CLUSTER", "N_REPLICA", "replica_agent"]

@@ -72,6 +72,9 @@ SHARED = (
     F("throughput", "output tokens/s", 2000, squash=True),
     F("rejected", "requests rejected in the window", squash=True),
     F("busy", "share of the window the engine was computing", cap=True),
+    F("prefix_hit_rate", "prompt tokens found in the prefix cache / prompt tokens of the window's first "
+                         "admissions", note="0 if none admitted"),
+    F("kv_cached_share", "time-averaged share of the KV pool holding cached blocks no request uses"),
 )
 TENANT = (
     F("present", "1 if this tenant slot is used by the task"),
@@ -108,6 +111,7 @@ OWN = {
         F("reloaded", "1 if a quantization switch paused the engine in the window"),
         F("weights", "weight memory / installed GPU memory", cap=True),
         F("kv_capacity", "KV capacity in tokens", 100000, squash=True),
+        F("kv_cached_end", "cached blocks no request uses / KV capacity, at the window's end"),
     ),
     "spec_controller": (
         F("acceptance", "accepted / proposed draft tokens", note="0 when not speculating"),
@@ -225,7 +229,7 @@ class FeatureBuilder:
         else:
             head = [window / self.episode_windows, m.arrival_rate_rps / self.capacity, m.queue_depth, m.running,
                     m.kv_occupancy, m.gpu_memory_used_gb / self.total_gpu_gb, m.preemptions, m.throughput_tps,
-                    float(m.rejected), m.busy_fraction]
+                    float(m.rejected), m.busy_fraction, finite(m.prefix_hit_rate), m.kv_cached_share]
         return head + self._tenant_block(m) + self.last_action(actions)
 
     def own(self, m: WindowMetrics | None, snap: tuple[int, int] | None, knobs) -> list:
@@ -247,6 +251,7 @@ class FeatureBuilder:
             # kv_manager
             m.kv_occupancy_mean, snap[0] / cap_tokens, snap[1] / cap_tokens, 1.0 if m.reload_s > 0 else 0.0,
             self.weights_frac[knobs.quantization_tier], cap_tokens,
+            m.kv_cached_blocks / m.kv_capacity_blocks if m.kv_capacity_blocks else 0.0,
             # spec_controller
             acc if acc == acc else 0.0, 1.0 if m.spec_proposed_tokens else 0.0, m.running,
             prompt if prompt == prompt else 0.0, tpot50 / 1e3 / self.min_tpot_s if tpot50 == tpot50 else 0.0,

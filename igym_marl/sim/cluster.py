@@ -35,7 +35,22 @@ turns off at the first window boundary where it holds none: requests are never l
 * ``tenant_pinning``: replica i serves tenant i mod T (T tenants), least outstanding within the
   tenant's replicas; a tenant with no active replica of its own falls back to all of them;
 * ``weighted``: ``Routing.weights[t, i]``, tenant t's share for replica i (renormalised over the
-  active replicas; each request drawn from the cluster's seeded generator).
+  active replicas; each request drawn from the cluster's seeded generator);
+* ``prefix_affinity``: cache affinity as vLLM's router and SGLang's gateway do it (their
+  ``cache_aware`` policy and its defaults): a request goes to the replica holding the longest
+  cached prefix of it (its blocks cached there now, or sent there earlier in this window; ties by
+  least outstanding tokens) when that prefix is at least ``CACHE_THRESHOLD`` (0.3) of its prompt,
+  else to the replica with the least cached (fewest blocks named in its cache: the "smallest
+  record"); but once the busiest replica holds more than ``BALANCE_ABS`` (64) outstanding
+  requests over the idlest and more than ``BALANCE_REL`` (1.5) times as many, to the least loaded.
+  (The bare rule, always the longest prefix, sends every request to the first replica that
+  cached a system prompt all of them share: 0 goodput on cluster_conversation.)
+* ``scored``: llm-d's scheduler's way: every active replica scores ``prefix_weight`` x its prefix
+  score (the share of the request's prompt blocks it holds, as above) + half the rest x its queue
+  score ((most waiting - its waiting) / (most - fewest), 1 when all are equal; waiting counts what
+  this window sent it) + half the rest x its KV score (1 - KV occupancy), and the best score wins
+  (ties: the lowest index). llm-d-router's profile weighs the prefix-cache, queue and
+  KV-utilisation scorers 3, 2 and 2: ``prefix_weight`` 3/7 (``LLM_D_PREFIX_WEIGHT``).
 
 Everything is deterministic under the seed, and :meth:`Cluster.clone` copies the whole state
 (every replica, the router's turn and generator) for look-ahead controllers.
@@ -49,13 +64,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layout import ARR, OUT, PROMPT, RUNNING, STATUS, S_NEXT, WAITING
+from .layout import ARR, OUT, PROMPT, RUNNING, S_CAP, S_FREE, S_HT_N, S_NEXT, STATUS, WAITING
 from .metrics import WindowMetrics
 from .simulator import Simulator
-from .types import Knobs, SimConfig, Workload, _float_in
+from .types import Knobs, SimConfig, Workload, _float_in, take_keys
 
 MAX_REPLICAS = 64
-ROUTING_RULES = ("round_robin", "least_outstanding", "tenant_pinning", "weighted")
+ROUTING_RULES = ("round_robin", "least_outstanding", "tenant_pinning", "weighted", "prefix_affinity", "scored")
+# llm-d-router's scoring profile: prefix-cache match weight 3, queue depth 2, KV-cache utilisation 2
+# (GPUStack's model-deployment routing docs, "Each router's default"; Red Hat OpenShift AI 3.4 names
+# the same prefix and queue weights for llm-d's default profile): the prefix score's share is 3 / 7.
+LLM_D_PREFIX_WEIGHT = 3 / 7
+# vLLM's router and SGLang's gateway, cache_aware policy defaults (the same page): --cache-threshold,
+# --balance-abs-threshold, --balance-rel-threshold.
+CACHE_THRESHOLD, BALANCE_ABS, BALANCE_REL = 0.3, 64, 1.5
 STATES = ("off", "starting", "active", "draining")
 OFF, STARTING, ACTIVE, DRAINING = range(4)
 BILLED = (STARTING, ACTIVE, DRAINING)
@@ -113,14 +135,23 @@ class ClusterConfig:
 @dataclass(frozen=True, eq=False)
 class Routing:
     """How a window's arrivals are spread (see the module docstring). ``weights``: float[T, N],
-    only for rule ``weighted``: finite, >= 0, every tenant's row with a positive sum."""
+    only for rule ``weighted``: finite, >= 0, every tenant's row with a positive sum.
+    ``prefix_weight``: only for rule ``scored``, in [0, 1]."""
 
     rule: str = "least_outstanding"
     weights: np.ndarray | None = None
+    prefix_weight: float | None = None
 
     def __post_init__(self):
         if self.rule not in ROUTING_RULES:
             raise ValueError(f"rule={self.rule!r} is unknown; allowed: {', '.join(ROUTING_RULES)}")
+        if self.rule == "scored":
+            v = self.prefix_weight
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"prefix_weight={v!r} must be a number in [0, 1] for rule 'scored' (llm-d's "
+                                 f"default: {LLM_D_PREFIX_WEIGHT})")
+        elif self.prefix_weight is not None:
+            raise ValueError(f"prefix_weight is for rule 'scored' only; rule is {self.rule!r}")
         if self.rule != "weighted":
             if self.weights is not None:
                 raise ValueError(f"weights are for rule 'weighted' only; rule is {self.rule!r}")
@@ -345,6 +376,8 @@ class Cluster:
                                      f"replica {active.tolist()}")
                 dest[sel] = active[np.searchsorted(np.cumsum(row / row.sum()), self.rng.random(sel.size),
                                                    side="right").clip(0, active.size - 1)]
+        elif routing.rule in ("prefix_affinity", "scored"):
+            self._route_by_prefix(dest, lo, hi, active, routing)
         else:
             load = np.zeros(self.n)
             for i in active:
@@ -359,12 +392,59 @@ class Cluster:
             _least_loaded(dest, load, groups, ten, size)
         for i in np.unique(dest):
             sel = np.flatnonzero(dest == i) + lo
+            keys = take_keys(w.key_ptr, w.block_keys, sel) if w.has_keys else (None, None)
             rows = self.sims[i].add_requests(w.arrival_s[sel], w.prompt_tokens[sel], w.output_tokens[sel],
-                                             w.tenant[sel])
+                                             w.tenant[sel], *keys)
             self.owner[sel] = i
             self.row[sel] = rows
             counts[i] = np.bincount(w.tenant[sel], minlength=n_t)
         return tuple(tuple(int(x) for x in c) for c in counts)
+
+    def _route_by_prefix(self, dest, lo: int, hi: int, active: np.ndarray, routing: Routing) -> None:
+        """prefix_affinity and scored (module docstring), request by request in arrival order; what
+        earlier requests of the window were sent counts as cached on their replica and in its load."""
+        w = self.workload
+        bt = self.sims[0].config.block_tokens
+        load = np.zeros(self.n)  # outstanding tokens
+        count = np.zeros(self.n)  # outstanding requests
+        for i in active:
+            count[i], load[i] = self.outstanding(int(i))
+        waiting = np.array([float(sum(self.sims[i].ql)) for i in range(self.n)])
+        kv = np.array([1.0 - self.sims[i].si[S_FREE] / max(1, self.sims[i].si[S_CAP]) for i in range(self.n)])
+        record = np.array([float(self.sims[i].si[S_HT_N]) for i in range(self.n)])  # keys its cache names
+        sent: list[set] = [set() for _ in range(self.n)]
+        for j in range(lo, hi):
+            keys = w.keys_of(j)[: int(w.prompt_tokens[j]) // bt] if w.has_keys else np.zeros(0, dtype=np.int64)
+            held = np.zeros(self.n)
+            for i in active:
+                m = self.sims[i].cached_prefix_blocks(keys)
+                while m < keys.shape[0] and int(keys[m]) in sent[i]:
+                    m += 1
+                held[i] = m
+            share = held / keys.shape[0] if keys.shape[0] else np.zeros(self.n)
+            if routing.rule == "prefix_affinity":
+                c = count[active]
+                if c.max() - c.min() > BALANCE_ABS and c.max() > BALANCE_REL * c.min():
+                    best = min(active, key=lambda i: (load[i], i))
+                elif share[active].max() >= CACHE_THRESHOLD:
+                    best = max(active, key=lambda i: (held[i], -load[i], -i))
+                else:
+                    best = min(active, key=lambda i: (record[i], load[i], i))
+            else:
+                q = waiting[active]
+                spread = q.max() - q.min()
+                queue = (q.max() - q) / spread if spread > 0 else np.ones(active.size)
+                rest = (1.0 - routing.prefix_weight) / 2.0
+                score = routing.prefix_weight * share[active] + rest * queue + rest * (1.0 - kv[active])
+                best = active[int(np.argmax(score))]
+            best = int(best)
+            dest[j - lo] = best
+            load[best] += float(w.prompt_tokens[j] + w.output_tokens[j])
+            count[best] += 1.0
+            waiting[best] += 1.0
+            new = [int(k) for k in keys if int(k) not in sent[best]]
+            sent[best].update(new)
+            record[best] += len(new)
 
     # ------------------------------------------------------------------ accounting
     def check_invariants(self) -> None:

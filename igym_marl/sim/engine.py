@@ -153,6 +153,16 @@ def ht_find(ht, key):
     return -1
 
 
+@njit(cache=True, error_model="numpy")
+def cached_prefix(ht, keys):
+    """How many of `keys`' leading blocks the cache holds (in use or free, still reusable): what
+    admission would find, for a router that scores replicas by cached prefix."""
+    m = 0
+    while m < keys.shape[0] and ht_find(ht, keys[m]) >= 0:
+        m += 1
+    return m
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _ht_insert(ht, si, key, node):
     mask = ht.shape[0] - 1

@@ -200,12 +200,13 @@ class Simulator:
         new._keys_own = self._keys_own = False  # the key arrays are shared until one of them appends
         return new
 
-    def clone_with_future(self, arrival_s, prompt_tokens, output_tokens, tenant) -> "Simulator":
+    def clone_with_future(self, arrival_s, prompt_tokens, output_tokens, tenant, key_ptr=None,
+                          block_keys=None) -> "Simulator":
         """A clone in which every request that has not arrived yet is replaced by the given ones:
         a what-if on traffic other than the workload's (a forecast). The requests already in the
-        engine, their state and the clock are the clone's as they are this simulator's; the new
-        requests follow the rules of ``add_requests`` (sorted, no earlier than the last request
-        that arrived). This simulator is left alone."""
+        engine, their state, the prefix cache and the clock are the clone's as they are this
+        simulator's; the new requests follow the rules of ``add_requests`` (sorted, no earlier than
+        the last request that arrived; block keys optional). This simulator is left alone."""
         self._require_reset()
         new = self.clone()
         arrived = int(new.si[S_NEXT])
@@ -216,7 +217,7 @@ class Simulator:
         new.n = arrived
         new._own_keys()
         new.kptr[arrived + 1:] = new.kptr[arrived]
-        new.add_requests(arrival_s, prompt_tokens, output_tokens, tenant)
+        new.add_requests(arrival_s, prompt_tokens, output_tokens, tenant, key_ptr, block_keys)
         return new
 
     def add_requests(self, arrival_s, prompt_tokens, output_tokens, tenant, key_ptr=None,
@@ -421,6 +422,14 @@ class Simulator:
                             output_tokens=ri[:, OUT].copy(), tenant=ri[:, TEN].copy(), status=ri[:, STATUS].copy(),
                             slo=ri[:, SLO].copy(), preemptions=ri[:, NPRE].copy(),
                             cached_prompt_tokens=ri[:, HIT].copy())
+
+    def cached_prefix_blocks(self, keys) -> int:
+        """How many leading blocks of a request with these block keys this replica's prefix cache
+        holds now (what its admission would reuse, before its own limit of tokens less one)."""
+        self._require_reset()
+        if not self.config.prefix_caching:
+            return 0
+        return int(engine.cached_prefix(self.ht, np.asarray(keys, dtype=np.int64)))
 
     def pending_prompts(self) -> tuple[int, int]:
         """(prompt tokens waiting, largest waiting prompt) at the last window's end, recompute included."""

@@ -11,6 +11,9 @@ task                window    windows  traffic (rates relative to the fleet's ca
                                        slow wobble, 3 to 5 storms of 1 to 3 minutes reaching 60 to
                                        90 % of the fleet; conversation and API tenants, and a
                                        steady batch background (5 %)
+``cluster_          10 s      90       the Mooncake conversation trace (Kimi): long-context chat,
+conversation``                         turns resending their history; 80 % of the fleet, each
+                                       episode a stretch of the trace squeezed to fill it
 ==================  ========  =======  ============================================================
 
 Both run N = 4 replicas of Llama-3-8B on one A100-80GB by default (``replicas=`` changes N, up
@@ -31,8 +34,9 @@ import numpy as np
 from ..sim.cluster import MAX_REPLICAS, ClusterConfig
 from ..sim.types import Tenant, Workload
 from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, streams_workload
-from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, DayProfile, EpisodeTraffic, TaskSpec, _adversarial, storm_rate,
-                    adversarial_rates, day_phase, measure_capacity_rps, PHASES)
+from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, MOONCAKE_TENANT, DayProfile, EpisodeTraffic, TaskSpec,
+                    _adversarial, _mooncake_capacity, adversarial_rates, day_phase, measure_capacity_rps,
+                    mooncake_episode, storm_rate, PHASES)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class ClusterTask(EpisodeTraffic):
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     phases: Callable[["ClusterTask", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
         repr=False, default=None)
+    # measures replica_capacity_rps afresh on one replica's task (default: measure_capacity_rps on length_mix)
+    capacity_probe: Callable[[TaskSpec, int], float] | None = field(repr=False, default=None)
 
     def __post_init__(self):
         self._check_episode()
@@ -72,6 +78,8 @@ class ClusterTask(EpisodeTraffic):
                         config=self.cluster.configs[i], ttft_slo_ms=min(t.ttft_slo_ms for t in self.tenants))
 
     def measure_replica_capacity(self, seed: int = 0) -> float:
+        if self.capacity_probe is not None:
+            return self.capacity_probe(self.replica_task(0), seed)
         return measure_capacity_rps(self.cluster.configs[0], list(self.length_mix), seed=seed)
 
 
@@ -126,6 +134,12 @@ CLUSTER_TASKS: dict[str, ClusterTask] = {
         episode_windows=120, tenants=CLUSTER_BURSTY_TENANTS, replica_capacity_rps=7.65, traffic=_cluster_bursty,
         phases=_cluster_bursty_phases,
         length_mix=((BurstGPTLengths(chat=True), BURSTY_SHARES[0]), (BurstGPTLengths(chat=False), BURSTY_SHARES[1]))),
+    "cluster_conversation": ClusterTask(
+        "cluster_conversation", "Kimi's production conversation traffic (the Mooncake trace) across the fleet at 80 % "
+        "of its capacity: long-context chat whose turns resend their history, where routing a turn to the "
+        "replica that holds its conversation saves its prefill.", window_s=10.0, episode_windows=90,
+        tenants=(MOONCAKE_TENANT,), replica_capacity_rps=0.49, traffic=mooncake_episode,
+        capacity_probe=_mooncake_capacity),
 }
 CLUSTER_TASK_IDS = tuple(CLUSTER_TASKS)
 CLUSTER_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(ClusterTask) if f.name != "id")

@@ -207,19 +207,27 @@ def gamma_workload(rate_rps: float, duration_s: float, seed, shape: float = 0.5,
 
 @dataclass(frozen=True)
 class TenantStream:
-    """One tenant's traffic: a rate profile (req/s per grid step), burstiness and lengths."""
+    """One tenant's traffic: a rate profile (req/s per grid step), burstiness and lengths; with
+    `sessions` (a :class:`~igym_marl.workloads.sessions.SessionModel`), multi-turn conversations
+    at that request rate instead, `lengths` and `shape` unused."""
 
     tenant: Tenant
     rate: np.ndarray  # req/s on each grid step
     shape: float
     lengths: object
+    sessions: object | None = None
 
 
 def streams_workload(streams: list[TenantStream], dt: float, seed, name: str = "streams") -> Workload:
-    """Superpose tenant streams (each a Gamma process under its own rate profile)."""
+    """Superpose tenant streams (each a Gamma process under its own rate profile, or conversations)."""
     rng = _rng(seed)
     parts = []
     for i, s in enumerate(streams):
+        if s.sessions is not None:
+            from .sessions import session_requests
+            a, p, o, keys = session_requests(s.sessions, s.rate, dt, rng, stream=i)
+            parts.append((a, p, o, np.full(a.shape[0], i, dtype=np.int64), keys))
+            continue
         arr = gamma_arrivals(rng, s.rate, dt, s.shape)
         p, o = s.lengths.sample(rng, arr.shape[0])
         parts.append((arr, p, o, np.full(arr.shape[0], i, dtype=np.int64)))

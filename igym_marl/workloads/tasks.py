@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,7 @@ from ..sim.types import VLLM_DEFAULT, SimConfig, Tenant, Workload
 from .generators import (API, API_TIMEOUT_S, BATCH_TIMEOUT_S, CONVERSATION, DEFAULT_TENANT, SHAREGPT_LENGTHS,
                          USER_TIMEOUT_S, BurstGPTLengths, LengthModel,
                          TenantStream, _assemble, _rng, gamma_arrivals, streams_workload)
+from .sessions import SessionModel, session_requests
 
 
 
@@ -144,11 +146,15 @@ class TaskSpec(EpisodeTraffic):
     # (names, phase of every second) of an episode's traffic for an rng seeded like workload()'s
     phases: Callable[["TaskSpec", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
         repr=False, default=None)
+    # measures capacity_rps afresh (default: measure_capacity_rps on length_mix)
+    capacity_probe: Callable[["TaskSpec", int], float] | None = field(repr=False, default=None)
 
     def __post_init__(self):
         self._check_episode()
 
     def measure_capacity(self, seed: int = 0) -> float:
+        if self.capacity_probe is not None:
+            return self.capacity_probe(self, seed)
         return measure_capacity_rps(self.config, list(self.length_mix), seed=seed)
 
 
@@ -193,10 +199,22 @@ def bursty_rate(task: TaskSpec, rng) -> np.ndarray:
     return storm_rate(task, rng, 0.3, 0.25, (150, 300), (3, 4), (10.0, 30.0), (2.0, 3.0))
 
 
+# Conversations of the chat tenants: multi-turn sessions that resend their context, behind shared
+# system prompts (igym_marl/workloads/sessions.py). Turns per conversation: 2.0 on average, as in
+# LMSYS-Chat-1M (Zheng et al., ICLR 2024, its 1M real conversations average 2.0 turns). Time between a
+# turn and the next: Mooncake's measured log-normal (median 144 s, log-sd 0.93; the adversarial day,
+# 72x compressed, compresses it too). Applications and their system prompts are our choice (Zipf
+# popularity 1): 8 of 200 to 1,000 tokens for the BurstGPT-like chat, 4 of 300 to 1,200 tokens for the
+# interactive assistant. Messages and answers are the tenant's own single-request lengths.
+CHAT_SESSIONS = SessionModel(system_prompts=8, system_prompt_tokens=(200, 1000), mean_turns=2.0,
+                             think_s=(144.0, 0.93), first=BurstGPTLengths(chat=True),
+                             followup=BurstGPTLengths(chat=True), popularity=1.0)
+
+
 def _bursty(task: TaskSpec, rng) -> Workload:
     total = bursty_rate(task, rng)
     conv, api = task.tenants
-    return streams_workload([TenantStream(conv, BURSTY_CONV_SHARE * total, 0.529, BurstGPTLengths(chat=True)),
+    return streams_workload([TenantStream(conv, BURSTY_CONV_SHARE * total, 0.529, None, sessions=CHAT_SESSIONS),
                              TenantStream(api, (1 - BURSTY_CONV_SHARE) * total, 1.416, BurstGPTLengths(chat=False))],
                             1.0, rng, name=task.id)
 
@@ -293,11 +311,17 @@ def _adversarial_phases(task: TaskSpec, rng) -> tuple[tuple[str, ...], np.ndarra
     return PHASES, day_phase(adversarial_rates(task, rng)[-1])
 
 
+INTERACTIVE_SESSIONS = SessionModel(system_prompts=4, system_prompt_tokens=(300, 1200), mean_turns=2.0,
+                                    think_s=(144.0 / 72.0, 0.93), first=ADV_LENGTHS[0], followup=ADV_LENGTHS[0],
+                                    popularity=1.0, arrival_shape=0.8)
+
+
 def _adversarial(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> Workload:
     inter, std, summaries, documents, _ = adversarial_rates(task, rng, profile)
-    parts = []
-    for ti, rate, shape, lengths in ((0, inter, 0.8, ADV_LENGTHS[0]), (1, std, 1.0, ADV_LENGTHS[1]),
-                                     (2, summaries, 1.4, ADV_LENGTHS[2]), (2, documents, 1.4, ADV_DOCUMENTS)):
+    a, p, o, keys = session_requests(INTERACTIVE_SESSIONS, inter, 1.0, rng, stream=0)
+    parts = [(a, p, o, np.zeros(a.shape[0], dtype=np.int64), keys)]
+    for ti, rate, shape, lengths in ((1, std, 1.0, ADV_LENGTHS[1]), (2, summaries, 1.4, ADV_LENGTHS[2]),
+                                     (2, documents, 1.4, ADV_DOCUMENTS)):
         arr = gamma_arrivals(rng, rate, 1.0, shape)
         p, o = lengths.sample(rng, arr.shape[0])
         parts.append((arr, p, o, np.full(arr.shape[0], ti, dtype=np.int64)))
@@ -309,6 +333,44 @@ def _adversarial(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> Workload
     parts.append((times, rng.integers(16384, 32769, n_mega), rng.integers(100, 501, n_mega),
                   rng.choice([1, 2], n_mega)))
     return _assemble(parts, task.tenants, task.id)
+
+
+# ---------------------------------------------------------------------------------- Mooncake
+MOONCAKE_FILE = ("traces", "mooncake_conversation_trace.jsonl.gz")
+# Long-context chat (Kimi): prompts of 12k tokens on average, up to 126k. A 12k-token prompt prefills
+# in about 1.3 s on one A100, a 100k-token one in about 20 s: the first token within 10 s, answers at
+# 100 ms per token, clients patient for a minute (our choice, as the other tasks' SLOs).
+MOONCAKE_TENANT = Tenant("conversation", ttft_slo_ms=10000.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6,
+                         timeout_s=API_TIMEOUT_S)
+MOONCAKE_LOAD = 0.8  # the share of the replica's (or fleet's) capacity an episode offers
+
+
+@lru_cache(maxsize=4)
+def mooncake_trace(block_tokens: int = 16):
+    """The shipped Mooncake conversation trace, parsed once per process, with its keys cut at
+    `block_tokens`-token blocks and MOONCAKE_TENANT for every request."""
+    from ..paths import data_path
+    from .traces import parse_mooncake
+    return parse_mooncake(data_path(*MOONCAKE_FILE), tenant=MOONCAKE_TENANT, block_tokens=block_tokens)
+
+
+def mooncake_episode(task, rng) -> Workload:
+    """MOONCAKE_LOAD x capacity x horizon consecutive requests of the trace from a random point, in
+    their order (conversations keep their turns), time squeezed to fill the episode."""
+    config = task.config if isinstance(task, TaskSpec) else task.cluster.configs[0]
+    parsed = mooncake_trace(config.block_tokens)
+    rows = np.arange(parsed.stamps.shape[0])
+    n = int(round(MOONCAKE_LOAD * task.capacity_rps * task.horizon_s))
+    return keyed_episode(parsed, rows, n, task.horizon_s, rng, True, task.id)
+
+
+def _mooncake_capacity(task, seed: int = 0) -> float:
+    """The replica's capacity for the trace's own requests in their order (caching included), from a
+    seeded random point, over 1,800 s of overload (a few hundred of its long requests)."""
+    parsed = mooncake_trace(task.config.block_tokens)
+    w = keyed_episode(parsed, np.arange(parsed.stamps.shape[0]), 4000, 4000.0, np.random.default_rng(seed), True,
+                      "capacity-probe")
+    return measure_capacity_of(task.config, w, seed=seed, seconds=1800.0)
 
 
 # ---------------------------------------------------------------------------------- catalog
@@ -338,6 +400,11 @@ TASKS: dict[str, TaskSpec] = {
         window_s=6.0, episode_windows=200, tenants=ADV_TENANTS, capacity_rps=5.70, traffic=_adversarial,
         phases=_adversarial_phases,
         length_mix=tuple(zip(ADV_LENGTHS, ADV_SHARES)), ttft_slo_ms=200.0),
+    "mooncake_conversation": TaskSpec(
+        "mooncake_conversation", "Kimi's production conversation traffic (the Mooncake trace): long-context chat, "
+        "12k-token prompts on average, a shared system prompt and conversations resending their history, at 80 % "
+        "of the replica's capacity.", window_s=10.0, episode_windows=90, tenants=(MOONCAKE_TENANT,),
+        capacity_rps=0.36, traffic=mooncake_episode, capacity_probe=_mooncake_capacity, ttft_slo_ms=10000.0),
 }
 ALIASES = {"static_uniform": "static_workload", "bursty_sharegpt": "bursty_workload"}
 TASK_IDS = tuple(TASKS) + ("trace",)
@@ -383,6 +450,21 @@ def _check_trace_load(path, load: float, capacity: float, config: SimConfig, pro
                          f"({capacity:.3g} req/s x {horizon_s:g} s), more than {MAX_EPISODE_REQUESTS:,}")
 
 
+def keyed_episode(parsed, rows: np.ndarray, n: int, horizon: float, rng, random_start: bool, name: str) -> Workload:
+    """n consecutive requests of a keyed trace's `rows` (from a random point with `random_start`,
+    else from the first), in their order with their keys, their arrival times squeezed or stretched
+    so they fill `horizon` seconds, the last one a mean gap before its end."""
+    from ..sim.types import take_keys
+    first = int(rng.integers(0, rows.size - n + 1)) if random_start else 0
+    pick = rows[first:first + n]
+    t = parsed.stamps[pick] - parsed.stamps[pick[0]]
+    span = t[-1] * n / (n - 1) if n > 1 else 0.0
+    arr = t * (horizon / span) if span > 0 else np.arange(n) * (horizon / n)
+    ptr, keys = take_keys(parsed.key_ptr, parsed.block_keys, pick)
+    return Workload(arr, parsed.prompt[pick], np.maximum(parsed.output[pick], 1), parsed.tenant[pick], parsed.tenants,
+                    name=name, key_ptr=ptr, block_keys=keys, key_block_tokens=parsed.key_block_tokens)
+
+
 def _keyed_trace_task(path, format, parsed, in_seg, span, window_s, episode_windows, config, random_start, load, speedup,
                       lengths) -> "TaskSpec":
     """The trace task of a trace whose requests share prefixes (block keys: Mooncake's). Its rate
@@ -419,16 +501,7 @@ def _keyed_trace_task(path, format, parsed, in_seg, span, window_s, episode_wind
             w, _ = window(parsed, start_s=start, duration_s=horizon * speedup, speedup=speedup, seed=rng)
             return w
         n = min(rows.size, int(round(load * capacity * horizon)))
-        first = int(rng.integers(0, rows.size - n + 1)) if random_start else 0
-        pick = rows[first:first + n]
-        t = parsed.stamps[pick] - parsed.stamps[pick[0]]
-        # squeezed or stretched so the n requests fill the episode, the last one gap of the mean before its end
-        span = t[-1] * n / (n - 1) if n > 1 else 0.0
-        arr = t * (horizon / span) if span > 0 else np.arange(n) * (horizon / n)
-        ptr, keys = take_keys(parsed.key_ptr, parsed.block_keys, pick)
-        return Workload(arr, parsed.prompt[pick], np.maximum(parsed.output[pick], 1), parsed.tenant[pick],
-                        parsed.tenants, name=f"{format}:{Path(path).name}", key_ptr=ptr, block_keys=keys,
-                        key_block_tokens=parsed.key_block_tokens)
+        return keyed_episode(parsed, rows, n, horizon, rng, random_start, f"{format}:{Path(path).name}")
 
     what = f"load {load:g} x capacity" if load is not None else f"speedup x{speedup:g}"
     return TaskSpec("trace", f"Replay of {path} ({format}, {rows.size} requests over {span:,.0f} s, {what}, block keys "

@@ -38,7 +38,7 @@ def test_agents_spaces_and_state_scale_with_n():
     assert env.possible_agents[-2:] == ["router", "autoscaler"] and len(env.possible_agents) == 14
     assert env.observation_space("r2/kv_manager").shape == (OBS_DIM["kv_manager"] + N_REPLICA,)
     assert env.observation_space("router").shape == (N_CLUSTER,)
-    assert env.action_space("autoscaler").n == 3 and env.action_space("router").n == 3
+    assert env.action_space("autoscaler").n == 3 and env.action_space("router").n == len(ROUTER_RULES) == 8
     obs, _ = env.reset(seed=0)
     assert env.state().shape == (N_CLUSTER + STATE_DIM,)
     for a, o in obs.items():
@@ -99,7 +99,8 @@ def test_step_cluster_takes_weighted_routing_and_bad_weights_fail_by_name():
 
 @pytest.mark.parametrize("agent, value, match", [
     ("autoscaler", 4, r"agent 'autoscaler': action=4 must be an integer in 0..3: target active replicas - 1"),
-    ("router", -1, r"agent 'router': action=-1 must be an integer in 0..2: a routing rule: 0 round_robin"),
+    ("router", -1, r"agent 'router': action=-1 must be an integer in 0..7: a routing rule: 0 round_robin, .*, "
+                          r"3 prefix_affinity, 4 scored:0.2, 5 scored:0.43, 6 scored:0.6, 7 scored:0.8"),
     ("router", 1.0, r"agent 'router': action=1.0"),
     ("r1/kv_manager", 30, r"agent 'r1/kv_manager'"),
 ])

@@ -158,7 +158,8 @@ def test_baseline_matches_the_evaluation_loop(client):
 
 def test_tasks_catalog_and_leaderboard(client):
     cat = client.get("/tasks").json()
-    assert [t["id"] for t in cat["tasks"]] == ["static_workload", "bursty_workload", "adversarial_multitenant"]
+    assert [t["id"] for t in cat["tasks"]] == ["static_workload", "bursty_workload", "adversarial_multitenant",
+                                                 "mooncake_conversation"]
     adv = cat["tasks"][2]
     assert adv["episode_windows"] == 200 and len(adv["tenants"]) == 3 and adv["capacity_rps"] > 0
     assert set(cat["action_schema"]["properties"]) >= {"batch_cap", "kv_budget_fraction", "policy"}

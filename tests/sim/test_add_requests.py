@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from igym_marl.sim import Knobs, Simulator
-from igym_marl.sim.types import Workload
+from igym_marl.sim.types import Workload, take_keys
 from igym_marl.workloads import get_task
 
 
@@ -22,6 +22,7 @@ def test_requests_fed_in_pieces_give_the_trajectory_of_the_whole_workload():
     of its arrays and knob changes that preempt."""
     task = get_task("adversarial_multitenant", episode_windows=40)
     w = task.workload(3)
+    assert w.has_keys  # its interactive tenant's sessions share prefixes: the cache is exercised
     whole, pieces = Simulator(task.config), Simulator(task.config)
     whole.reset(w, seed=5)
     pieces.reset(_empty(w.tenants), seed=5)
@@ -29,7 +30,8 @@ def test_requests_fed_in_pieces_give_the_trajectory_of_the_whole_workload():
     for i in range(40):
         lo, hi = (i + 1) * task.window_s if i else 0.0, (i + 2) * task.window_s
         sel = (w.arrival_s >= lo) & (w.arrival_s < hi)
-        rows = pieces.add_requests(w.arrival_s[sel], w.prompt_tokens[sel], w.output_tokens[sel], w.tenant[sel])
+        rows = pieces.add_requests(w.arrival_s[sel], w.prompt_tokens[sel], w.output_tokens[sel], w.tenant[sel],
+                                   *take_keys(w.key_ptr, w.block_keys, np.flatnonzero(sel)))
         assert rows.tolist() == np.flatnonzero(sel).tolist()
         k = knobs[(i // 7) % 2]
         assert whole.advance(task.window_s, k) == pieces.advance(task.window_s, k), f"window {i}"
@@ -83,7 +85,7 @@ def test_clone_with_future_replaces_only_what_has_not_arrived():
     before = (sim.ri.copy(), sim.rf.copy())
     arrived = int((sim.requests().status > 0).sum())  # status 0: not arrived yet
     same = sim.clone_with_future(w.arrival_s[arrived:], w.prompt_tokens[arrived:], w.output_tokens[arrived:],
-                                 w.tenant[arrived:])
+                                 w.tenant[arrived:], *take_keys(w.key_ptr, w.block_keys, np.arange(arrived, len(w))))
     empty = sim.clone_with_future([], [], [], [])
     assert np.array_equal(sim.ri, before[0]) and np.array_equal(sim.rf, before[1], equal_nan=True)
     twin = sim.clone()
