@@ -25,6 +25,12 @@ with ``--fields``) to your own end-to-end measurements in SplitwiseSim's perf_mo
 on any GPU in profiles.GPUS, with the GPU physics held; it prints the profile to pass as
 ``SimConfig(engine=EngineProfile(...))`` and the error before and after. All fits minimise squared
 log-ratio errors. The output is Markdown: the tables of docs/fidelity.md.
+
+``--fit-engine`` also takes a serving-runs file (one row per stage of a serving benchmark: its
+settings, traffic and client-side TTFT / E2E; the layout of
+``data/calibration/h100_vllm_v1_serving_runs.csv``, known by its ``run`` and ``ttft_mean_ms``
+columns): the profile is then fitted by replaying the runs, exactly as
+``scripts/replay_serving_runs.py RUNS --fit`` does (which has the options of that fit).
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ import numpy as np
 
 from igym_marl.paths import DATA_DIR
 from igym_marl.sim import calibration as cal
+from igym_marl.workloads.replay import FIT_FIELDS
 from igym_marl.sim.profiles import ALL_REDUCE, DEFAULT_ENGINE, ENGINES, GPU_EFFICIENCY
 
 A100, H100 = "a100-80gb", "h100-80gb"
@@ -80,10 +87,18 @@ def main(argv=None):
     ap.add_argument("--fit-engine", type=Path, metavar="CSV",
                     help="fit an engine profile to end-to-end measurements in SplitwiseSim's layout")
     ap.add_argument("--engine-name", default="my-engine", help="name of the fitted engine profile")
-    ap.add_argument("--fields", nargs="+", default=list(cal.ENGINE_FIELDS), choices=cal.ENGINE_FIELDS,
-                    help="overheads to fit with --fit-engine (default: all three)")
+    ap.add_argument("--fields", nargs="+", default=None, choices=sorted(set(cal.ENGINE_FIELDS) | set(FIT_FIELDS)),
+                    help="constants to fit with --fit-engine (default: the three overheads; for a serving-runs "
+                         "file, replay_serving_runs.py's default)")
     args = ap.parse_args(argv)
+    if args.fit_engine is not None and _is_runs_file(args.fit_engine):
+        import replay_serving_runs  # this folder's sibling script
+        return replay_serving_runs.main([str(args.fit_engine), "--fit", "--engine-name", args.engine_name]
+                                        + (["--fields", *args.fields] if args.fields else []))
     if args.fit_engine is not None:
+        args.fields = args.fields or list(cal.ENGINE_FIELDS)
+        if not set(args.fields) <= set(cal.ENGINE_FIELDS):
+            ap.error(f"--fields {' '.join(args.fields)}: a SplitwiseSim-layout file fits {', '.join(cal.ENGINE_FIELDS)}")
         try:
             return fit_engine_main(args)
         except (ValueError, FileNotFoundError) as e:
@@ -164,6 +179,16 @@ def main(argv=None):
         for g, e in eff.items():
             print(f"{g}: {dataclasses.replace(e, basis='...')}")
         print(f"engine: tp_overhead_s={engine.tp_overhead_s:.4g}")
+
+
+def _is_runs_file(path: Path) -> bool:
+    """A serving-runs file (scripts/replay_serving_runs.py's layout) rather than SplitwiseSim's."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            header = {c.strip() for c in f.readline(65536).split(",")}
+    except OSError:
+        return False
+    return {"run", "ttft_mean_ms", "e2e_mean_ms"} <= header
 
 
 def fit_engine_main(args) -> None:

@@ -176,3 +176,32 @@ def test_train_all_report_only_rewrites_the_tables_from_the_records(tmp_path):
     assert "| mappo | 60 % [60, 60] |" in md  # 0.12 of the 0.2 between best constant and oracle
     r = run("scripts/train_all.py", "--report-only", "--out", str(tmp_path / "none"))
     assert r.returncode == 2 and "results.json does not exist" in r.stderr
+
+
+def test_replay_serving_runs_and_fit_engine_on_a_runs_file(tmp_path):
+    """Runs made by the simulator with the shipped vllm-0.15 profile replay at 0 % error with it;
+    calibrate_cost_model.py --fit-engine knows a runs file by its columns and fits by replaying it:
+    on runs made with 3x vllm-0.15's per-iteration time, it finds that time, starting from vllm-0.15."""
+    import dataclasses
+
+    from igym_marl.sim.profiles import ENGINES
+    from igym_marl.workloads.replay import load_runs, synthetic_runs
+    from tests.workloads.test_replay import small_runs
+    stages = load_runs(small_runs(tmp_path))
+    runs, slow = tmp_path / "made.csv", tmp_path / "slow.csv"
+    synthetic_runs(stages, "vllm-0.15", seed=0).to_csv(runs, index=False)
+    known = dataclasses.replace(ENGINES["vllm-0.15"], name="slow", iter_overhead_s=3 * ENGINES["vllm-0.15"].iter_overhead_s)
+    synthetic_runs(stages, known, seed=0).to_csv(slow, index=False)
+    r = run("scripts/replay_serving_runs.py", str(runs), "--engine", "vllm-0.15", "--markdown", str(tmp_path / "t.md"))
+    assert r.returncode == 0, r.stderr
+    assert "| r-tp1 | 0 (3) | TTFT |" in r.stdout and "+0.0 % / +0.0 % / +0.0 % / +0.0 %" in r.stdout
+    assert "4 stages: median absolute error of the TTFT and E2E means 0.0 %" in r.stdout
+    assert (tmp_path / "t.md").read_text().startswith("Engine `vllm-0.15`")
+    r = run("scripts/calibrate_cost_model.py", "--fit-engine", str(slow), "--fields", "iter_overhead_s",
+            "--engine-name", "mine")
+    assert r.returncode == 0, r.stderr
+    assert "## Engine profile fitted on 4 stages" in r.stdout and "EngineProfile(name='mine'" in r.stdout
+    fitted = float(r.stdout.split("iter_overhead_s=")[1].split(",")[0])
+    assert fitted == pytest.approx(known.iter_overhead_s, rel=0.05)
+    r = run("scripts/replay_serving_runs.py", str(tmp_path / "missing.csv"))
+    assert r.returncode == 2 and "missing.csv" in r.stderr and "Traceback" not in r.stderr
