@@ -35,7 +35,8 @@ from ..sim.cluster import MAX_REPLICAS, ClusterConfig
 from ..sim.types import Tenant, Workload
 from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, streams_workload
 from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, MOONCAKE_TENANT, DayProfile, EpisodeTraffic, TaskSpec,
-                    _adversarial, _mooncake_capacity, adversarial_rates, day_phase, measure_capacity_rps,
+                    CHAT_SESSIONS, _adversarial, conversation_rate, _mooncake_capacity, adversarial_rates, day_phase, episode_capacity,
+                    measure_capacity_rps,
                     mooncake_episode, storm_rate, PHASES)
 
 
@@ -101,17 +102,22 @@ BURSTY_SHARES = (0.6, 0.4)  # conversation / API share of the bursty traffic
 BATCH_BACKGROUND = 0.05
 
 
+CLUSTER_STORMS = (0.2, 0.2, (300, 600), (3, 5), (60.0, 180.0), (0.6, 0.9))
+
+
 def cluster_bursty_rate(task: ClusterTask, rng) -> np.ndarray:
     """Per-second rate of the bursty tenants (req/s): quiet ~20 % of the fleet with a slow wobble,
-    3-5 storms of 60-180 s at 0.6-0.9x the fleet (20 % ramps): a fleet sized for its storms."""
-    return storm_rate(task, rng, 0.2, 0.2, (300, 600), (3, 5), (60.0, 180.0), (0.6, 0.9))
+    3-5 storms of 60-180 s at 0.6-0.9x the fleet (20 % ramps): a fleet sized for its storms
+    (before the conversations' later turns: ``tasks.conversation_rate``)."""
+    return storm_rate(task, rng, *CLUSTER_STORMS)
 
 
 def _cluster_bursty(task: ClusterTask, rng) -> Workload:
-    total = cluster_bursty_rate(task, rng)
+    total, base = storm_rate(task, rng, *CLUSTER_STORMS, with_base=True)
     batch = np.full(total.shape, BATCH_BACKGROUND * task.capacity_rps)
     conv, api, batch_t = task.tenants
-    return streams_workload([TenantStream(conv, BURSTY_SHARES[0] * total, 0.529, BurstGPTLengths(chat=True)),
+    return streams_workload([TenantStream(conv, conversation_rate(BURSTY_SHARES[0], total, base, CHAT_SESSIONS), 0.529,
+                                          None, sessions=CHAT_SESSIONS),
                              TenantStream(api, BURSTY_SHARES[1] * total, 1.416, BurstGPTLengths(chat=False)),
                              TenantStream(batch_t, batch, 1.4, ADV_LENGTHS[2])], 1.0, rng, name=task.id)
 
@@ -126,19 +132,19 @@ CLUSTER_TASKS: dict[str, ClusterTask] = {
     "cluster_diurnal": ClusterTask(
         "cluster_diurnal", "A day compressed into 30 minutes on a fleet: interactive and standard tenants "
         "peak at 10:30 and 15:00, batch jobs and long documents at night.", window_s=10.0, episode_windows=180,
-        tenants=ADV_TENANTS, replica_capacity_rps=5.70, traffic=_diurnal, phases=_diurnal_phases,
-        length_mix=tuple(zip(ADV_LENGTHS, ADV_SHARES))),
+        tenants=ADV_TENANTS, replica_capacity_rps=7.75, traffic=_diurnal, phases=_diurnal_phases,
+        capacity_probe=episode_capacity),
     "cluster_bursty": ClusterTask(
         "cluster_bursty", "BurstGPT-shaped storms at fleet scale: quiet at ~20 % of the fleet, storms of 1-3 "
         "minutes at 60-90 %, conversation and API tenants over a steady batch background.", window_s=10.0,
-        episode_windows=120, tenants=CLUSTER_BURSTY_TENANTS, replica_capacity_rps=7.65, traffic=_cluster_bursty,
+        episode_windows=120, tenants=CLUSTER_BURSTY_TENANTS, replica_capacity_rps=7.8, traffic=_cluster_bursty,
         phases=_cluster_bursty_phases,
-        length_mix=((BurstGPTLengths(chat=True), BURSTY_SHARES[0]), (BurstGPTLengths(chat=False), BURSTY_SHARES[1]))),
+        capacity_probe=episode_capacity),
     "cluster_conversation": ClusterTask(
         "cluster_conversation", "Kimi's production conversation traffic (the Mooncake trace) across the fleet at 80 % "
         "of its capacity: long-context chat whose turns resend their history, where routing a turn to the "
         "replica that holds its conversation saves its prefill.", window_s=10.0, episode_windows=90,
-        tenants=(MOONCAKE_TENANT,), replica_capacity_rps=0.49, traffic=mooncake_episode,
+        tenants=(MOONCAKE_TENANT,), replica_capacity_rps=0.47, traffic=mooncake_episode,
         capacity_probe=_mooncake_capacity),
 }
 CLUSTER_TASK_IDS = tuple(CLUSTER_TASKS)

@@ -97,6 +97,45 @@ def measure_capacity_of(config: SimConfig, workload: Workload, seed: int = 0, se
     return (sim.snapshot().finished - done_before) / (seconds - warm)
 
 
+def measure_capacity_over(config: SimConfig, workload: Workload, seed: int = 0, overload_rps: float = 60.0,
+                          step_s: float = 1.0) -> float:
+    """The replica's capacity in requests/s for the whole of `workload`, in its order and with its
+    block keys (a task's own episode: its tenant mix over all its phases, its conversations'
+    turns and shared prompts, so prefix caching plays its part): the requests are offered at
+    `overload_rps` (arrival times compressed, order kept), served with VLLM_DEFAULT to the end,
+    and the rate at which the middle 80 % of them finished is returned: 0.8 n / (the time the
+    90 % mark finished - the time the 10 % mark finished), times found to `step_s`. Deterministic
+    for a seed."""
+    n = len(workload)
+    if n < 10:
+        raise ValueError(f"a capacity probe needs at least 10 requests; the workload has {n}")
+    w = Workload(np.arange(n, dtype=np.float64) / overload_rps, workload.prompt_tokens, workload.output_tokens,
+                 np.zeros(n, dtype=np.int64), (Tenant("probe", ttft_slo_ms=1e6, tpot_slo_ms=1e6),), "capacity-probe",
+                 key_ptr=workload.key_ptr, block_keys=workload.block_keys, key_block_tokens=workload.key_block_tokens)
+    sim = Simulator(config)
+    sim.reset(w, seed=seed)
+    lo, hi = int(math.ceil(0.1 * n)), int(math.floor(0.9 * n))
+    t = 0.0
+    t_lo = None
+    limit = n / overload_rps + 1e6  # an engine that finishes nothing for that long is broken
+    while t < limit:
+        sim.advance(step_s, VLLM_DEFAULT)
+        t += step_s
+        done = sim.snapshot().finished
+        if t_lo is None and done >= lo:
+            t_lo = t
+        if done >= hi:
+            return (hi - lo) / max(t - t_lo, step_s)
+    raise RuntimeError(f"the capacity probe finished {sim.snapshot().finished} of {n} requests in {limit:g} s")
+
+
+def episode_capacity(task, seed: int = 0) -> float:
+    """``measure_capacity_over`` on the task's own episode for `seed` (its config; a cluster
+    task's replica_task). For tasks whose traffic is not a fixed length mix: conversations that
+    resend their history behind shared system prompts."""
+    return measure_capacity_over(task.config, task.workload(seed), seed=seed)
+
+
 # ---------------------------------------------------------------------------------- the spec
 class EpisodeTraffic:
     """What single-replica and cluster tasks share: episode shape checks, horizon, traffic and
@@ -146,7 +185,8 @@ class TaskSpec(EpisodeTraffic):
     # (names, phase of every second) of an episode's traffic for an rng seeded like workload()'s
     phases: Callable[["TaskSpec", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
         repr=False, default=None)
-    # measures capacity_rps afresh (default: measure_capacity_rps on length_mix)
+    # measures capacity_rps afresh (default: measure_capacity_rps on length_mix; episode_capacity for
+    # traffic with conversations)
     capacity_probe: Callable[["TaskSpec", int], float] | None = field(repr=False, default=None)
 
     def __post_init__(self):
@@ -182,21 +222,35 @@ BURSTY_CONV_SHARE = 0.6
 
 
 def storm_rate(task, rng, quiet: float, quiet_sd: float, period_s: tuple, storms: tuple, storm_s: tuple,
-               peak: tuple) -> np.ndarray:
+               peak: tuple, with_base: bool = False):
     """Per-second rate (req/s) of BurstGPT-shaped traffic: a quiet level of `quiet` x capacity,
     log-normal across episodes (sd `quiet_sd`), wobbling by +-25 % over a period drawn from
-    `period_s`; then `storms` storms lasting `storm_s` seconds at `peak` x capacity."""
+    `period_s`; then `storms` storms lasting `storm_s` seconds at `peak` x capacity. With
+    `with_base`, (rate, the quiet level under it)."""
     cap = task.capacity_rps
     t = np.arange(int(math.ceil(task.horizon_s)), dtype=np.float64)
     base = quiet * cap * np.exp(rng.normal(0, quiet_sd) + 0.25 * np.sin(2 * np.pi * t / rng.uniform(*period_s)
                                                                         + rng.uniform(0, 2 * np.pi)))
-    return _storms(rng, t, storms, storm_s, (peak[0] * cap, peak[1] * cap), base)
+    rate = _storms(rng, t, storms, storm_s, (peak[0] * cap, peak[1] * cap), base)
+    return (rate, base) if with_base else rate
+
+
+def conversation_rate(share: float, rate: np.ndarray, base: np.ndarray, sessions: SessionModel) -> np.ndarray:
+    """The rate profile to give ``session_requests`` for a conversation tenant holding `share` of
+    storm traffic (`rate`, over its quiet level `base`): in quiet time its turns (first and later)
+    make `share` x the rate; a storm is a flood of new conversations, whose first turns alone make
+    its `share` of the storm's excess, and whose later turns come back over the following minutes
+    (think time): a storm keeps its height and leaves an aftershock."""
+    return share * (base + sessions.mean_turns * (rate - base))
+
+
+BURSTY_STORMS = (0.3, 0.25, (150, 300), (3, 4), (10.0, 30.0), (2.0, 3.0))
 
 
 def bursty_rate(task: TaskSpec, rng) -> np.ndarray:
     """Per-second total rate (req/s): quiet ~30 % of capacity with a slow wobble, 3-4 storms of
-    10-30 s at 2-3x capacity."""
-    return storm_rate(task, rng, 0.3, 0.25, (150, 300), (3, 4), (10.0, 30.0), (2.0, 3.0))
+    10-30 s at 2-3x capacity (before the conversations' later turns: ``conversation_rate``)."""
+    return storm_rate(task, rng, *BURSTY_STORMS)
 
 
 # Conversations of the chat tenants: multi-turn sessions that resend their context, behind shared
@@ -206,15 +260,17 @@ def bursty_rate(task: TaskSpec, rng) -> np.ndarray:
 # 72x compressed, compresses it too). Applications and their system prompts are our choice (Zipf
 # popularity 1): 8 of 200 to 1,000 tokens for the BurstGPT-like chat, 4 of 300 to 1,200 tokens for the
 # interactive assistant. Messages and answers are the tenant's own single-request lengths.
+# Conversations start as burstily as BurstGPT's conversation requests arrive (Gamma shape 0.529).
 CHAT_SESSIONS = SessionModel(system_prompts=8, system_prompt_tokens=(200, 1000), mean_turns=2.0,
                              think_s=(144.0, 0.93), first=BurstGPTLengths(chat=True),
-                             followup=BurstGPTLengths(chat=True), popularity=1.0)
+                             followup=BurstGPTLengths(chat=True), popularity=1.0, arrival_shape=0.529)
 
 
 def _bursty(task: TaskSpec, rng) -> Workload:
-    total = bursty_rate(task, rng)
+    total, base = storm_rate(task, rng, *BURSTY_STORMS, with_base=True)
     conv, api = task.tenants
-    return streams_workload([TenantStream(conv, BURSTY_CONV_SHARE * total, 0.529, None, sessions=CHAT_SESSIONS),
+    return streams_workload([TenantStream(conv, conversation_rate(BURSTY_CONV_SHARE, total, base, CHAT_SESSIONS), 0.529,
+                                          None, sessions=CHAT_SESSIONS),
                              TenantStream(api, (1 - BURSTY_CONV_SHARE) * total, 1.416, BurstGPTLengths(chat=False))],
                             1.0, rng, name=task.id)
 
@@ -386,25 +442,25 @@ ADV_TENANTS = (Tenant("interactive", ttft_slo_ms=200.0, tpot_slo_ms=50.0, priori
 TASKS: dict[str, TaskSpec] = {
     "static_workload": TaskSpec(
         "static_workload", "Steady Poisson traffic at 60 % of capacity, one tenant, ShareGPT-like lengths.",
-        window_s=5.0, episode_windows=200, tenants=(STATIC_TENANT,), capacity_rps=6.72, traffic=_static,
+        window_s=5.0, episode_windows=200, tenants=(STATIC_TENANT,), capacity_rps=19.0, traffic=_static,
         length_mix=((SHAREGPT_LENGTHS, 1.0),), ttft_slo_ms=500.0),
     "bursty_workload": TaskSpec(
         "bursty_workload", "BurstGPT-shaped traffic: quiet phases and storms of 2-3x capacity, conversation "
         "and API tenants, long-tailed lengths.", window_s=5.0, episode_windows=120, tenants=BURSTY_TENANTS,
-        capacity_rps=7.65, traffic=_bursty, phases=_bursty_phases,
-        length_mix=((BurstGPTLengths(chat=True), BURSTY_CONV_SHARE), (BurstGPTLengths(chat=False), 1 - BURSTY_CONV_SHARE)),
+        capacity_rps=9.3, traffic=_bursty, phases=_bursty_phases,
+        capacity_probe=episode_capacity,
         ttft_slo_ms=300.0),
     "adversarial_multitenant": TaskSpec(
         "adversarial_multitenant", "Interactive, standard and batch tenants; sinusoidal load from 20 % to 130 % "
         "of capacity with storms on top and unannounced 16k-32k-token prompts near the peaks.",
-        window_s=6.0, episode_windows=200, tenants=ADV_TENANTS, capacity_rps=5.70, traffic=_adversarial,
+        window_s=6.0, episode_windows=200, tenants=ADV_TENANTS, capacity_rps=6.15, traffic=_adversarial,
         phases=_adversarial_phases,
-        length_mix=tuple(zip(ADV_LENGTHS, ADV_SHARES)), ttft_slo_ms=200.0),
+        capacity_probe=episode_capacity, ttft_slo_ms=200.0),
     "mooncake_conversation": TaskSpec(
         "mooncake_conversation", "Kimi's production conversation traffic (the Mooncake trace): long-context chat, "
         "12k-token prompts on average, a shared system prompt and conversations resending their history, at 80 % "
         "of the replica's capacity.", window_s=10.0, episode_windows=90, tenants=(MOONCAKE_TENANT,),
-        capacity_rps=0.36, traffic=mooncake_episode, capacity_probe=_mooncake_capacity, ttft_slo_ms=10000.0),
+        capacity_rps=0.47, traffic=mooncake_episode, capacity_probe=_mooncake_capacity, ttft_slo_ms=10000.0),
 }
 ALIASES = {"static_uniform": "static_workload", "bursty_sharegpt": "bursty_workload"}
 TASK_IDS = tuple(TASKS) + ("trace",)

@@ -81,7 +81,9 @@ def test_score_below_one_for_any_policy_and_counting_requests_is_an_option():
                                           sum(wi * t.offered for wi, t in zip(w, em.tenants)), rel=1e-9)
     # a constant configuration reserves the same memory every window
     reserved = {h["metrics"].gpu_memory_used_gb for h in by_count.history}
-    assert len(reserved) == 1 and ep["memory"] == pytest.approx(1.0 - 0.3 * reserved.pop() / 80.0, rel=1e-12)
+    installed = by_count.sim.replica.gpu.memory_gb  # A100: 81,920 MiB as the driver reports it, in GB
+    assert installed == pytest.approx(85.899, abs=1e-3)
+    assert len(reserved) == 1 and ep["memory"] == pytest.approx(1.0 - 0.3 * reserved.pop() / installed, rel=1e-12)
     for bad in ({"value": "dollars"}, {"memory_cost": -0.1}, {"memory_cost": float("nan")}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             serving_v0.parallel_env(task="static_workload", **bad)

@@ -10,8 +10,9 @@ from igym_marl.workloads.cluster_tasks import CLUSTER_TASKS, get_cluster_task
 
 @pytest.mark.parametrize("tid", list(CLUSTER_TASKS))
 def test_recorded_replica_capacity_matches_a_fresh_measurement(tid):
+    """The recorded capacity is the mean of the probe over seeds 0-9 (an episode's mix varies by seed)."""
     t = CLUSTER_TASKS[tid]
-    fresh = np.mean([t.measure_replica_capacity(seed) for seed in (0, 1, 2)])
+    fresh = np.mean([t.measure_replica_capacity(seed) for seed in range(10)])
     assert t.replica_capacity_rps == pytest.approx(fresh, rel=0.05)
 
 
