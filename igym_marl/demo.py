@@ -3,7 +3,7 @@
     python -m igym_marl.demo
 
 Two tenants (interactive: TTFT 300 ms / TPOT 60 ms, priority 1; batch: TTFT 5 s / TPOT 200 ms)
-send ShareGPT-like requests (Poisson, 6.5 req/s, near the saturation of Llama-3-8B on one
+send ShareGPT-like requests (Poisson, 15 req/s, 80 % of the saturation of Llama-3.1-8B on one
 A100-80GB). Configuration A is vLLM's default (batch_cap 256, chunked prefill, FCFS);
 configuration B caps the batch at 32, disables chunked prefill and turns on priority routing.
 """
@@ -24,8 +24,8 @@ CONFIGS = {
 
 
 def main() -> None:
-    workload = poisson_workload(6.5, 600.0, seed=7, tenants=TENANTS, name="demo")
-    print(f"{len(workload)} requests over 600 s, Llama-3-8B on 1 x A100-80GB\n")
+    workload = poisson_workload(15.0, 600.0, seed=7, tenants=TENANTS, name="demo")
+    print(f"{len(workload)} requests over 600 s, Llama-3.1-8B on 1 x A100-80GB, vLLM 0.15\n")
     print("| configuration | tenant | TTFT p50 / p99 ms | TPOT p50 / p99 ms | SLO met | tokens/s | preemptions |")
     print("|---|---|---|---|---|---|---|")
     for name, knobs in CONFIGS.items():

@@ -7,8 +7,9 @@ Agents              per replica i: ``r{i}/batch_scheduler``, ``r{i}/kv_manager``
                     ``r{i}/spec_controller``, ``r{i}/tenant_router`` (serving_v0's four), then
                     ``router`` and ``autoscaler``: 4 N + 2 agents
 Actions             Discrete per agent
-Observations        Box(0, 1) per agent; ``state()``: Box(0, 1, (25 + 63,))
-Tasks               ``cluster_diurnal``, ``cluster_bursty`` (igym_marl.workloads.cluster_tasks)
+Observations        Box(0, 1) per agent; ``state()``: Box(0, 1, (30 + 66,))
+Tasks               ``cluster_diurnal``, ``cluster_bursty``, ``cluster_conversation``
+                    (igym_marl.workloads.cluster_tasks)
 Replicas            N = 4 by default, 1..64 (``replicas=``); heterogeneous fleets through a
                     ClusterTask whose ClusterConfig lists one SimConfig per replica
 Episode             every replica and the router and autoscaler act once per window (10 s);
@@ -26,13 +27,16 @@ Actions
 agent                space           meaning
 ===================  ==============  ====================================================================
 ``r{i}/<agent>``     as serving_v0   replica i's knobs, the same levels as serving_v0's four agents
-``router``           Discrete(3)     the window's routing rule: 0 round_robin, 1 least_outstanding,
-                                     2 tenant_pinning (replica i serves tenant i mod T)
+``router``           Discrete(8)     the window's routing rule: 0 round_robin, 1 least_outstanding,
+                                     2 tenant_pinning (replica i serves tenant i mod T),
+                                     3 prefix_affinity (cache-aware, vLLM router / SGLang defaults),
+                                     4-7 scored at prefix weight 0.2, 0.43 (llm-d's 3/7), 0.6, 0.8
+                                     (igym_marl.sim.cluster's docstring gives each rule)
 ``autoscaler``       Discrete(N)     target number of replicas up (starting or active) - 1
 ===================  ==============  ====================================================================
 
 A cold start takes ``engine_start_s`` (20 s) + weights / ``storage_gb_per_s`` (2 GB/s): 28 s for
-Llama-3-8B in FP16, so a replica ordered up serves from the third window boundary on. Actions
+Llama-3.1-8B in FP16, so a replica ordered up serves from the third window boundary on. Actions
 outside their space raise ValueError naming the agent and what is allowed; nothing is clamped.
 ``env.step_cluster(knobs, Routing(...), target)`` drives the cluster with any control, including
 ``Routing("weighted", weights[tenant, replica])`` (weights must be finite, >= 0 and not all
@@ -40,7 +44,7 @@ zero for a tenant: ValueError otherwise).
 
 Observations
 ------------
-``router`` and ``autoscaler`` see the cluster part (25 features, all in [0, 1]):
+``router`` and ``autoscaler`` see the cluster part (30 features, all in [0, 1]):
 
     index  feature                  definition
     0      time                     windows elapsed / episode windows
@@ -50,11 +54,11 @@ Observations
     6      target                   last target / N
     7      cost                     GPU cost billed in the window / the whole fleet's
     8-9    kv, busy                 mean KV occupancy and busy fraction of the active replicas
-    10-12  rule.*                   one-hot of the last routing rule
-    13+4k  tenant[k].share          tenant k's share of the window's arrivals (k = 0, 1, 2)
-    14+4k  tenant[k].queue          s(its waiting requests over the cluster / (8 N))
-    15+4k  tenant[k].attainment     its SLO attainment in the window (0 if none decided)
-    16+4k  tenant[k].decided        1 if any of its requests was decided
+    10-17  rule.*                   one-hot of the last routing rule
+    18+4k  tenant[k].share          tenant k's share of the window's arrivals (k = 0, 1, 2)
+    19+4k  tenant[k].queue          s(its waiting requests over the cluster / (8 N))
+    20+4k  tenant[k].attainment     its SLO attainment in the window (0 if none decided)
+    21+4k  tenant[k].decided        1 if any of its requests was decided
 
 ``r{i}/<agent>`` sees serving_v0's observation of that agent for replica i (its replica's
 metrics; the load feature relative to one replica's capacity), followed by 7 replica features:

@@ -6,8 +6,8 @@ Actions             Discrete per agent (``action_format="multidiscrete"``: Multi
 Parallel API        Yes (native); AEC through ``serving_v0.env()``
 Agents              ``batch_scheduler``, ``kv_manager``, ``spec_controller``, ``tenant_router``
 Action shapes       Discrete(20), Discrete(30), Discrete(9), Discrete(2)
-Observation shapes  Box(0, 1, (46,)), Box(0, 1, (46,)), Box(0, 1, (45,)), Box(0, 1, (46,)), float32
-State shape         Box(0, 1, (63,), float32): the shared part plus every agent's own part
+Observation shapes  Box(0, 1, (48,)), Box(0, 1, (49,)), Box(0, 1, (47,)), Box(0, 1, (48,)), float32
+State shape         Box(0, 1, (66,), float32): the shared part plus every agent's own part
 ==================  ===========================================================================
 
 Description

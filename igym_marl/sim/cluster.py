@@ -36,15 +36,18 @@ turns off at the first window boundary where it holds none: requests are never l
   tenant's replicas; a tenant with no active replica of its own falls back to all of them;
 * ``weighted``: ``Routing.weights[t, i]``, tenant t's share for replica i (renormalised over the
   active replicas; each request drawn from the cluster's seeded generator);
-* ``prefix_affinity``: cache affinity as vLLM's router and SGLang's gateway do it (their
-  ``cache_aware`` policy and its defaults): a request goes to the replica holding the longest
-  cached prefix of it (its blocks cached there now, or sent there earlier in this window; ties by
-  least outstanding tokens) when that prefix is at least ``CACHE_THRESHOLD`` (0.3) of its prompt,
-  else to the replica with the least cached (fewest blocks named in its cache: the "smallest
-  record"); but once the busiest replica holds more than ``BALANCE_ABS`` (64) outstanding
-  requests over the idlest and more than ``BALANCE_REL`` (1.5) times as many, to the least loaded.
-  (The bare rule, always the longest prefix, sends every request to the first replica that
-  cached a system prompt all of them share: 0 goodput on cluster_conversation.)
+* ``prefix_affinity``: cache affinity with a load guard, in the manner of vLLM's router and
+  SGLang's gateway (their ``cache_aware`` policy and its defaults): a request goes to the replica
+  holding the longest cached prefix of it (its blocks cached there now, or sent there earlier in
+  this window; ties by least outstanding tokens) when that prefix is at least
+  ``CACHE_THRESHOLD`` (0.3) of its prompt, else to the replica with the least outstanding tokens;
+  and once the busiest replica holds more than ``BALANCE_ABS`` (64) outstanding requests over the
+  idlest and more than ``BALANCE_REL`` (1.5) times as many, to the least loaded whatever it
+  caches. (Below the threshold, SGLang sends a request to the replica whose cache names the fewest
+  blocks; on cluster_conversation that fallback, blind to load, queues requests behind 100k-token
+  prefills: TTFT attainment 0.859 against least outstanding's 0.923 over seeds 1,000,000-002.
+  The bare rule, always the longest prefix, sends every request to the first replica that cached
+  the system prompt all of them share.)
 * ``scored``: llm-d's scheduler's way: every active replica scores ``prefix_weight`` x its prefix
   score (the share of the request's prompt blocks it holds, as above) + half the rest x its queue
   score ((most waiting - its waiting) / (most - fewest), 1 when all are equal; waiting counts what
@@ -64,7 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layout import ARR, OUT, PROMPT, RUNNING, S_CAP, S_FREE, S_HT_N, S_NEXT, STATUS, WAITING
+from .layout import ARR, OUT, PROMPT, RUNNING, S_CAP, S_FREE, S_NEXT, STATUS, WAITING
 from .metrics import WindowMetrics
 from .simulator import Simulator
 from .types import Knobs, SimConfig, Workload, _float_in, take_keys
@@ -411,7 +414,6 @@ class Cluster:
             count[i], load[i] = self.outstanding(int(i))
         waiting = np.array([float(sum(self.sims[i].ql)) for i in range(self.n)])
         kv = np.array([1.0 - self.sims[i].si[S_FREE] / max(1, self.sims[i].si[S_CAP]) for i in range(self.n)])
-        record = np.array([float(self.sims[i].si[S_HT_N]) for i in range(self.n)])  # keys its cache names
         sent: list[set] = [set() for _ in range(self.n)]
         for j in range(lo, hi):
             keys = w.keys_of(j)[: int(w.prompt_tokens[j]) // bt] if w.has_keys else np.zeros(0, dtype=np.int64)
@@ -429,7 +431,7 @@ class Cluster:
                 elif share[active].max() >= CACHE_THRESHOLD:
                     best = max(active, key=lambda i: (held[i], -load[i], -i))
                 else:
-                    best = min(active, key=lambda i: (record[i], load[i], i))
+                    best = min(active, key=lambda i: (load[i], i))
             else:
                 q = waiting[active]
                 spread = q.max() - q.min()
@@ -442,9 +444,7 @@ class Cluster:
             load[best] += float(w.prompt_tokens[j] + w.output_tokens[j])
             count[best] += 1.0
             waiting[best] += 1.0
-            new = [int(k) for k in keys if int(k) not in sent[best]]
-            sent[best].update(new)
-            record[best] += len(new)
+            sent[best].update(int(k) for k in keys)
 
     # ------------------------------------------------------------------ accounting
     def check_invariants(self) -> None:

@@ -12,15 +12,18 @@ task                window    windows  traffic (rates relative to the fleet's ca
                                        90 % of the fleet; conversation and API tenants, and a
                                        steady batch background (5 %)
 ``cluster_          10 s      90       the Mooncake conversation trace (Kimi): long-context chat,
-conversation``                         turns resending their history; 80 % of the fleet, each
-                                       episode a stretch of the trace squeezed to fill it
+conversation``                         turns resending their history; 60 % of the fleet, each
+                                       episode a stretch of the trace at its own pace, thinned
+                                       by whole conversations
 ==================  ========  =======  ============================================================
 
-Both run N = 4 replicas of Llama-3-8B on one A100-80GB by default (``replicas=`` changes N, up
-to 64; ``cluster=`` sets the whole ClusterConfig, e.g. heterogeneous replicas). The fleet's
-capacity is N times one replica's measured capacity for the task's length mix
-(``replica_capacity_rps``, measured like the single-replica tasks' by ``measure_capacity_rps``
-and checked by a test).
+The conversation tenants of cluster_diurnal and cluster_bursty hold multi-turn conversations
+behind shared system prompts, as in the single-replica tasks. All run N = 4 replicas of
+Llama-3.1-8B on one A100-80GB by default, on vLLM 0.15's engine profile (``replicas=`` changes
+N, up to 64; ``cluster=`` sets the whole ClusterConfig, e.g. heterogeneous replicas). The
+fleet's capacity is N times one replica's measured capacity for the task's traffic
+(``replica_capacity_rps``: the mean over seeds 0-9 of the probe the single-replica tasks use,
+``tasks.episode_capacity`` or the Mooncake trace's; checked by a test).
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ CLUSTER_TASKS: dict[str, ClusterTask] = {
         phases=_cluster_bursty_phases,
         capacity_probe=episode_capacity),
     "cluster_conversation": ClusterTask(
-        "cluster_conversation", "Kimi's production conversation traffic (the Mooncake trace) across the fleet at 80 % "
+        "cluster_conversation", "Kimi's production conversation traffic (the Mooncake trace) across the fleet at 60 % "
         "of its capacity: long-context chat whose turns resend their history, where routing a turn to the "
         "replica that holds its conversation saves its prefill.", window_s=10.0, episode_windows=90,
         tenants=(MOONCAKE_TENANT,), replica_capacity_rps=0.47, traffic=mooncake_episode,

@@ -398,7 +398,7 @@ MOONCAKE_FILE = ("traces", "mooncake_conversation_trace.jsonl.gz")
 # 100 ms per token, clients patient for a minute (our choice, as the other tasks' SLOs).
 MOONCAKE_TENANT = Tenant("conversation", ttft_slo_ms=10000.0, tpot_slo_ms=100.0, priority=1, spec_acceptance=0.6,
                          timeout_s=API_TIMEOUT_S)
-MOONCAKE_LOAD = 0.8  # the share of the replica's (or fleet's) capacity an episode offers
+MOONCAKE_LOAD = 0.6  # the share of the replica's (or fleet's) capacity an episode offers
 
 
 @lru_cache(maxsize=4)
@@ -411,22 +411,56 @@ def mooncake_trace(block_tokens: int = 16):
 
 
 def mooncake_episode(task, rng) -> Workload:
-    """MOONCAKE_LOAD x capacity x horizon consecutive requests of the trace from a random point, in
-    their order (conversations keep their turns), time squeezed to fill the episode."""
+    """About MOONCAKE_LOAD x capacity x horizon requests of the trace, whole conversations at the
+    trace's own pace (``conversation_episode``): what one replica (or the task's fleet) of Kimi's
+    service would have seen."""
     config = task.config if isinstance(task, TaskSpec) else task.cluster.configs[0]
     parsed = mooncake_trace(config.block_tokens)
-    rows = np.arange(parsed.stamps.shape[0])
     n = int(round(MOONCAKE_LOAD * task.capacity_rps * task.horizon_s))
-    return keyed_episode(parsed, rows, n, task.horizon_s, rng, True, task.id)
+    return conversation_episode(parsed, n, task.horizon_s, rng, task.id)
+
+
+def conversation_rows(parsed, n: int, horizon: float, rng) -> tuple[np.ndarray, float, float]:
+    """The rows ``conversation_episode`` plays, its stretch's start (trace seconds) and speed-up."""
+    conv = parsed.conversations()
+    t0, span = float(parsed.stamps[0]), parsed.span_s
+    rate = parsed.stamps.shape[0] / span
+    speed = max(1.0, n / (rate * horizon))
+    length = min(span, horizon * speed)
+    start = t0 + float(rng.uniform(0.0, span - length))
+    rows = np.flatnonzero((parsed.stamps >= start) & (parsed.stamps < start + length))
+    keep_p = min(1.0, n / max(rows.size, 1))
+    u = rng.random(int(conv.max()) + 1)
+    return rows[u[conv[rows]] < keep_p], start, speed
+
+
+def conversation_episode(parsed, n: int, horizon: float, rng, name: str) -> Workload:
+    """About `n` requests of a Mooncake trace over `horizon` seconds, conversations kept whole: from
+    a random point of the trace, a stretch of `horizon` x speed-up seconds (speed-up 1, the trace's
+    own time, unless the trace is too slow to give `n` requests in `horizon` seconds: then the least
+    that does), time divided by the speed-up; of its conversations each kept with the same chance,
+    so that n requests are expected. A conversation's turns keep their think times and its cached
+    history: thinning the trace by conversation, as routing it across replicas would, and not by
+    request (which would break every conversation) nor by squeezing its time (which would shrink
+    the gaps between turns)."""
+    from ..sim.types import take_keys
+    rows, start, speed = conversation_rows(parsed, n, horizon, rng)
+    ptr, keys = take_keys(parsed.key_ptr, parsed.block_keys, rows)
+    arr = (parsed.stamps[rows] - start) / speed
+    return Workload(arr, parsed.prompt[rows], np.maximum(parsed.output[rows], 1), parsed.tenant[rows], parsed.tenants,
+                    name=name, key_ptr=ptr, block_keys=keys, key_block_tokens=parsed.key_block_tokens)
+
+
+MOONCAKE_PROBE_REQUESTS = 1200
 
 
 def _mooncake_capacity(task, seed: int = 0) -> float:
-    """The replica's capacity for the trace's own requests in their order (caching included), from a
-    seeded random point, over 1,800 s of overload (a few hundred of its long requests)."""
+    """The replica's capacity for the trace's own requests (``measure_capacity_over``): 1,200
+    consecutive requests from a seeded random point, in their order, caching included."""
     parsed = mooncake_trace(task.config.block_tokens)
-    w = keyed_episode(parsed, np.arange(parsed.stamps.shape[0]), 4000, 4000.0, np.random.default_rng(seed), True,
-                      "capacity-probe")
-    return measure_capacity_of(task.config, w, seed=seed, seconds=1800.0)
+    w = keyed_episode(parsed, np.arange(parsed.stamps.shape[0]), MOONCAKE_PROBE_REQUESTS, 1.0,
+                      np.random.default_rng(seed), True, "capacity-probe")
+    return measure_capacity_over(task.config, w, seed=seed)
 
 
 # ---------------------------------------------------------------------------------- catalog
@@ -458,7 +492,7 @@ TASKS: dict[str, TaskSpec] = {
         capacity_probe=episode_capacity, ttft_slo_ms=200.0),
     "mooncake_conversation": TaskSpec(
         "mooncake_conversation", "Kimi's production conversation traffic (the Mooncake trace): long-context chat, "
-        "12k-token prompts on average, a shared system prompt and conversations resending their history, at 80 % "
+        "12k-token prompts on average, a shared system prompt and conversations resending their history, at 60 % "
         "of the replica's capacity.", window_s=10.0, episode_windows=90, tenants=(MOONCAKE_TENANT,),
         capacity_rps=0.47, traffic=mooncake_episode, capacity_probe=_mooncake_capacity, ttft_slo_ms=10000.0),
 }

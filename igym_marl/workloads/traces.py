@@ -117,6 +117,21 @@ class ParsedTrace:
     def span_s(self) -> float:
         return float(self.stamps[-1] - self.stamps[0]) if self.stamps.size else 0.0
 
+    def conversations(self) -> np.ndarray:
+        """int64 conversation id per row, for a Mooncake trace: requests whose prompts share their
+        second 512-token block are one conversation's turns (every prompt of Kimi's trace starts
+        with the same system-prompt block, and no two conversations share their second block); a
+        prompt of one block (or none hashed) is a conversation of its own."""
+        if not self.has_keys or self.format != "mooncake":
+            raise ValueError(f"conversations are known for Mooncake traces only; {self.path} is {self.format}")
+        per = MOONCAKE_BLOCK_TOKENS // self.key_block_tokens
+        n = self.stamps.shape[0]
+        counts = np.diff(self.key_ptr)
+        second = np.where(counts > per, self.block_keys[np.minimum(self.key_ptr[:-1] + per,
+                                                                   max(self.block_keys.shape[0] - 1, 0))] // per, -1)
+        ids = np.where(second >= 0, second, -(np.arange(n, dtype=np.int64) + 1))
+        return np.unique(ids, return_inverse=True)[1].astype(np.int64)
+
 
 MAX_LINE_BYTES = 4096  # a trace row is a few dozen bytes; a longer line is corruption, not a request
 _SCAN_BLOCK = 1 << 20

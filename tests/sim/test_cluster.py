@@ -168,3 +168,64 @@ def test_heterogeneous_fleet_bills_each_replica_at_its_price():
     x = c.advance(3600.0, Knobs(), Routing(), 2)
     assert x.billed_usd == pytest.approx(sum(s.config.gpu_hour_usd for s in c.sims))
     assert c.sims[1].replica.gpu.name != c.sims[0].replica.gpu.name
+
+
+def _keyed_two_replicas():
+    """Two active replicas. Window 1: A (4 blocks, keys 1-4) and B (keys 11-14). Window 2: D (a
+    1,024-token prompt with new keys 100-163), then C (keys 1-4 again: cached on the replica that
+    served A), E (keys 1, 50-52: a quarter of it cached there, below the 0.3 threshold) and G (keys
+    100-102: D's first blocks, sent this window and not computed yet)."""
+    reqs = [(0.0, 64, 2, 0), (0.1, 64, 2, 0), (10.0, 1024, 50, 0), (10.1, 64, 2, 0), (10.2, 64, 2, 0),
+            (10.3, 48, 2, 0)]
+    keys = [[1, 2, 3, 4], [11, 12, 13, 14], list(range(100, 164)), [1, 2, 3, 4], [1, 50, 51, 52], [100, 101, 102]]
+    w = Workload.from_requests(reqs, LOOSE, keys=keys)
+    c = Cluster(ClusterConfig(replicas=2, replica=Cfg(), initial_active=2))
+    c.reset(w, seed=0)
+    return c
+
+
+def test_prefix_affinity_sends_a_cached_prefix_home_and_the_rest_to_the_least_loaded():
+    """By hand: A goes to replica 0 (nothing cached anywhere, equal loads, lowest index), B to the
+    idle replica 1. In window 2 D goes to 0 (both idle again, A's blocks cached there); C, whose
+    whole prompt replica 0 caches, follows it there although 0 now holds D's 1,074 tokens; E (a
+    quarter cached) goes to the least loaded, 1; G, D's first blocks sent to 0 this window, to 0.
+    least_outstanding spreads the same window by load alone."""
+    c = _keyed_two_replicas()
+    rule = Routing("prefix_affinity")
+    c.advance(10.0, KNOBS, rule, target_active=2)
+    assert c.owner[:2].tolist() == [0, 1]
+    assert c.sims[0].cached_prefix_blocks(np.array([1, 2, 3, 4])) == 4  # A finished; its blocks stay cached
+    c.advance(10.0, KNOBS, rule, target_active=2)
+    assert c.owner.tolist() == [0, 1, 0, 0, 1, 0]
+    assert c.sims[0].requests().cached_prompt_tokens[2] == 48  # C: 3 of its 4 blocks (vLLM recomputes the last token)
+    lo = _keyed_two_replicas()
+    for _ in range(2):
+        lo.advance(10.0, KNOBS, Routing("least_outstanding"), target_active=2)
+    assert lo.owner.tolist() == [0, 1, 0, 1, 1, 1]
+    c.check_invariants()
+
+
+def test_scored_rule_weighs_prefix_against_queue_and_memory():
+    """prefix_weight 1: the prefix score alone (C and G to replica 0, the rest to the lowest index
+    among equals); 0: queue and KV scores alone, each request sent this window counting as waiting
+    (D to 0, then C to 1, E to 0 as the queues are level again, G to 1)."""
+    routes = {}
+    for wgt in (1.0, 0.0):
+        c = _keyed_two_replicas()
+        for _ in range(2):
+            c.advance(10.0, KNOBS, Routing("scored", prefix_weight=wgt), target_active=2)
+        routes[wgt] = c.owner.tolist()
+        c.check_invariants()
+    assert routes[1.0][2:] == [0, 0, 0, 0]
+    assert routes[0.0][2:] == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rule": "scored"}, r"prefix_weight=None must be a number in \[0, 1\] for rule 'scored' \(llm-d's default: 0.428"),
+    ({"rule": "scored", "prefix_weight": 1.5}, r"prefix_weight=1.5 must be a number in \[0, 1\]"),
+    ({"rule": "scored", "prefix_weight": True}, r"prefix_weight=True"),
+    ({"rule": "prefix_affinity", "prefix_weight": 0.5}, r"prefix_weight is for rule 'scored' only; rule is 'prefix_affinity'"),
+])
+def test_bad_scored_routing_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Routing(**kwargs)

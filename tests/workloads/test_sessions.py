@@ -116,3 +116,37 @@ def test_a_conversation_resends_its_context_and_shares_its_system_prompt():
             ka, kb = w.keys_of(a), w.keys_of(b)
             assert list(kb[: len(ka)]) == list(ka)  # the next turn finds the whole earlier turn, answer included
             assert w.arrival_s[b] - w.arrival_s[a] == pytest.approx(5.0)
+
+
+def test_conversations_are_told_by_their_second_block_and_episodes_keep_them_whole(data_dir):
+    """A conversation's requests share the trace's second 512-token block (the first is the system
+    prompt all share); a one-block prompt is a conversation of its own. An episode of the
+    mooncake_conversation task keeps or drops a conversation whole, keeps the trace's own time
+    where the trace is fast enough, and holds about the requests it asked for."""
+    from igym_marl.workloads.tasks import conversation_episode, conversation_rows
+    t = parse_mooncake(data_dir / MOONCAKE)
+    conv = t.conversations()
+    second = {}
+    for i in range(t.rows):
+        k = t.block_keys[t.key_ptr[i]:t.key_ptr[i + 1]]
+        h = int(k[32]) // 32 if k.shape[0] > 32 else None
+        if h is None:
+            assert np.sum(conv == conv[i]) == 1
+        else:
+            assert second.setdefault(int(conv[i]), h) == h
+    assert len(second) + sum(1 for i in range(t.rows) if t.key_ptr[i + 1] - t.key_ptr[i] <= 32) == conv.max() + 1
+    assert 7000 < conv.max() + 1 < 7800  # 12,031 requests, about 1.6 per conversation
+    rows, start, speed = conversation_rows(t, 300, 900.0, np.random.default_rng(3))
+    assert speed == 1.0  # 300 requests in 900 s: the trace (3.4 req/s) is fast enough at its own pace
+    stretch = np.flatnonzero((t.stamps >= start) & (t.stamps < start + 900.0))
+    kept = set(conv[rows].tolist())
+    assert set(rows.tolist()) == {int(r) for r in stretch if int(conv[r]) in kept}  # whole conversations
+    assert 200 < rows.size < 400
+    w = conversation_episode(t, 300, 900.0, np.random.default_rng(3), "x")
+    np.testing.assert_allclose(w.arrival_s, t.stamps[rows] - start)
+    assert w.prompt_tokens.tolist() == t.prompt[rows].tolist() and w.has_keys
+    fast, _, speed = conversation_rows(t, 9000, 900.0, np.random.default_rng(3))
+    assert speed > 2.5 and 8000 < fast.size < 10000  # more than the trace holds in 900 s: time is squeezed
+    with pytest.raises(ValueError, match="conversations are known for Mooncake traces only"):
+        from igym_marl.workloads.traces import parse_azure
+        parse_azure(data_dir / "traces" / "azure_conv_2023_1h.csv").conversations()
