@@ -420,21 +420,28 @@ def mooncake_episode(task, rng) -> Workload:
     return conversation_episode(parsed, n, task.horizon_s, rng, task.id)
 
 
-def conversation_rows(parsed, n: int, horizon: float, rng) -> tuple[np.ndarray, float, float]:
-    """The rows ``conversation_episode`` plays, its stretch's start (trace seconds) and speed-up."""
+def conversation_rows(parsed, n: int, horizon: float, rng, rows: np.ndarray | None = None,
+                      random_start: bool = True) -> tuple[np.ndarray, float, float]:
+    """The rows ``conversation_episode`` plays, its stretch's start (trace seconds) and speed-up.
+    `rows`: the segment to cut from (default: the whole trace); without `random_start` the stretch
+    starts at the segment's first request."""
     conv = parsed.conversations()
-    t0, span = float(parsed.stamps[0]), parsed.span_s
-    rate = parsed.stamps.shape[0] / span
+    seg = np.arange(parsed.stamps.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    t0 = float(parsed.stamps[seg[0]])
+    span = float(parsed.stamps[seg[-1]]) - t0
+    rate = seg.size / span if span > 0 else float("inf")
     speed = max(1.0, n / (rate * horizon))
-    length = min(span, horizon * speed)
-    start = t0 + float(rng.uniform(0.0, span - length))
-    rows = np.flatnonzero((parsed.stamps >= start) & (parsed.stamps < start + length))
-    keep_p = min(1.0, n / max(rows.size, 1))
+    length = min(span, horizon * speed) if span > 0 else horizon
+    start = t0 + (float(rng.uniform(0.0, span - length)) if random_start and span > length else 0.0)
+    stamps = parsed.stamps[seg]
+    picked = seg[(stamps >= start) & (stamps < start + length) if span > 0 else np.ones(seg.size, dtype=bool)]
+    keep_p = min(1.0, n / max(picked.size, 1))
     u = rng.random(int(conv.max()) + 1)
-    return rows[u[conv[rows]] < keep_p], start, speed
+    return picked[u[conv[picked]] < keep_p], start, speed
 
 
-def conversation_episode(parsed, n: int, horizon: float, rng, name: str) -> Workload:
+def conversation_episode(parsed, n: int, horizon: float, rng, name: str, rows: np.ndarray | None = None,
+                         random_start: bool = True) -> Workload:
     """About `n` requests of a Mooncake trace over `horizon` seconds, conversations kept whole: from
     a random point of the trace, a stretch of `horizon` x speed-up seconds (speed-up 1, the trace's
     own time, unless the trace is too slow to give `n` requests in `horizon` seconds: then the least
@@ -442,9 +449,9 @@ def conversation_episode(parsed, n: int, horizon: float, rng, name: str) -> Work
     so that n requests are expected. A conversation's turns keep their think times and its cached
     history: thinning the trace by conversation, as routing it across replicas would, and not by
     request (which would break every conversation) nor by squeezing its time (which would shrink
-    the gaps between turns)."""
+    the gaps between turns). `rows` / `random_start`: as ``conversation_rows``."""
     from ..sim.types import take_keys
-    rows, start, speed = conversation_rows(parsed, n, horizon, rng)
+    rows, start, speed = conversation_rows(parsed, n, horizon, rng, rows, random_start)
     ptr, keys = take_keys(parsed.key_ptr, parsed.block_keys, rows)
     arr = (parsed.stamps[rows] - start) / speed
     return Workload(arr, parsed.prompt[rows], np.maximum(parsed.output[rows], 1), parsed.tenant[rows], parsed.tenants,
@@ -557,11 +564,12 @@ def keyed_episode(parsed, rows: np.ndarray, n: int, horizon: float, rng, random_
 
 def _keyed_trace_task(path, format, parsed, in_seg, span, window_s, episode_windows, config, random_start, load, speedup,
                       lengths) -> "TaskSpec":
-    """The trace task of a trace whose requests share prefixes (block keys: Mooncake's). Its rate
-    changes through time only: with `load`, an episode plays the next load x capacity x horizon
-    requests of the segment, in their order, their arrival times squeezed or stretched so they fill
-    the episode (its bursts are the trace's, and every conversation keeps its turns); without it,
-    the segment's time (divided by `speedup`)."""
+    """The trace task of a trace whose requests share prefixes (block keys: Mooncake's). With
+    `load`, an episode holds about load x capacity x horizon requests: for a Mooncake trace, whole
+    conversations at the trace's own pace (``conversation_episode``: time squeezed only when the
+    segment is too slow to give that many), so every conversation keeps its turns and their think
+    times; for other keyed traces, the next requests of the segment in their order, time squeezed
+    or stretched to fill the episode. Without `load`, the segment's time (divided by `speedup`)."""
     from .traces import window
     from ..sim.types import take_keys
     rows = np.flatnonzero(in_seg)
@@ -591,7 +599,10 @@ def _keyed_trace_task(path, format, parsed, in_seg, span, window_s, episode_wind
             w, _ = window(parsed, start_s=start, duration_s=horizon * speedup, speedup=speedup, seed=rng)
             return w
         n = min(rows.size, int(round(load * capacity * horizon)))
-        return keyed_episode(parsed, rows, n, horizon, rng, random_start, f"{format}:{Path(path).name}")
+        name = f"{format}:{Path(path).name}"
+        if format == "mooncake":
+            return conversation_episode(parsed, n, horizon, rng, name, rows, random_start)
+        return keyed_episode(parsed, rows, n, horizon, rng, random_start, name)
 
     what = f"load {load:g} x capacity" if load is not None else f"speedup x{speedup:g}"
     return TaskSpec("trace", f"Replay of {path} ({format}, {rows.size} requests over {span:,.0f} s, {what}, block keys "

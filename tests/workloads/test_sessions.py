@@ -73,12 +73,15 @@ def test_the_trace_task_reads_mooncake_from_its_content_and_keeps_conversations_
         get_task("trace", path=p, rate_scale=0.5)
     t = get_task("trace", path=p, episode_windows=6, window_s=10.0, load=0.5, random_start=True)
     assert "block keys" in t.description and t.capacity_rps > 0
-    n = round(0.5 * t.capacity_rps * 60)
-    for seed in range(3):
+    n = 0.5 * t.capacity_rps * 60
+    sizes = []
+    for seed in range(6):
         w = t.workload(seed)
-        assert len(w) == n and w.has_keys and 0 <= w.arrival_s[0] and w.arrival_s[-1] < 60.0
-        # consecutive trace requests, in order, with their keys: the first block is the shared one
+        sizes.append(len(w))
+        assert w.has_keys and 0 <= w.arrival_s[0] and w.arrival_s[-1] < 60.0
+        # trace requests in order, with their keys: the first block is the shared one
         assert all(list(w.keys_of(i)[:32]) == list(range(32)) for i in range(len(w)))
+    assert 0.5 * n < np.mean(sizes) < 1.5 * n  # about load x capacity x horizon, whole conversations at a time
 
 
 def test_the_session_generator_matches_the_trace_it_was_calibrated_to():
