@@ -6,7 +6,8 @@ of ``serving_cluster_v0`` (so ``env.step`` validates it like any learner's), and
 
 * ``ClusterConstant(knobs, rule, target)``: the same knobs on every replica, one routing rule and
   a fixed number of replicas, whatever happens.
-* ``HPAPolicy``: least-outstanding routing and the rule a Kubernetes Horizontal Pod Autoscaler
+* ``HPAPolicy``: a fixed routing rule (least outstanding unless told; the tuned baseline uses the
+  best constant's rule) and the rule a Kubernetes Horizontal Pod Autoscaler
   applies to a per-replica metric: desired = ceil(active x metric / target), with the HPA's 10 %
   tolerance, scale-up at once and scale-down only to the highest desired count of the last
   ``stabilization`` windows (the HPA's downscale stabilization window). The metric is each
@@ -90,9 +91,12 @@ class HPAPolicy:
     target_outstanding: float = 48.0
     tolerance: float = 0.1
     stabilization: int = 30  # windows (300 s at 10-s windows: the HPA's default downscale window)
+    rule: str = "least_outstanding"  # the router beside the autoscaler
     name: str = "hpa"
 
     def reset(self, env, seed):
+        if self.rule not in ROUTER_RULES:
+            raise ValueError(f"rule={self.rule!r} is unknown; allowed: {', '.join(ROUTER_RULES)}")
         self.recent: list[int] = []
         self.target = int((env.cluster.state == ACTIVE).sum())
 
@@ -106,7 +110,7 @@ class HPAPolicy:
             desired = min(max(desired, 1), env.n)
             self.recent = (self.recent + [desired])[-self.stabilization:]
             self.target = desired if desired >= self.target else max(self.recent)
-        return actions_for(env, self.knobs, "least_outstanding", self.target)
+        return actions_for(env, self.knobs, self.rule, self.target)
 
 
 @dataclass
@@ -203,13 +207,14 @@ def cluster_baseline(task: str, kind: str):
     if kind == "best-constant":
         return ClusterConstant(knobs, entry["rule"], entry["target"], name="best-constant")
     if kind == "hpa":
-        return HPAPolicy(knobs, entry["hpa_target_outstanding"])
+        return HPAPolicy(knobs, entry["hpa_target_outstanding"], rule=entry.get("hpa_rule", "least_outstanding"))
     raise ValueError(f"kind={kind!r} is unknown; allowed: best-constant, hpa")
 
 
 def knob_candidates() -> list[Knobs]:
     out = [VLLM_DEFAULT]
-    for tid in ("static_workload", "bursty_workload", "adversarial_multitenant"):
+    from igym_marl.workloads import TASKS
+    for tid in TASKS:
         k, searched = best_constant_or_default(tid)
         if searched and k not in out:
             out.append(k)

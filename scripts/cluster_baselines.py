@@ -6,7 +6,9 @@
 The best constant (knobs x routing rule x N, successive halving on training seeds) and the HPA
 threshold (target outstanding requests per replica, best of a grid on training seeds) are cached
 in agents/data/cluster_best_constant.json. Evaluation plays random, vllm-default (every replica,
-least outstanding), best-constant, hpa and oracle on held-out seeds and reports means with 95 %
+least outstanding), the deployed routers at vLLM's default knobs (rule:round_robin,
+rule:prefix_affinity, rule:scored:0.43: llm-d's default profile), best-constant, hpa (beside the
+best constant's rule) and oracle on held-out seeds and reports means with 95 %
 bootstrap CIs, the adaptivity gap (oracle - best constant) / best constant and each baseline's
 share of the headroom. docs/cluster.md holds the tables this writes.
 """
@@ -32,6 +34,7 @@ from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
 from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS  # noqa: E402
 
 HPA_GRID = (8.0, 16.0, 32.0, 64.0, 128.0)
+FIXED_RULES = ("round_robin", "prefix_affinity", "scored:0.43")
 
 
 class RandomCluster:
@@ -50,14 +53,15 @@ def search(tasks, log=print) -> None:
         best, ranked = search_cluster_constant(task, log=log)
         hpa = []
         for target in HPA_GRID:
-            s = np.mean([run_cluster_episode(HPAPolicy(best.knobs, target), task, seed)["score"]
+            s = np.mean([run_cluster_episode(HPAPolicy(best.knobs, target, rule=best.rule), task, seed)["score"]
                          for seed in TRAIN_SEEDS[:4]])
             hpa.append((float(s), target))
             log(f"{task}: hpa target_outstanding {target:g}: {s:.3f}")
         data = load_cluster_cache()  # re-read: another task's search may have written meanwhile
         data[task] = {"knobs": best.knobs.as_dict(), "rule": best.rule, "target": best.target,
                       "ranked": [{"score": s, "describe": c.describe()} for s, c in ranked],
-                      "hpa_target_outstanding": max(hpa)[1], "hpa_grid": hpa, "seconds": time.time() - t0}
+                      "hpa_target_outstanding": max(hpa)[1], "hpa_rule": best.rule, "hpa_grid": hpa,
+                      "seconds": time.time() - t0}
         CLUSTER_CACHE.write_text(json.dumps(data, indent=1) + "\n")
         log(f"{task}: wrote {CLUSTER_CACHE}")
 
@@ -66,9 +70,13 @@ def policies(task: str, checkpoints=(), replicas: int | None = None) -> dict:
     best = cluster_baseline(task, "best-constant")
     if replicas is not None:  # searched at the task's N: keep its knobs and rule, with every replica up
         best = ClusterConstant(best.knobs, best.rule, None, name="best-constant")
-    out = {"random": RandomCluster(), "vllm-default": ClusterConstant(VLLM_DEFAULT, "least_outstanding", None),
-           "best-constant": best, "hpa": cluster_baseline(task, "hpa"),
-           "oracle": ClusterOracle(best.knobs, best.rule, best.target)}
+    out = {"random": RandomCluster(), "vllm-default": ClusterConstant(VLLM_DEFAULT, "least_outstanding", None)}
+    # the routers people deploy, every replica up at vLLM's default knobs: round robin, vLLM router /
+    # SGLang cache-aware (prefix_affinity) and llm-d's default scoring profile (prefix weight 3/7)
+    for rule in FIXED_RULES:
+        out[f"rule:{rule}"] = ClusterConstant(VLLM_DEFAULT, rule, None, name=f"rule:{rule}")
+    out.update({"best-constant": best, "hpa": cluster_baseline(task, "hpa"),
+                "oracle": ClusterOracle(best.knobs, best.rule, best.target)})
     for ck in checkpoints:  # trained cluster MAPPO (scripts/train_cluster.py)
         from agents.cluster_learner import ClusterLearned
         out[f"mappo ({Path(ck).parent.name})"] = ClusterLearned(ck)
@@ -88,7 +96,8 @@ def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), repli
                 t0 = time.time()
                 r = run_cluster_episode(pol, task, seed, **kw)
                 records.append({"task": task, "agent": name, "seed": seed, "score": r["score"], "goodput": r["goodput"],
-                                "gpu_share": r["gpu_share"], "seconds": time.time() - t0})
+                                "gpu_share": r["gpu_share"], "ttft_attainment": r["ttft_attainment"],
+                                "prefix_hit_rate": r["prefix_hit_rate"], "seconds": time.time() - t0})
                 log(f"{task} {name} seed {seed}: {r['score']:.3f} (goodput {r['goodput']:.3f}, "
                     f"GPU share {r['gpu_share']:.3f}) {time.time() - t0:.1f} s")
             (out / "results.json").write_text(json.dumps(records, indent=1) + "\n")
@@ -97,14 +106,32 @@ def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), repli
     return records
 
 
+def _mean(rs: list[dict], key: str) -> str:
+    xs = [r[key] for r in rs if key in r and r[key] == r[key]]
+    return f"{np.mean(xs):.3f}" if xs else "n/a"
+
+
+def _paired(rows: list[dict], a: str, b: str, key: str = "score") -> str | None:
+    """Mean paired difference a - b over their common seeds, with its 95 % bootstrap CI."""
+    va = {r["seed"]: r[key] for r in rows if r["agent"] == a}
+    vb = {r["seed"]: r[key] for r in rows if r["agent"] == b}
+    seeds = sorted(set(va) & set(vb))
+    if not seeds:
+        return None
+    d = [va[s] - vb[s] for s in seeds]
+    lo, hi = bootstrap_ci([d])
+    return f"{np.mean(d):+.3f} [{lo:+.3f}, {hi:+.3f}] over {len(seeds)} paired episodes"
+
+
 def markdown(records: list[dict]) -> str:
     lines = []
     share = {(h["agent"], h["task"]): h for h in headroom(records)}
     for task in dict.fromkeys(r["task"] for r in records):
         rows = [r for r in records if r["task"] == task]
         by = {a: [r for r in rows if r["agent"] == a] for a in dict.fromkeys(r["agent"] for r in rows)}
-        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | share of headroom [95 % CI] |",
-                  "|---|---|---|---|---|"]
+        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | TTFT attainment | prefix hit rate | "
+                                     "share of headroom [95 % CI] |",
+                  "|---|---|---|---|---|---|---|"]
         for a, rs in by.items():
             xs = [r["score"] for r in rs]
             lo, hi = bootstrap_ci([xs])
@@ -113,13 +140,19 @@ def markdown(records: list[dict]) -> str:
                 f"{100 * h['headroom']:.0f} % [{100 * h['ci_low']:.0f}, {100 * h['ci_high']:.0f}]"
             lines.append(f"| {label(a)} | {np.mean(xs):.3f} [{lo:.3f}, {hi:.3f}] | "
                          f"{np.mean([r['goodput'] for r in rs]):.3f} | {np.mean([r['gpu_share'] for r in rs]):.3f} | "
-                         f"{head} |")
+                         f"{_mean(rs, 'ttft_attainment')} | {_mean(rs, 'prefix_hit_rate')} | {head} |")
         if "best-constant" in by and "oracle" in by:
             seeds = sorted({r["seed"] for r in by["best-constant"]} & {r["seed"] for r in by["oracle"]})
             score = {(r["agent"], r["seed"]): r["score"] for r in rows}
             gap, g_lo, g_hi = adaptivity_gap([score["best-constant", s] for s in seeds], [score["oracle", s] for s in seeds])
             lines += ["", f"Adaptivity gap (oracle - best constant) / best constant over {len(seeds)} held-out "
                           f"episodes: **{100 * gap:.0f} %** [95 % CI {100 * g_lo:.0f}, {100 * g_hi:.0f}]"]
+        pairs = [("rule:prefix_affinity", "vllm-default", "ttft_attainment"), ("rule:prefix_affinity", "vllm-default", "score")]
+        pairs += [(a, "best-constant", "score") for a in by if a.startswith("mappo")]
+        for a, b, key in pairs:
+            d = _paired(rows, a, b, key) if a in by and b in by else None
+            if d:
+                lines += ["", f"Paired {key}, {a} - {b}: {d}"]
         lines += ["", "\\* a clairvoyant reference that sees the future traffic, not a policy.", ""]
     return "\n".join(lines)
 
@@ -160,7 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--task", default=",".join(CLUSTER_TASK_IDS), help="comma-separated cluster tasks")
     p.add_argument("--search", action="store_true", help="search the best constants and the HPA threshold first")
     p.add_argument("--episodes", type=int, default=0, help="held-out episodes per agent and task (0: no evaluation)")
-    p.add_argument("--agents", default="", help="comma-separated subset of random, vllm-default, best-constant, hpa, oracle")
+    p.add_argument("--agents", default="", help="comma-separated subset of random, vllm-default, rule:round_robin, "
+                                                 "rule:prefix_affinity, rule:scored:0.43, best-constant, hpa, oracle")
     p.add_argument("--replicas", type=int, default=None,
                    help="evaluate at this N (the best constant keeps its knobs and rule with every replica up)")
     p.add_argument("--checkpoint", action="append", default=[], type=Path,

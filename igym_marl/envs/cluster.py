@@ -200,7 +200,7 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         done = self.window >= self.task.episode_windows
         info = {"cluster": cw, "score_so_far": self.keeper.score, "window_reward": r}
         if done:
-            info["episode"] = {**self.keeper.components(), "episode_seed": self.episode_seed}
+            info["episode"] = {**self.keeper.components(), **self.service_summary(), "episode_seed": self.episode_seed}
         infos = {a: info for a in self.possible_agents}
         for i in range(self.n):
             rinfo = {**info, "metrics": cw.replicas[i], "replica": i}
@@ -261,6 +261,26 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
                 obs[replica_agent(i, a)] = np.concatenate((o[a], ctx))
         self._state = np.concatenate((cluster_x, np.mean(states, axis=0).astype(np.float32)))
         return obs
+
+    def service_summary(self) -> dict:
+        """What the fleet's clients saw so far, beside the score: ``ttft_attainment``, the share of the
+        requests arrived in the episode whose first token came within their tenant's TTFT SLO
+        (unserved ones count as late), and ``prefix_hit_rate``, the prompt tokens found in a
+        replica's prefix cache over the prompt tokens of the requests that got a first token."""
+        ok = n = 0
+        hit = admitted = 0.0
+        for sim in self.cluster.sims:
+            r = sim.requests()
+            arrived = r.arrival_s < self.task.horizon_s
+            slo = np.array([t.ttft_slo_ms for t in sim.workload.tenants])[r.tenant] / 1e3
+            ttft = np.nan_to_num(r.ttft_s, nan=np.inf)
+            ok += int(np.sum(arrived & (ttft <= slo)))
+            n += int(arrived.sum())
+            first = ~np.isnan(r.first_token_s)
+            hit += float(r.cached_prompt_tokens[first].sum())
+            admitted += float(r.prompt_tokens[first].sum())
+        return {"ttft_attainment": ok / n if n else float("nan"),
+                "prefix_hit_rate": hit / admitted if admitted else float("nan")}
 
     # ------------------------------------------------------------------ look-ahead, score, render
     def clone(self) -> "ServingClusterEnv":

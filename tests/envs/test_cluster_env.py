@@ -133,3 +133,29 @@ def test_bad_env_arguments():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="no action for agent"):
         env.step({"router": 0})
+
+
+def test_the_episode_reports_ttft_attainment_and_prefix_hits_as_the_replicas_saw_them():
+    """Recomputed here from every replica's requests: the share of arrived requests whose first token
+    met their tenant's TTFT SLO, and the cached share of admitted prompt tokens (positive on
+    conversations that resend their history)."""
+    env = short(task="cluster_conversation", episode_windows=20)
+    env.reset(seed=3)
+    while env.agents:
+        _, _, _, _, infos = env.step(default_actions(env))
+    ep = infos["router"]["episode"]
+    ok = n = 0
+    hit = tok = 0
+    for sim in env.cluster.sims:
+        r = sim.requests()
+        for i in range(len(r.arrival_s)):
+            if r.arrival_s[i] >= env.task.horizon_s:
+                continue
+            n += 1
+            ttft = r.first_token_s[i] - r.arrival_s[i]
+            ok += int(ttft == ttft and ttft <= sim.workload.tenants[int(r.tenant[i])].ttft_slo_ms / 1e3)
+            if r.first_token_s[i] == r.first_token_s[i]:
+                hit += int(r.cached_prompt_tokens[i])
+                tok += int(r.prompt_tokens[i])
+    assert n > 20 and ep["ttft_attainment"] == pytest.approx(ok / n, rel=1e-12)
+    assert ep["prefix_hit_rate"] == pytest.approx(hit / tok, rel=1e-12) and ep["prefix_hit_rate"] > 0.0
