@@ -46,8 +46,10 @@ from agents.stats import headroom, headroom_markdown, markdown, paired_differenc
 from igym_marl.envs import AGENTS  # noqa: E402
 from igym_marl.workloads import EVAL_SEEDS  # noqa: E402
 
-RECIPE_STEPS = {"static_workload": 20_000, "bursty_workload": 40_000, "adversarial_multitenant": 60_000}
-SCRATCH_STEPS = {"static_workload": 50_000, "bursty_workload": 80_000, "adversarial_multitenant": 120_000}
+RECIPE_STEPS = {"static_workload": 20_000, "bursty_workload": 40_000, "adversarial_multitenant": 60_000,
+                "mooncake_conversation": 20_000}
+SCRATCH_STEPS = {"static_workload": 50_000, "bursty_workload": 80_000, "adversarial_multitenant": 120_000,
+                 "mooncake_conversation": 50_000}
 HARD = ("bursty_workload", "adversarial_multitenant")
 BASELINES = ("random", "vllm-default", "best-constant", "heuristic", "oracle")
 EVAL_START = EVAL_SEEDS.start

@@ -435,9 +435,15 @@ def conversation_rows(parsed, n: int, horizon: float, rng, rows: np.ndarray | No
     start = t0 + (float(rng.uniform(0.0, span - length)) if random_start and span > length else 0.0)
     stamps = parsed.stamps[seg]
     picked = seg[(stamps >= start) & (stamps < start + length) if span > 0 else np.ones(seg.size, dtype=bool)]
-    keep_p = min(1.0, n / max(picked.size, 1))
-    u = rng.random(int(conv.max()) + 1)
-    return picked[u[conv[picked]] < keep_p], start, speed
+    # whole conversations in a random order, each taken if it still fits: never more than n requests
+    ids, sizes = np.unique(conv[picked], return_counts=True)
+    take = np.zeros(int(conv.max()) + 1, dtype=bool)
+    total = 0
+    for k in rng.permutation(ids.size):
+        if total + sizes[k] <= n:
+            take[ids[k]] = True
+            total += int(sizes[k])
+    return picked[take[conv[picked]]], start, speed
 
 
 def conversation_episode(parsed, n: int, horizon: float, rng, name: str, rows: np.ndarray | None = None,

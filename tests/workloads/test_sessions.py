@@ -81,7 +81,7 @@ def test_the_trace_task_reads_mooncake_from_its_content_and_keeps_conversations_
         assert w.has_keys and 0 <= w.arrival_s[0] and w.arrival_s[-1] < 60.0
         # trace requests in order, with their keys: the first block is the shared one
         assert all(list(w.keys_of(i)[:32]) == list(range(32)) for i in range(len(w)))
-    assert 0.5 * n < np.mean(sizes) < 1.5 * n  # about load x capacity x horizon, whole conversations at a time
+    assert max(sizes) <= round(n) and min(sizes) > 0.8 * n  # load x capacity x horizon, never more
 
 
 def test_the_session_generator_matches_the_trace_it_was_calibrated_to():
@@ -144,12 +144,12 @@ def test_conversations_are_told_by_their_second_block_and_episodes_keep_them_who
     stretch = np.flatnonzero((t.stamps >= start) & (t.stamps < start + 900.0))
     kept = set(conv[rows].tolist())
     assert set(rows.tolist()) == {int(r) for r in stretch if int(conv[r]) in kept}  # whole conversations
-    assert 200 < rows.size < 400
+    assert 280 <= rows.size <= 300  # never more than asked; conversations are small, so hardly fewer
     w = conversation_episode(t, 300, 900.0, np.random.default_rng(3), "x")
     np.testing.assert_allclose(w.arrival_s, t.stamps[rows] - start)
     assert w.prompt_tokens.tolist() == t.prompt[rows].tolist() and w.has_keys
     fast, _, speed = conversation_rows(t, 9000, 900.0, np.random.default_rng(3))
-    assert speed > 2.5 and 8000 < fast.size < 10000  # more than the trace holds in 900 s: time is squeezed
+    assert speed > 2.5 and 8500 < fast.size <= 9000  # more than the trace holds in 900 s: time is squeezed
     with pytest.raises(ValueError, match="conversations are known for Mooncake traces only"):
         from igym_marl.workloads.traces import parse_azure
         parse_azure(data_dir / "traces" / "azure_conv_2023_1h.csv").conversations()
