@@ -604,9 +604,10 @@ def _finish(ri, rf, si, tf, rid, ts, ev, ev_n, nd, ht, stack, kptr, keys, bt):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _emit(ri, rf, si, tf, rid, n_tokens, ts, ev, ev_n, itl, edges, gap_cache):
-    """Deliver n_tokens (>= 1) to a request's client at ts. gap_cache holds the last (gap, bin): in
-    a decode pass most requests share the same gap, so the histogram search is mostly skipped."""
+def _emit(ri, rf, si, tf, rid, n_tokens, ts, ev, ev_n, itl, edges, last_gap, last_bin):
+    """Deliver n_tokens (>= 1) to a request's client at ts. (last_gap, last_bin) is the last gap
+    binned, returned updated: in a decode pass most requests share the same gap, so the histogram
+    search is mostly skipped."""
     t = ri[rid, TEN]
     if ri[rid, GEN] == 0 and rf[rid, FIRST] != rf[rid, FIRST]:  # first token (FIRST is NaN)
         rf[rid, FIRST] = ts
@@ -616,12 +617,13 @@ def _emit(ri, rf, si, tf, rid, n_tokens, ts, ev, ev_n, itl, edges, gap_cache):
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
     else:
         gap = 1e3 * (ts - rf[rid, LAST])
-        if gap != gap_cache[0]:
-            gap_cache[0] = gap
-            gap_cache[1] = _hist_bin(edges, gap)
-        itl[t, np.int64(gap_cache[1])] += 1
+        if gap != last_gap:
+            last_gap = gap
+            last_bin = _hist_bin(edges, gap)
+        itl[t, last_bin] += 1
     rf[rid, LAST] = ts
     ri[rid, GEN] += n_tokens
+    return last_gap, last_bin
 
 
 @njit(cache=True, error_model="numpy")
@@ -652,7 +654,8 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
     caching = prm[P_PREFIX_CACHING] != 0.0
     api = prm[P_API_S]
     max_len = np.int64(prm[P_MAX_MODEL_LEN])
-    gap_cache = np.array([-1.0, 0.0])
+    last_gap = -1.0
+    last_bin = np.int64(0)
     n_req = ri.shape[0]
     resize_pool(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, nd, ht, stack, kptr, keys)
     while True:
@@ -685,16 +688,35 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             # running prefills' next chunks, then admissions, each allocating the blocks of the
             # tokens it computes, preempting when the pool is short
             evictions = cnt[W_EVICT]
-            _grow_decodes(ri, rf, si, run, q, qh, ql, tf, priority, k, cnt, prm, nd, ht, stack, kptr, keys)
-            n_cand = 0  # one pass: count the decodes, list the unfinished prefills in running order
-            for j in range(si[S_NRUN]):
+            # one pass: grow the decodes' blocks, count them, list the unfinished prefills in running
+            # order; a preemption on the way shifts the list, and then the counting pass is redone
+            n_cand = 0
+            j = 0
+            while j < si[S_NRUN]:
                 rid = run[j]
-                if ri[rid, DONE] >= ri[rid, TARGET]:
-                    n_dec += 1
-                    kv += float(ri[rid, PROMPT] + ri[rid, GEN])
-                else:
+                j += 1
+                if ri[rid, DONE] < ri[rid, TARGET]:
                     pf_ids[n_cand] = rid
                     n_cand += 1
+                    continue
+                tokens = ri[rid, PROMPT] + ri[rid, GEN] + k
+                if tokens > ri[rid, BLOCKS] * bt:
+                    j = _grow(ri, rf, si, run, q, qh, ql, tf, priority, cnt, prm, nd, ht, stack, kptr, keys, rid, j,
+                              tokens)
+                n_dec += 1
+                kv += float(tokens - k)
+            if cnt[W_EVICT] != evictions:
+                n_dec = 0
+                kv = 0.0
+                n_cand = 0
+                for j in range(si[S_NRUN]):
+                    rid = run[j]
+                    if ri[rid, DONE] >= ri[rid, TARGET]:
+                        n_dec += 1
+                        kv += float(ri[rid, PROMPT] + ri[rid, GEN])
+                    else:
+                        pf_ids[n_cand] = rid
+                        n_cand += 1
             room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
             before = cnt[W_EVICT]
             for ci in range(n_cand):  # chunks are written back into pf_ids at n_pf <= ci
@@ -818,6 +840,8 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         # Chunks are listed in running order, so one pointer walks them alongside.
         p = 0
         m = 0
+        prefill_tok = 0.0  # summed here, added to the counters once (stores in the loop cost reloads)
+        decode_tok = 0.0
         for j in range(si[S_NRUN]):
             rid = run[j]
             computed = False
@@ -825,11 +849,11 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                 ch = pf_chunk[p]
                 p += 1
                 ri[rid, DONE] += ch
-                cnt[W_PREFILL_TOK] += float(ch)
+                prefill_tok += float(ch)
                 computed = True
                 if ri[rid, DONE] >= ri[rid, TARGET]:
-                    cnt[W_DECODE_TOK] += 1.0
-                    _emit(ri, rf, si, tf, rid, 1, ts, ev, ev_n, itl, edges, gap_cache)
+                    decode_tok += 1.0
+                    last_gap, last_bin = _emit(ri, rf, si, tf, rid, 1, ts, ev, ev_n, itl, edges, last_gap, last_bin)
             elif not prefill_only and ri[rid, DONE] >= ri[rid, TARGET]:
                 computed = True
                 ntok = 1
@@ -846,8 +870,9 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                     cnt[W_SPEC_PROPOSED] += float(k)
                     cnt[W_SPEC_ACCEPTED] += float(ntok - 1)
                 ntok = min(ntok, ri[rid, OUT] - ri[rid, GEN])
-                cnt[W_DECODE_TOK] += float(ntok)
-                _emit(ri, rf, si, tf, rid, ntok, ts, ev, ev_n, itl, edges, gap_cache)
+                decode_tok += float(ntok)
+                last_gap, last_bin = _emit(ri, rf, si, tf, rid, ntok, ts, ev, ev_n, itl, edges, last_gap,
+                                            last_bin)
             if computed and caching and ri[rid, FROZEN] == 0 and ri[rid, NSH] < kptr[rid + 1] - kptr[rid]:
                 _register(ri, nd, ht, stack, si, kptr, keys, rid, bt)
             if ri[rid, GEN] >= ri[rid, OUT]:
@@ -855,6 +880,8 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             else:
                 run[m] = rid
                 m += 1
+        cnt[W_PREFILL_TOK] += prefill_tok
+        cnt[W_DECODE_TOK] += decode_tok
         si[S_NRUN] = m
         sf[0] = t1
     # ---- requests without a first token past their TTFT SLO are misses now ----
