@@ -3,8 +3,9 @@ implementation measured in the same run (the recorded baseline).
 
     python benchmarks/bench_sim.py [--windows 300] [--json out.json]
 
-Setting: Llama-3-8B on one A100-80GB, ShareGPT-like Poisson traffic, batch_cap 256, 6-s
-windows (the adversarial task's window). The saturation point is measured first: the request
+Setting: SimConfig's default replica (Llama-3.1-8B on one A100-80GB, engine vllm-0.15; --model and
+--engine change it, e.g. ``--model llama-3-8b --engine vllm-0.2`` for the 2023 setting),
+ShareGPT-like Poisson traffic, batch_cap 256, 6-s windows (the adversarial task's window). The saturation point is measured first: the request
 rate the replica completes under heavy overload. Then the benchmark runs at that rate and at 3x.
 Both paths are checked to give identical metrics on the windows the reference runs.
 """
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-from igym_marl.sim import Knobs, Simulator
+from igym_marl.sim import Knobs, SimConfig, Simulator
 from igym_marl.sim.reference import ReferenceSimulator
 from igym_marl.workloads import poisson_workload
 
@@ -24,8 +25,8 @@ WINDOW_S = 6.0
 KNOBS = Knobs(batch_cap=256, kv_budget_fraction=0.9)
 
 
-def saturation_rps(seconds: float = 300.0) -> float:
-    sim = Simulator()
+def saturation_rps(config: SimConfig, seconds: float = 300.0) -> float:
+    sim = Simulator(config)
     sim.reset(poisson_workload(30.0, seconds, seed=0), seed=0)
     for _ in range(int(seconds / WINDOW_S)):
         sim.advance(WINDOW_S, KNOBS)
@@ -42,15 +43,15 @@ def time_windows(sim, n: int, warmup: int) -> tuple[float, list]:
     return time.perf_counter() - t0, out
 
 
-def bench(rate: float, windows: int, ref_windows: int) -> dict:
+def bench(config: SimConfig, rate: float, windows: int, ref_windows: int) -> dict:
     horizon = WINDOW_S * (windows + 25)
     w = poisson_workload(rate, horizon, seed=1)
-    fast = Simulator()
+    fast = Simulator(config)
     fast.reset(w, seed=0)
     fast.advance(WINDOW_S, KNOBS)  # compile / warm caches
     fast.reset(w, seed=0)
     wall, ms = time_windows(fast, windows, warmup=20)
-    ref, fast2 = ReferenceSimulator(), Simulator()
+    ref, fast2 = ReferenceSimulator(config), Simulator(config)
     ref.reset(w, seed=0)
     fast2.reset(w, seed=0)
     ref_wall, ref_ms = time_windows(ref, ref_windows, warmup=20)
@@ -71,11 +72,16 @@ def main(argv=None):
     ap.add_argument("--windows", type=int, default=300, help="timed windows of the fast path per setting")
     ap.add_argument("--ref-windows", type=int, default=10, help="timed windows of the reference per setting")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--model", default=SimConfig().model, help="model profile (default: SimConfig's)")
+    ap.add_argument("--engine", default=SimConfig().engine, help="engine profile (default: SimConfig's)")
     args = ap.parse_args(argv)
-    sat = saturation_rps()
-    res = {"saturation_rps": sat, "settings": [bench(sat, args.windows, args.ref_windows),
-                                               bench(3 * sat, args.windows, args.ref_windows)]}
-    print(f"saturation point: {sat:.2f} req/s (Llama-3-8B, A100-80GB, batch_cap 256, ShareGPT-like)")
+    config = SimConfig(model=args.model, engine=args.engine)
+    sat = saturation_rps(config)
+    res = {"model": config.model, "engine": config.engine, "saturation_rps": sat,
+           "settings": [bench(config, sat, args.windows, args.ref_windows),
+                        bench(config, 3 * sat, args.windows, args.ref_windows)]}
+    print(f"saturation point: {sat:.2f} req/s ({config.model}, {config.gpu}, engine {config.engine}, batch_cap 256, "
+          f"ShareGPT-like)")
     print("| load | req/s | ms per 6-s window | real-time factor | iterations/window | running | "
           "reference ms/window | speed-up | identical |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from igym_marl.workloads import TASKS
+
 from .conftest import CHROMIUM, ROOT, browser_required
 
 # The README's screenshot is written only on request (it changes every run):
@@ -37,7 +39,7 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
 
     page.goto(live_server.url + "/")  # redirects to /web/
     assert page.url.endswith("/web/")
-    page.wait_for_function("document.querySelector('#task').options.length === 3")
+    page.wait_for_function(f"document.querySelector('#task').options.length === {len(TASKS)}")
     page.wait_for_function("document.querySelectorAll('#leaderboard tbody tr').length >= 5")
 
     # a heuristic episode, run live
@@ -51,7 +53,8 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
     page.click("#run")
     page.wait_for_function("window.dashboard.points().windows > 25", timeout=60_000)
     page.click("#pause")
-    page.wait_for_function("!window.dashboard.last() || document.querySelector('#pause').disabled")
+    # pausing stops the loop; a step already sent still lands
+    page.wait_for_function("document.querySelector('#pause').disabled && !window.dashboard.busy()")
     pts = page.evaluate("window.dashboard.points()")
     assert pts["renders"] >= pts["windows"] > 25  # every window redrew the charts
     score = float(page.inner_text("#score"))

@@ -237,6 +237,7 @@ window.dashboard = {
   stepToRenderMs: () => state.stepToRenderMs,
   last: () => state.hist[state.hist.length - 1] || null,
   session: () => state.session,
+  busy: () => state.busy,  // a step is in flight (pausing lets it land)
 };
 
 init().catch((e) => setStatus(`could not load the task catalog: ${e.message}`));
