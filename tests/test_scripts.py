@@ -205,3 +205,15 @@ def test_replay_serving_runs_and_fit_engine_on_a_runs_file(tmp_path):
     assert fitted == pytest.approx(known.iter_overhead_s, rel=0.05)
     r = run("scripts/replay_serving_runs.py", str(tmp_path / "missing.csv"))
     assert r.returncode == 2 and "missing.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_small_pool_regime_prints_its_three_variants():
+    """The docs' account of the adversarial day's regime (docs/simulator.md) reruns: on one seed the
+    full pool beats the small one as the task is, and the 2023 per-sequence cost turns it round."""
+    r = run("scripts/small_pool_regime.py", "--seeds", "1")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split(" | ")[0].strip("| "): [float(x) for x in line.strip(" |").split(" | ")[1:]]
+            for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line and "variant" not in line}
+    assert set(rows) == {"as the task is", "no prefix keys (nothing cached)", "V1 + the 2023 per-sequence cost"}
+    assert rows["as the task is"][1] > rows["as the task is"][0]
+    assert rows["V1 + the 2023 per-sequence cost"][0] > rows["V1 + the 2023 per-sequence cost"][1]

@@ -329,8 +329,9 @@ class SimConfig:
     acceptance_half_context: context length (tokens) at which acceptance halves.
     reload_fixed_s / host_to_device_gb_per_s: cost of switching quantization tier (new weights
       copied from host memory, then graph re-capture).
-    engine: the engine's CPU-side costs, a name in profiles.ENGINES ("vllm-0.2", the default,
-      or "ideal") or an EngineProfile of your own; GPU physics is unaffected.
+    engine: the engine's CPU-side costs, a name in profiles.ENGINES ("vllm-0.15", the default: vLLM's
+      V1 engine; "vllm-0.2", the 2023 engine; "ideal": none) or an EngineProfile of your own; GPU
+      physics is unaffected.
     prefix_caching: vLLM V1's automatic prefix caching (on by default there): computed full KV
       blocks are named by their keys (the workload's block keys; a request's own blocks for its own
       recompute) and stay reusable in the free queue until it hands them out (engine.py).
