@@ -224,7 +224,10 @@ def knob_candidates() -> list[Knobs]:
 def search_cluster_constant(task, seeds_first: int = 2, seeds_final: int = 6, keep: int = 6, log=print,
                             **env_kwargs) -> tuple[ClusterConstant, list[tuple[float, ClusterConstant]]]:
     """Successive halving over knob candidates x rules x N: every configuration on
-    `seeds_first` training seeds, the best `keep` on `seeds_final` -> (best, ranked final list)."""
+    `seeds_first` training seeds, the best `keep` and the best of every fleet size N on
+    `seeds_final` -> (best, ranked final list). Fleet size moves the score most, and two seeds of
+    a task whose episodes differ as much as cluster_conversation's can put `keep` lucky
+    configurations of one N ahead of every other N: each N reaches the final round."""
     from igym_marl import serving_cluster_v0
     n = serving_cluster_v0.parallel_env(task, **env_kwargs).n
     grid = [ClusterConstant(k, r, t) for k in knob_candidates() for r in ROUTER_RULES for t in range(1, n + 1)]
@@ -235,7 +238,12 @@ def search_cluster_constant(task, seeds_first: int = 2, seeds_final: int = 6, ke
 
     first = sorted(((mean_score(c, seeds[:seeds_first]), i) for i, c in enumerate(grid)), reverse=True)
     log(f"{len(grid)} configurations on {seeds_first} seeds; best {first[0][0]:.3f} ({grid[first[0][1]].describe()})")
-    final = sorted(((mean_score(grid[i], seeds), i) for _, i in first[:keep]), reverse=True)
+    finalists = [i for _, i in first[:keep]]
+    for t in range(1, n + 1):  # the best of each fleet size
+        i = next(i for _, i in first if grid[i].target == t)
+        if i not in finalists:
+            finalists.append(i)
+    final = sorted(((mean_score(grid[i], seeds), i) for i in finalists), reverse=True)
     ranked = [(s, grid[i]) for s, i in final]
     log(f"best on {seeds_final} seeds: {ranked[0][0]:.3f} ({ranked[0][1].describe()})")
     return ranked[0][1], ranked

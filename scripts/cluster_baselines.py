@@ -33,7 +33,7 @@ from igym_marl.sim.types import VLLM_DEFAULT  # noqa: E402
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
 from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS  # noqa: E402
 
-HPA_GRID = (8.0, 16.0, 32.0, 64.0, 128.0)
+HPA_GRID = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # conversations of 12k-token prompts hold few requests at once
 FIXED_RULES = ("round_robin", "prefix_affinity", "scored:0.43")
 
 

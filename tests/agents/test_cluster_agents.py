@@ -117,3 +117,22 @@ def test_cluster_report_pairs_the_routers_and_the_learner_against_their_referenc
     assert "Paired ttft_attainment, rule:prefix_affinity - vllm-default: +0.050 [+0.050, +0.050] over 3" in md
     assert "Paired score, mappo (x) - best-constant: +0.020 [+0.020, +0.020] over 3 paired episodes" in md
     assert "| rule:prefix_affinity | 0.410 [" in md and "| 0.860 | 0.200 |" in md
+
+
+def test_the_cluster_search_takes_every_fleet_size_to_its_final_round(monkeypatch):
+    """Two seeds can put `keep` lucky configurations of one fleet size first: the final round also
+    holds the best configuration of every N, and the ranking it returns is of that round."""
+    import agents.cluster as cluster
+    monkeypatch.setattr(cluster, "knob_candidates", lambda: [Knobs()])
+    seen = []
+
+    def fake_episode(policy, task, seed, **kw):  # fleet size 1 wins round one, 2 wins on more seeds
+        seen.append((policy.target, seed))
+        return {"score": (1.0 if policy.target == 1 else 0.5) if seed < 2 else (0.0 if policy.target == 1 else 2.0)}
+
+    monkeypatch.setattr(cluster, "run_cluster_episode", fake_episode)
+    best, ranked = cluster.search_cluster_constant("cluster_conversation", seeds_first=2, seeds_final=4, keep=1,
+                                                   log=lambda *_: None, replicas=2)
+    assert best.target == 2
+    assert sorted(c.target for _, c in ranked) == [1, 2]
+    assert ranked[0][0] == pytest.approx((0.5 + 0.5 + 2 + 2) / 4)
