@@ -97,6 +97,7 @@ def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), repli
                 r = run_cluster_episode(pol, task, seed, **kw)
                 records.append({"task": task, "agent": name, "seed": seed, "score": r["score"], "goodput": r["goodput"],
                                 "gpu_share": r["gpu_share"], "ttft_attainment": r["ttft_attainment"],
+                                "ttft_p50_ms": r["ttft_p50_ms"],
                                 "prefix_hit_rate": r["prefix_hit_rate"], "seconds": time.time() - t0})
                 log(f"{task} {name} seed {seed}: {r['score']:.3f} (goodput {r['goodput']:.3f}, "
                     f"GPU share {r['gpu_share']:.3f}) {time.time() - t0:.1f} s")
@@ -106,6 +107,12 @@ def evaluate(tasks, episodes: int, out: Path, agents=None, checkpoints=(), repli
     return records
 
 
+def _median_ms(rs: list[dict]) -> str:
+    """The mean over episodes of each episode's median TTFT (older records lack it: blank)."""
+    xs = [r["ttft_p50_ms"] for r in rs if "ttft_p50_ms" in r]
+    return f"{np.mean(xs):,.0f}" if xs else ""
+
+
 def _mean(rs: list[dict], key: str) -> str:
     xs = [r[key] for r in rs if key in r and r[key] == r[key]]
     return f"{np.mean(xs):.3f}" if xs else "n/a"
@@ -113,14 +120,15 @@ def _mean(rs: list[dict], key: str) -> str:
 
 def _paired(rows: list[dict], a: str, b: str, key: str = "score") -> str | None:
     """Mean paired difference a - b over their common seeds, with its 95 % bootstrap CI."""
-    va = {r["seed"]: r[key] for r in rows if r["agent"] == a}
-    vb = {r["seed"]: r[key] for r in rows if r["agent"] == b}
+    va = {r["seed"]: r[key] for r in rows if r["agent"] == a and key in r}
+    vb = {r["seed"]: r[key] for r in rows if r["agent"] == b and key in r}
     seeds = sorted(set(va) & set(vb))
     if not seeds:
         return None
     d = [va[s] - vb[s] for s in seeds]
     lo, hi = bootstrap_ci([d])
-    return f"{np.mean(d):+.3f} [{lo:+.3f}, {hi:+.3f}] over {len(seeds)} paired episodes"
+    f = "+,.0f" if key.endswith("_ms") else "+.3f"
+    return f"{np.mean(d):{f}} [{lo:{f}}, {hi:{f}}] over {len(seeds)} paired episodes"
 
 
 def markdown(records: list[dict]) -> str:
@@ -129,9 +137,9 @@ def markdown(records: list[dict]) -> str:
     for task in dict.fromkeys(r["task"] for r in records):
         rows = [r for r in records if r["task"] == task]
         by = {a: [r for r in rows if r["agent"] == a] for a in dict.fromkeys(r["agent"] for r in rows)}
-        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | TTFT attainment | prefix hit rate | "
-                                     "share of headroom [95 % CI] |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [f"### {task}", "", "| agent | score [95 % CI] | goodput | GPU share | TTFT attainment | TTFT p50 (ms) | "
+                                     "prefix hit rate | share of headroom [95 % CI] |",
+                  "|---|---|---|---|---|---|---|---|"]
         for a, rs in by.items():
             xs = [r["score"] for r in rs]
             lo, hi = bootstrap_ci([xs])
@@ -140,14 +148,16 @@ def markdown(records: list[dict]) -> str:
                 f"{100 * h['headroom']:.0f} % [{100 * h['ci_low']:.0f}, {100 * h['ci_high']:.0f}]"
             lines.append(f"| {label(a)} | {np.mean(xs):.3f} [{lo:.3f}, {hi:.3f}] | "
                          f"{np.mean([r['goodput'] for r in rs]):.3f} | {np.mean([r['gpu_share'] for r in rs]):.3f} | "
-                         f"{_mean(rs, 'ttft_attainment')} | {_mean(rs, 'prefix_hit_rate')} | {head} |")
+                         f"{_mean(rs, 'ttft_attainment')} | {_median_ms(rs)} | {_mean(rs, 'prefix_hit_rate')} | "
+                         f"{head} |")
         if "best-constant" in by and "oracle" in by:
             seeds = sorted({r["seed"] for r in by["best-constant"]} & {r["seed"] for r in by["oracle"]})
             score = {(r["agent"], r["seed"]): r["score"] for r in rows}
             gap, g_lo, g_hi = adaptivity_gap([score["best-constant", s] for s in seeds], [score["oracle", s] for s in seeds])
             lines += ["", f"Adaptivity gap (oracle - best constant) / best constant over {len(seeds)} held-out "
                           f"episodes: **{100 * gap:.0f} %** [95 % CI {100 * g_lo:.0f}, {100 * g_hi:.0f}]"]
-        pairs = [("rule:prefix_affinity", "vllm-default", "ttft_attainment"), ("rule:prefix_affinity", "vllm-default", "score")]
+        pairs = [("rule:prefix_affinity", "vllm-default", "ttft_attainment"), ("rule:prefix_affinity", "vllm-default", "ttft_p50_ms"),
+                 ("rule:prefix_affinity", "vllm-default", "score")]
         pairs += [(a, "best-constant", "score") for a in by if a.startswith("mappo")]
         for a, b, key in pairs:
             d = _paired(rows, a, b, key) if a in by and b in by else None

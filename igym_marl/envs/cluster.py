@@ -265,10 +265,13 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
     def service_summary(self) -> dict:
         """What the fleet's clients saw so far, beside the score: ``ttft_attainment``, the share of the
         requests arrived in the episode whose first token came within their tenant's TTFT SLO
-        (unserved ones count as late), and ``prefix_hit_rate``, the prompt tokens found in a
-        replica's prefix cache over the prompt tokens of the requests that got a first token."""
+        (unserved ones count as late), ``ttft_p50_ms``, the median TTFT of those requests (an unserved
+        one counts as infinitely late, so the median is infinite when most were never served), and
+        ``prefix_hit_rate``, the prompt tokens found in a replica's prefix cache over the prompt
+        tokens of the requests that got a first token."""
         ok = n = 0
         hit = admitted = 0.0
+        ttfts = []
         for sim in self.cluster.sims:
             r = sim.requests()
             arrived = r.arrival_s < self.task.horizon_s
@@ -276,10 +279,12 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
             ttft = np.nan_to_num(r.ttft_s, nan=np.inf)
             ok += int(np.sum(arrived & (ttft <= slo)))
             n += int(arrived.sum())
+            ttfts.append(ttft[arrived])
             first = ~np.isnan(r.first_token_s)
             hit += float(r.cached_prompt_tokens[first].sum())
             admitted += float(r.prompt_tokens[first].sum())
         return {"ttft_attainment": ok / n if n else float("nan"),
+                "ttft_p50_ms": float(np.median(np.concatenate(ttfts))) * 1e3 if n else float("nan"),
                 "prefix_hit_rate": hit / admitted if admitted else float("nan")}
 
     # ------------------------------------------------------------------ look-ahead, score, render

@@ -112,11 +112,13 @@ def test_cluster_report_pairs_the_routers_and_the_learner_against_their_referenc
                                   ("best-constant", base + 0.02, 0.9), ("oracle", base + 0.1, 0.95),
                                   ("mappo (x)", base + 0.04, 0.9)):
             recs.append({"task": "cluster_conversation", "agent": agent, "seed": seed, "score": score, "goodput": 0.5,
-                         "gpu_share": 1.0, "ttft_attainment": att + 0.01 * k, "prefix_hit_rate": 0.2})
+                         "gpu_share": 1.0, "ttft_attainment": att + 0.01 * k, "prefix_hit_rate": 0.2,
+                         "ttft_p50_ms": 1000.0 * (1 - att) + k})
     md = cluster_baselines.markdown(recs)
     assert "Paired ttft_attainment, rule:prefix_affinity - vllm-default: +0.050 [+0.050, +0.050] over 3" in md
     assert "Paired score, mappo (x) - best-constant: +0.020 [+0.020, +0.020] over 3 paired episodes" in md
-    assert "| rule:prefix_affinity | 0.410 [" in md and "| 0.860 | 0.200 |" in md
+    assert "Paired ttft_p50_ms, rule:prefix_affinity - vllm-default: -50 [-50, -50] over 3" in md
+    assert "| rule:prefix_affinity | 0.410 [" in md and "| 0.860 | 151 | 0.200 |" in md
 
 
 def test_the_cluster_search_takes_every_fleet_size_to_its_final_round(monkeypatch):

@@ -146,6 +146,7 @@ def test_the_episode_reports_ttft_attainment_and_prefix_hits_as_the_replicas_saw
     ep = infos["router"]["episode"]
     ok = n = 0
     hit = tok = 0
+    ttfts = []
     for sim in env.cluster.sims:
         r = sim.requests()
         for i in range(len(r.arrival_s)):
@@ -153,9 +154,12 @@ def test_the_episode_reports_ttft_attainment_and_prefix_hits_as_the_replicas_saw
                 continue
             n += 1
             ttft = r.first_token_s[i] - r.arrival_s[i]
+            ttfts.append(ttft if ttft == ttft else float("inf"))
             ok += int(ttft == ttft and ttft <= sim.workload.tenants[int(r.tenant[i])].ttft_slo_ms / 1e3)
             if r.first_token_s[i] == r.first_token_s[i]:
                 hit += int(r.cached_prompt_tokens[i])
                 tok += int(r.prompt_tokens[i])
     assert n > 20 and ep["ttft_attainment"] == pytest.approx(ok / n, rel=1e-12)
     assert ep["prefix_hit_rate"] == pytest.approx(hit / tok, rel=1e-12) and ep["prefix_hit_rate"] > 0.0
+    assert ep["ttft_p50_ms"] == pytest.approx(1e3 * sorted(ttfts)[n // 2] if n % 2 else
+                                              500 * (sorted(ttfts)[n // 2 - 1] + sorted(ttfts)[n // 2]), rel=1e-12)
