@@ -122,24 +122,24 @@ def test_freeze_holds_an_agent_fixed(tmp_path):
     assert blob["frozen"] == {"spec_controller": "constant:speculation_depth=2", "kv_manager": "heuristic"}
 
 
-def test_warm_start_clones_the_heuristic_and_dagger_fixes_its_switches(tmp_path):
-    """Behaviour cloning alone learns to keep the last KV level (right on 98 % of windows) and never
-    switches to the night's large pool; rounds of the learner's own rollouts labelled by the
-    heuristic (DAgger) teach the switch. With learning switched off after the warm start, the greedy
-    learner then plays about as well as the heuristic on held-out episodes."""
+def test_warm_start_with_dagger_plays_as_the_heuristic_it_clones(tmp_path):
+    """The recipe's warm start: behaviour cloning of the tuned heuristic, then rounds of the learner's
+    own rollouts labelled by the heuristic (DAgger). On the Mooncake task the heuristic adapts (a
+    small KV pool while calm, the full pool once the oldest request has waited a quarter of its TTFT
+    SLO, a batch cap between 16 and 32); with learning switched off after the warm start, the greedy
+    learner agrees with it on most windows and plays about as well on held-out episodes."""
     from agents import make_policy
     from agents.evaluation import run_episode
-    kw = dict(task="adversarial_multitenant", steps=160, lr=1e-12, bc_coef=0.0, ent_coef=0.0, warm_episodes=6,
+    task = "mooncake_conversation"
+    kw = dict(task=task, steps=160, lr=1e-12, bc_coef=0.0, ent_coef=0.0, warm_episodes=6,
               warm_epochs=20, eval_episodes=2, num_envs=8, rollout=20)
-    cloned = train(tiny(tmp_path / "bc", dagger_rounds=0, **kw))
     dagger = train(tiny(tmp_path / "dagger", dagger_rounds=3, **kw))
-    heuristic = np.mean([run_episode(make_policy("heuristic"), "adversarial_multitenant", 1_000_000 + k)["score"]
-                         for k in range(2)])
+    heuristic = np.mean([run_episode(make_policy("heuristic"), task, 1_000_000 + k)["score"] for k in range(2)])
     agree = dict(zip(AGENTS, dagger["warm_start"]["agreement"]))
-    assert agree["kv_manager"] > 0.9 and agree["tenant_router"] > 0.95
-    assert dagger["warm_start"]["windows"] == 6 * 200 + 3 * 8 * 20
+    assert agree["kv_manager"] > 0.75 and agree["batch_scheduler"] > 0.6 and agree["tenant_router"] > 0.95, agree
+    windows = get_task(task).episode_windows
+    assert dagger["warm_start"]["windows"] == 6 * windows + 3 * 8 * 20
     assert dagger["eval_score"] == pytest.approx(heuristic, abs=0.05)
-    assert dagger["eval_score"] > cloned["eval_score"] + 0.05
 
 
 def test_counterfactual_credit_is_the_exact_difference_of_two_futures():
