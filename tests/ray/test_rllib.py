@@ -33,7 +33,8 @@ def test_shared_env_pads_tags_and_masks():
     penv = serving_v0.parallel_env(task="adversarial_multitenant", episode_windows=3)
     ref, _ = penv.reset(seed=5)
     sp = env.spaces
-    assert sp.n == 30 and sp.width == 46 + 4
+    widest = max(penv.observation_space(a).shape[0] for a in AGENTS)  # 49: the KV manager's
+    assert sp.n == 30 and sp.width == widest + 4 == 49 + 4
     for i, a in enumerate(AGENTS):
         x = obs[a]["observations"]
         d = penv.observation_space(a).shape[0]
