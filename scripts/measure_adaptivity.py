@@ -13,7 +13,7 @@ For every task, on held-out seeds 1,000,000.. (the leaderboard's):
   task's ten best constants and a coarse grid (batch_cap 32..512, chunked prefill on/off, KV
   budget 0.1..1.0, FP16/INT8, speculation 0, priority on/off: 320 configurations).
 
-Prints Markdown (the tables of docs/tasks.md). Takes about 20 minutes on 2 cores for all tasks.
+Prints Markdown (the tables of docs/tasks.md). Takes about 40 minutes on 2 cores for all tasks on today's engine.
 """
 from __future__ import annotations
 
