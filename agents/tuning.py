@@ -55,12 +55,13 @@ def _workload(task: TaskSpec, seed: int):
 
 
 def constant_score(task: TaskSpec, knobs: Knobs, seed: int, memory_cost: float = MEMORY_COST,
-                   value: str = "tokens") -> float:
+                   value: str = "tokens", workload=None, config=None) -> float:
     """The environment's episode score of playing `knobs` every window, computed on the simulator
     alone: the engine starts with FP16 weights as the env does, and a constant needs no window
-    boundaries, so the whole episode is one ``advance`` (tests check equality with the env)."""
-    workload = _workload(task, seed)
-    sim = Simulator(task.config)
+    boundaries, so the whole episode is one ``advance`` (tests check equality with the env).
+    `workload` and `config` replace the seed's episode and the task's replica (for what-if probes)."""
+    workload = _workload(task, seed) if workload is None else workload
+    sim = Simulator(task.config if config is None else config)
     sim.reset(workload, seed=seed)
     r = sim.replica
     keeper = ScoreKeeper.for_episode(workload, task.horizon_s, r.gpu.memory_gb * r.tp, memory_cost, value)

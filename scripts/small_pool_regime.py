@@ -2,7 +2,7 @@
 
     python scripts/small_pool_regime.py [--seeds 4]
 
-Scores (the environment's episode score, `agents.tuning.constant_score`'s way) the 2023 benchmark's
+Scores (the environment's episode score, `agents.tuning.constant_score`) the 2023 benchmark's
 day regime (batch_cap 128, KV 0.1, INT8, priority on) against today's global best constant
 (batch_cap 512, KV 1.0, FP16, 1-token speculation, priority on) on adversarial_multitenant's
 training seeds 0.., three ways: as the task is; with the requests stripped of their prefix keys
@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from igym_marl.envs.reward import MEMORY_COST, ScoreKeeper  # noqa: E402
-from igym_marl.sim import Knobs, Simulator, Workload  # noqa: E402
+from agents.tuning import constant_score  # noqa: E402
+from igym_marl.sim import Knobs, Workload  # noqa: E402
 from igym_marl.sim.profiles import get_engine  # noqa: E402
 from igym_marl.workloads import get_task  # noqa: E402
 
@@ -29,15 +29,6 @@ SMALL_POOL = Knobs(batch_cap=128, kv_budget_fraction=0.1, speculation_depth=0, q
                    prefill_decode_split=False, priority_routing=True)
 FULL_POOL = Knobs(batch_cap=512, kv_budget_fraction=1.0, speculation_depth=1, quantization_tier="FP16",
                   prefill_decode_split=False, priority_routing=True)
-
-
-def score(task, workload, knobs, seed, config) -> float:
-    sim = Simulator(config)
-    sim.reset(workload, seed=seed)
-    r = sim.replica
-    keeper = ScoreKeeper.for_episode(workload, task.horizon_s, r.gpu.memory_gb * r.tp, MEMORY_COST, "tokens")
-    keeper.window(sim.advance(task.horizon_s, knobs))
-    return keeper.score
 
 
 def main(argv=None) -> None:
@@ -59,7 +50,8 @@ def main(argv=None) -> None:
     for name, config, shape in variants:
         cells = []
         for knobs in (SMALL_POOL, FULL_POOL):
-            cells.append(np.mean([score(task, shape(task.workload(s)), knobs, s, config) for s in range(args.seeds)]))
+            cells.append(np.mean([constant_score(task, knobs, s, workload=shape(task.workload(s)), config=config)
+                                  for s in range(args.seeds)]))
         print(f"| {name} | {cells[0]:.3f} | {cells[1]:.3f} |")
 
 

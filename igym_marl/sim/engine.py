@@ -154,6 +154,24 @@ def ht_find(ht, key):
 
 
 @njit(cache=True, error_model="numpy")
+def _recount(ri, si, run, pf_ids, list_prefills):
+    """After a preemption shifted the running list: (decodes, their KV tokens, prefills listed in
+    pf_ids in running order when `list_prefills`)."""
+    n_dec = 0
+    kv = 0.0
+    n_cand = 0
+    for j in range(si[S_NRUN]):
+        rid = run[j]
+        if ri[rid, DONE] >= ri[rid, TARGET]:
+            n_dec += 1
+            kv += float(ri[rid, PROMPT] + ri[rid, GEN])
+        elif list_prefills:
+            pf_ids[n_cand] = rid
+            n_cand += 1
+    return n_dec, kv, n_cand
+
+
+@njit(cache=True, error_model="numpy")
 def cached_prefix(ht, keys):
     """How many of `keys`' leading blocks the cache holds (in use or free, still reusable): what
     admission would find, for a router that scores replicas by cached prefix."""
@@ -706,17 +724,7 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                 n_dec += 1
                 kv += float(tokens - k)
             if cnt[W_EVICT] != evictions:
-                n_dec = 0
-                kv = 0.0
-                n_cand = 0
-                for j in range(si[S_NRUN]):
-                    rid = run[j]
-                    if ri[rid, DONE] >= ri[rid, TARGET]:
-                        n_dec += 1
-                        kv += float(ri[rid, PROMPT] + ri[rid, GEN])
-                    else:
-                        pf_ids[n_cand] = rid
-                        n_cand += 1
+                n_dec, kv, n_cand = _recount(ri, si, run, pf_ids, True)
             room = np.int64(prm[P_CHUNK_BUDGET]) - n_dec * (1 + k)
             before = cnt[W_EVICT]
             for ci in range(n_cand):  # chunks are written back into pf_ids at n_pf <= ci
@@ -742,13 +750,7 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
                         pf_chunk[m] = pf_chunk[j]
                         m += 1
                 n_pf = m
-                n_dec = 0
-                kv = 0.0
-                for j in range(si[S_NRUN]):
-                    rid = run[j]
-                    if ri[rid, DONE] >= ri[rid, TARGET]:
-                        n_dec += 1
-                        kv += float(ri[rid, PROMPT] + ri[rid, GEN])
+                n_dec, kv, _ = _recount(ri, si, run, pf_ids, False)
             if cnt[W_EVICT] == evictions:  # vLLM V1 admits nobody in a step that preempted
                 while room > 0 and si[S_NRUN] < batch_cap:
                     rid = _try_admit(ri, rf, si, run, q, qh, ql, tf, priority, bt, -1, room, clock, cnt, ev, ev_n,
