@@ -52,7 +52,7 @@ leaderboard: $(STAMP)
 	$(BIN)/python evaluate.py --compare --episodes 10 --workers 2 --markdown docs/leaderboard.md --plot docs/img/leaderboard.png
 
 adaptivity: $(STAMP)
-	$(BIN)/python scripts/measure_adaptivity.py --tasks all --episodes 10 --workers 2
+	$(BIN)/python scripts/analysis/measure_adaptivity.py --tasks all --episodes 10 --workers 2
 
 calibrate: $(STAMP)
 	$(BIN)/python scripts/calibrate_cost_model.py

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def measure(runners: int, iterations: int, batch: int, sharing: str) -> dict:
     import ray
 
-    from agents.rllib import ppo_config
+    from igym_marl.agents.training.rllib import ppo_config
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         algo = ppo_config("bursty_workload", sharing, num_env_runners=runners, train_batch=batch,

@@ -15,11 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.algos import make_learner  # noqa: E402
-from agents.vecenv import VecEnv  # noqa: E402
-from train_marl import Args, train  # noqa: E402
+from igym_marl.agents.training.algos import make_learner
+from igym_marl.agents.training.vecenv import VecEnv
+from igym_marl.agents.training.train import Args, train
 
 
 def rollout_rate(task: str, workers: int, steps: int) -> float:

@@ -6,7 +6,7 @@
 
 One episode over igym-marl's HTTP sessions (plain HTTP, standard library only). Each window the
 observation goes to an OpenAI-compatible chat-completions endpoint with the LLM policy's own
-prompt (agents/llm.py: the same system prompt and observation text as ``evaluate.py --agent
+prompt (igym_marl/agents/policies/llm.py: the same system prompt and observation text as ``evaluate.py --agent
 llm``); a reply that is still invalid after one retry falls back to the server's heuristic for
 that window. The API key, if any, comes from IGYM_LLM_API_KEY or OPENAI_API_KEY, or
 --llm-api-key-file, never the command line. Prints the episode's score, recomputed by the
@@ -20,7 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from agents.llm import LLMPolicy, observation_text
+from igym_marl.agents.policies.llm import LLMPolicy, observation_text
 from igym_marl.envs.features import INFERENCEGYM_FIELDS
 from igym_marl.workloads import get_task
 

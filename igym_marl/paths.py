@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# What the package produces and ships with its policies: the tuned baselines' parameters and the
+# trained checkpoints (igym_marl/agents/data, igym_marl/agents/checkpoints).
+TUNED_DIR = Path(__file__).resolve().parent / "agents" / "data"
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "agents" / "checkpoints"
 
 
 def data_path(*parts: str) -> Path:

@@ -17,7 +17,7 @@ vllm-default, best-constant, heuristic and the oracle; a cell pools all training
 MAPPO's score minus the variant's, with a 95 % CI (resampling the evaluation seeds, paired).
 Outputs in ``<out>``: results.json (every episode record), results.md (the tables), and
 docs/img/learning_curves.png; ``--ship`` copies the seed-0 recipe MAPPO and PPO checkpoints to
-agents/checkpoints/; ``--report-only`` rewrites results.md from results.json alone. Runs already finished (summary.json) are kept, so an interrupted sweep
+igym_marl/agents/checkpoints/; ``--report-only`` rewrites results.md from results.json alone. Runs already finished (summary.json) are kept, so an interrupted sweep
 resumes; a failed run is reported by name and the others go on.
 
 ``--ray-address`` runs the training jobs and the evaluation episodes as Ray tasks (one CPU each)
@@ -40,11 +40,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from agents.stats import headroom, headroom_markdown, markdown, paired_difference, paired_markdown, summarize  # noqa: E402
-from igym_marl.envs import AGENTS  # noqa: E402
-from igym_marl.workloads import EVAL_SEEDS  # noqa: E402
+from igym_marl.agents.analysis.stats import headroom, headroom_markdown, markdown, paired_difference, paired_markdown, summarize
+from igym_marl.envs import AGENTS
+from igym_marl.workloads import EVAL_SEEDS
 
 RECIPE_STEPS = {"static_workload": 20_000, "bursty_workload": 40_000, "adversarial_multitenant": 60_000,
                 "mooncake_conversation": 20_000}
@@ -163,8 +162,8 @@ def _episode_shipped(job, checkpoint_bytes):
 
 def _episode(job):
     name, checkpoint, task, seed, label = job
-    from agents import make_policy
-    from agents.evaluation import run_episode
+    from igym_marl.agents import make_policy
+    from igym_marl.agents.evaluation import run_episode
     policy = make_policy(name, **({"checkpoint": checkpoint} if checkpoint else {}))
     return run_episode(policy, task, seed, agent_name=label)
 
@@ -265,7 +264,7 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=10, help="held-out episodes per trained policy (default 10)")
     ap.add_argument("--scratch", action="store_true", help="also train from scratch at the original budgets")
     ap.add_argument("--ablation", action="store_true", help="also the per-agent ablation on the hard tasks")
-    ap.add_argument("--ship", action="store_true", help="copy the seed-0 recipe checkpoints to agents/checkpoints/")
+    ap.add_argument("--ship", action="store_true", help="copy the seed-0 recipe checkpoints to igym_marl/agents/checkpoints/")
     ap.add_argument("--out", type=Path, default=ROOT / "runs")
     ap.add_argument("--curves", type=Path, default=ROOT / "docs" / "img" / "learning_curves.png",
                     help="where the learning-curve figure goes (default docs/img/learning_curves.png)")

@@ -1,4 +1,4 @@
-"""Train parameter-shared MAPPO on serving_cluster_v0 (agents/cluster_learner.py).
+"""Train parameter-shared MAPPO on serving_cluster_v0 (igym_marl/agents/cluster/learner.py).
 
     python scripts/train_cluster.py --task cluster_diurnal --replicas 4 --steps 20000 --seed 0
     python scripts/train_cluster.py --task cluster_bursty --replicas 16 --steps 8000 --out runs/cluster-mappo/b16
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,15 +26,14 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from agents.cluster import ClusterOracle, cluster_baseline, run_cluster_episode  # noqa: E402
-from agents.cluster_learner import AGENT_TYPES, ClusterActorCritic, ClusterLearned, actor_input, agent_types  # noqa: E402
-from agents.warmstart import discounted_returns  # noqa: E402
-from igym_marl import serving_cluster_v0  # noqa: E402
-from igym_marl.sim.cluster import ACTIVE, STARTING  # noqa: E402
-from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS  # noqa: E402
-from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS  # noqa: E402
+from igym_marl.agents.cluster.baselines import ClusterOracle, cluster_baseline, run_cluster_episode
+from igym_marl.agents.cluster.learner import AGENT_TYPES, ClusterActorCritic, ClusterLearned, actor_input, agent_types
+from igym_marl.agents.training.warmstart import discounted_returns
+from igym_marl import serving_cluster_v0
+from igym_marl.sim.cluster import ACTIVE, STARTING
+from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
+from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS
 
 VALIDATION_SEEDS = TRAIN_SEEDS[500_000:500_002]
 

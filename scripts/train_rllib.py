@@ -7,7 +7,7 @@
 
 Needs the ray extra (``pip install -e '.[ray]'``). ``--sharing shared`` (default) trains one
 module for the four agents (padded observations with the agent's one-hot, masked actions;
-agents/rllib.py); ``per-agent`` one module per agent. Local mode (``ray.init()`` on this machine)
+igym_marl/agents/training/rllib.py); ``per-agent`` one module per agent. Local mode (``ray.init()`` on this machine)
 is the default; ``--address`` joins an existing cluster.
 
 The run folder holds ``args.json``, ``eval.csv`` (iteration, env steps, training wall seconds
@@ -29,14 +29,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from agents.evaluation import run_episode  # noqa: E402
-from igym_marl.workloads import EVAL_SEEDS, TASK_IDS  # noqa: E402
+from igym_marl.agents.evaluation import run_episode
+from igym_marl.workloads import EVAL_SEEDS, TASK_IDS
 
 
 def evaluate(algo, task: str, episodes: int, episode_windows: int | None, trace_path: str | None) -> list[float]:
-    from agents.rllib import RLlibPolicy
+    from igym_marl.agents.training.rllib import RLlibPolicy
     from igym_marl.workloads import get_task
     policy = RLlibPolicy.from_algorithm(algo)
     spec = get_task(task, **({"path": trace_path} if task == "trace" else {}))
@@ -84,7 +83,7 @@ def main(argv=None) -> int:
     try:
         import ray
 
-        from agents.rllib import ppo_config
+        from igym_marl.agents.training.rllib import ppo_config
     except ImportError as e:
         ap.error(f"{e}: pip install -e '.[ray]'")
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False,

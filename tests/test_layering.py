@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = ["igym_marl.paths", "igym_marl.sim", "igym_marl.workloads", "igym_marl.envs", "igym_marl.serving_v0",
-          "igym_marl.serving_cluster_v0", "igym_marl.demo", "agents", "igym_marl.server", "igym_marl.cli"]
+          "igym_marl.serving_cluster_v0", "igym_marl.demo", "igym_marl.agents", "igym_marl.server", "igym_marl.cli"]
 
 
 def test_core_imports_no_rl_library():
@@ -53,10 +53,33 @@ def _floor(name: str) -> int | None:
 
 def test_no_import_runs_back_up():
     upward = []
-    for path in list((ROOT / "igym_marl").rglob("*.py")) + list((ROOT / "agents").rglob("*.py")):
+    for path in (ROOT / "igym_marl").rglob("*.py"):
         here = _floor(_module_of(path))
         for name in _imports(path):
             there = _floor(name)
             if here is not None and there is not None and there > here:
                 upward.append(f"{_module_of(path)} imports {name}")
     assert upward == []
+
+
+def test_the_kernel_layout_is_private_to_the_simulator():
+    """``igym_marl.sim.layout`` (the kernel's column numbers) is read only inside ``igym_marl.sim``;
+    everything above reads requests through ``Simulator.requests()``."""
+    leaks = []
+    for path in list((ROOT / "igym_marl").rglob("*.py")) + list((ROOT / "scripts").rglob("*.py")) + \
+            list((ROOT / "benchmarks").rglob("*.py")) + [ROOT / "train_marl.py", ROOT / "evaluate.py"]:
+        mod = _module_of(path)
+        if mod.startswith("igym_marl.sim"):
+            continue
+        if any(n == "igym_marl.sim.layout" or n.startswith("igym_marl.sim.layout.") for n in _imports(path)):
+            leaks.append(mod)
+    assert leaks == []
+
+
+def test_nothing_patches_sys_path():
+    """Scripts and benchmarks import the installed package; none edits ``sys.path``."""
+    offenders = [str(p.relative_to(ROOT)) for d in ("igym_marl", "scripts", "benchmarks", "tests", "examples")
+                 for p in (ROOT / d).rglob("*.py")
+                  if p != Path(__file__) and ("sys.path.insert" in p.read_text() or "sys.path.append" in p.read_text())]
+    offenders += [f for f in ("train_marl.py", "evaluate.py") if "sys.path" in (ROOT / f).read_text()]
+    assert offenders == []

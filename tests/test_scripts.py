@@ -115,9 +115,9 @@ def test_evaluate_on_a_trace_states_its_fallbacks(tmp_path):
 
 
 def test_evaluate_keeps_finished_episodes_when_an_agent_raises(tmp_path, monkeypatch, capsys):
-    import agents
-    import evaluate
-    from agents.simple import ConstantPolicy
+    import igym_marl.agents
+    from igym_marl.agents.analysis import evaluate
+    from igym_marl.agents.policies.simple import ConstantPolicy
 
     class Boom(ConstantPolicy):
         def reset(self, task, seed):
@@ -210,7 +210,7 @@ def test_replay_serving_runs_and_fit_engine_on_a_runs_file(tmp_path):
 def test_small_pool_regime_prints_its_three_variants():
     """The docs' account of the adversarial day's regime (docs/simulator.md) reruns: on one seed the
     full pool beats the small one as the task is, and the 2023 per-sequence cost turns it round."""
-    r = run("scripts/small_pool_regime.py", "--seeds", "1")
+    r = run("scripts/analysis/small_pool_regime.py", "--seeds", "1")
     assert r.returncode == 0, r.stderr
     rows = {line.split(" | ")[0].strip("| "): [float(x) for x in line.strip(" |").split(" | ")[1:]]
             for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line and "variant" not in line}

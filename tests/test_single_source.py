@@ -12,7 +12,7 @@ def test_vllm_default_is_the_knobs_defaults_everywhere():
     from igym_marl import demo
     from igym_marl.envs import DEFAULT_ACTIONS, joint_knobs
     from igym_marl.workloads import VLLM_DEFAULT as from_workloads
-    from agents.heuristic import UNTUNED, HeuristicPolicy  # noqa: F401
+    from igym_marl.agents.policies.heuristic import UNTUNED, HeuristicPolicy  # noqa: F401
     assert VLLM_DEFAULT == Knobs() and from_workloads is VLLM_DEFAULT
     assert joint_knobs(DEFAULT_ACTIONS) == VLLM_DEFAULT
     assert demo.CONFIGS["A: vLLM default"] is VLLM_DEFAULT
@@ -20,7 +20,7 @@ def test_vllm_default_is_the_knobs_defaults_everywhere():
 
 
 def test_knob_levels_drive_actions_heuristic_llm_and_features():
-    from agents import heuristic, llm
+    from igym_marl.agents.policies import heuristic, llm
     from igym_marl.envs import AGENT_KNOBS
     from igym_marl.envs.features import LAST_ACTION
     for owned in AGENT_KNOBS.values():
@@ -55,7 +55,7 @@ def test_levels_span_the_validated_ranges():
     ("priority_routing", 1, None), ("priority_routing", True, 1), ("quantization_tier", "fp16", None)])
 def test_one_level_matching_rule_for_env_and_llm(knob, value, index):
     import json
-    from agents.llm import LLMError, validate_reply
+    from igym_marl.agents.policies.llm import LLMError, validate_reply
     from igym_marl.envs import AGENT_KNOBS, encode_action
     assert level_index(knob, value) == index
     agent = next(a for a, o in AGENT_KNOBS.items() if knob in o.knobs)
@@ -72,8 +72,8 @@ def test_one_level_matching_rule_for_env_and_llm(knob, value, index):
 
 
 def test_seed_ranges_and_capacity_have_one_home():
-    import evaluate  # noqa: F401
-    import train_marl
+    from igym_marl.agents.analysis import evaluate
+    from igym_marl.agents.training import train as train_marl
     from igym_marl.workloads import EVAL_SEEDS, TASKS, TRAIN_SEEDS, probes
     assert probes.TRAIN_SEEDS is TRAIN_SEEDS and probes.EVAL_SEEDS is EVAL_SEEDS
     assert train_marl.EVAL_START == EVAL_SEEDS.start and TRAIN_SEEDS.stop <= EVAL_SEEDS.start

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.vecenv import EnvSlot
+from igym_marl.agents.training.vecenv import EnvSlot
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS, joint_knobs
 from igym_marl.workloads import get_task
-from train_marl import Args, parse_args, train
+from igym_marl.agents.training.train import Args, parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +117,7 @@ def test_run_folders_resume_refuse_and_restart(tmp_path):
 
 def test_freeze_holds_an_agent_fixed(tmp_path):
     s = train(tiny(tmp_path, freeze=["spec_controller=constant:speculation_depth=2", "kv_manager=heuristic"]))
-    from agents.networks import load_checkpoint
+    from igym_marl.agents.training.networks import load_checkpoint
     blob = load_checkpoint(Path(s["run"]) / "checkpoint.pt", algos=("mappo",))
     assert blob["frozen"] == {"spec_controller": "constant:speculation_depth=2", "kv_manager": "heuristic"}
 
@@ -128,8 +128,8 @@ def test_warm_start_with_dagger_plays_as_the_heuristic_it_clones(tmp_path):
     small KV pool while calm, the full pool once the oldest request has waited a quarter of its TTFT
     SLO, a batch cap between 16 and 32); with learning switched off after the warm start, the greedy
     learner agrees with it on most windows and plays about as well on held-out episodes."""
-    from agents import make_policy
-    from agents.evaluation import run_episode
+    from igym_marl.agents import make_policy
+    from igym_marl.agents.evaluation import run_episode
     task = "mooncake_conversation"
     kw = dict(task=task, steps=160, lr=1e-12, bc_coef=0.0, ent_coef=0.0, warm_episodes=6,
               warm_epochs=20, eval_episodes=2, num_envs=8, rollout=20)
@@ -185,8 +185,8 @@ def test_trained_checkpoint_evaluates(tmp_path):
 
 @pytest.mark.parametrize("algo,name", [("ppo-single", "ppo"), ("ippo", "mappo")])
 def test_other_checkpoints_load_into_their_policies(tmp_path, algo, name):
-    from agents import make_policy
-    from agents.evaluation import run_episode
+    from igym_marl.agents import make_policy
+    from igym_marl.agents.evaluation import run_episode
     s = train(tiny(tmp_path, algo=algo))
     rec = run_episode(make_policy(name, checkpoint=Path(s["run"]) / "checkpoint.pt"), "bursty_workload", 1_000_000,
                       episode_windows=10)
@@ -197,7 +197,7 @@ def test_other_checkpoints_load_into_their_policies(tmp_path, algo, name):
 
 
 def test_trains_on_a_trace_with_random_start_episodes(tmp_path):
-    from train_marl import parse_args
+    from igym_marl.agents.training.train import parse_args
     trace = ROOT / "data" / "traces" / "azure_conv_2023_1h.csv"
     args, _ = parse_args(["--trace", str(trace), "--trace-load", "0.8", "--trace-windows", "20", "--steps", "160",
                           "--num-envs", "2", "--rollout", "40", "--workers", "0", "--warm-episodes", "1",
@@ -215,10 +215,10 @@ def test_trains_on_a_trace_with_random_start_episodes(tmp_path):
 def test_oracle_teacher_looks_ahead_from_the_episode_it_labels():
     """The clairvoyant oracle can teach (``--warm-start oracle``): the warm-start collector hands it
     the env it labels, so its recorded episode is the very episode the evaluator plays with it."""
-    from agents import make_policy
-    from agents.algos import make_learner
-    from agents.evaluation import run_episode
-    from agents.warmstart import BC_SEED_BASE, collect
+    from igym_marl.agents import make_policy
+    from igym_marl.agents.training.algos import make_learner
+    from igym_marl.agents.evaluation import run_episode
+    from igym_marl.agents.training.warmstart import BC_SEED_BASE, collect
     from igym_marl.workloads import get_task
     task = get_task("adversarial_multitenant", episode_windows=6)
     data = collect({"task": task}, "oracle", 1, 0, make_learner("mappo", 16), 0.9)

@@ -136,7 +136,8 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
     def reset(self, seed=None, options=None):
         episode_seed = self._episode_seed(seed)
         self.episode_seed = episode_seed
-        self.workload = self.task.workload(episode_seed)
+        self.episode = self.task.episode(episode_seed)  # its traffic and the phase of every second
+        self.workload = self.episode.workload
         self.cluster.reset(self.workload, seed=episode_seed)
         self.keeper = ClusterScoreKeeper.for_episode(self.workload, self.task.horizon_s, self.task.episode_windows,
                                                      self.cost_weight)

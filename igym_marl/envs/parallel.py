@@ -11,7 +11,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from ..sim.simulator import Simulator
-from ..sim.types import Knobs
+from ..sim.types import KNOB_LEVELS, Knobs, nearest_level
 from ..workloads.tasks import TaskSpec, get_task
 from .actions import (AGENT_KNOBS, AGENTS, DEFAULT_ACTIONS, decode_action, encode_action, index_of_levels, joint_knobs,
                       knobs_to_actions)
@@ -102,7 +102,8 @@ class ServingParallelEnv(EpisodeMixin, ParallelEnv):
     def reset(self, seed=None, options=None):
         episode_seed = self._episode_seed(seed)
         self.episode_seed = episode_seed
-        self.workload = self.task.workload(episode_seed)
+        self.episode = self.task.episode(episode_seed)  # its traffic and the phase of every second
+        self.workload = self.episode.workload
         self.sim.reset(self.workload, seed=episode_seed)
         self.keeper = ScoreKeeper.for_episode(self.workload, self.task.horizon_s, self.total_gpu_gb,
                                               self.memory_cost, self.value)
@@ -190,7 +191,7 @@ class ServingParallelEnv(EpisodeMixin, ParallelEnv):
         """An independent copy of the env mid-episode whose future equals this one's under the
         same actions: the simulator's state arrays, the score keeper, the history list and the
         seed generator are copied (the task, the workload and the metrics objects are immutable
-        and shared). For look-ahead controllers; see agents/oracle.py."""
+        and shared). For look-ahead controllers; see igym_marl/agents/policies/oracle.py."""
         new = self._clone_episode()
         new.sim = self.sim.clone()
         return new
@@ -214,12 +215,10 @@ def _knob_dict(knobs: Knobs) -> dict:
 
 
 def _nearest_actions(knobs: Knobs) -> dict[str, int]:
-    b_levels = AGENT_KNOBS["batch_scheduler"].levels[0]
-    b = min(b_levels, key=lambda x: abs(math.log2(x) - math.log2(knobs.batch_cap)))
-    kv = min(AGENT_KNOBS["kv_manager"].levels[0], key=lambda x: abs(x - knobs.kv_budget_fraction))
-    return {"batch_scheduler": encode_action("batch_scheduler", batch_cap=b, prefill_decode_split=knobs.prefill_decode_split),
-            "kv_manager": encode_action("kv_manager", kv_budget_fraction=kv, quantization_tier=knobs.quantization_tier),
-            "spec_controller": knobs.speculation_depth, "tenant_router": int(knobs.priority_routing)}
+    """Each agent's action at the levels nearest to `knobs` (``sim.types.nearest_level``)."""
+    values = knobs.as_dict()
+    return {a: encode_action(a, **{k: KNOB_LEVELS[k][nearest_level(k, values[k])] for k in owned.knobs})
+            for a, owned in AGENT_KNOBS.items()}
 
 
 SHAPING_WEIGHT = 0.1

@@ -100,7 +100,7 @@ class Episode:
 
     def _policy(self, name: str):
         if name not in self._policies:
-            from agents import make_policy
+            from igym_marl.agents import make_policy
             p = make_policy(name)
             p.reset(self.penv.task, self.penv.episode_seed)
             self._policies[name] = p

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..envs import AGENT_KNOBS, AGENTS
 from ..envs.actions import decode_action
 from ..envs.single import original_to_knobs
-from ..sim.types import Knobs
+from ..sim.types import KNOB_SCHEMA, Knobs
 
 def _invalid(message: str) -> PydanticCustomError:
     """A validation error whose text names the field, the value and what is allowed (and whose
@@ -34,34 +34,17 @@ def _check_policy(policy: str, given: dict, what: str) -> None:
 
 # Server-side policies a client may ask to act for a window instead of sending knobs.
 SERVER_POLICIES = ("heuristic", "vllm-default", "best-constant", "mappo")
-KNOB_FIELDS = ("batch_cap", "kv_budget_fraction", "speculation_depth", "quantization_tier", "prefill_decode_split",
-               "priority_routing")
-
-_KNOB_SCHEMA = {
-    "batch_cap": ({"type": "integer", "minimum": 1, "maximum": 512}, "max running sequences (vLLM max_num_seqs)"),
-    "kv_budget_fraction": ({"type": "number", "minimum": 0.1, "maximum": 1.0}, "share of the KV pool requests may use"),
-    "speculation_depth": ({"type": "integer", "minimum": 0, "maximum": 8}, "draft tokens per verification (0 = off)"),
-    "quantization_tier": ({"enum": ["FP16", "INT8", "INT4", 0, 1, 2]}, "weight tier (or its index)"),
-    "prefill_decode_split": ({"type": "boolean"}, "chunked prefill on (or 0/1)"),
-    "priority_routing": ({"type": "boolean"}, "tenant priority orders admission and preemption (or 0/1)"),
-}
+KNOB_FIELDS = tuple(KNOB_SCHEMA)  # the six InferenceGym fields, in their order
 
 
 def _knob_field(name: str):
-    schema, desc = _KNOB_SCHEMA[name]
+    schema, desc = KNOB_SCHEMA[name]
     return Field(default=None, description=desc, json_schema_extra=schema)
 
 
-class ServingAction(Action):
-    """One window's knobs, the six InferenceGym fields, or ``policy``: a server-side policy
-    (one of SERVER_POLICIES) chooses them for this window."""
+class _ServingActionRules(Action):
+    """``policy`` and the validation of ServingAction; its knob fields come from KNOB_SCHEMA."""
 
-    batch_cap: Optional[Any] = _knob_field("batch_cap")
-    kv_budget_fraction: Optional[Any] = _knob_field("kv_budget_fraction")
-    speculation_depth: Optional[Any] = _knob_field("speculation_depth")
-    quantization_tier: Optional[Any] = _knob_field("quantization_tier")
-    prefill_decode_split: Optional[Any] = _knob_field("prefill_decode_split")
-    priority_routing: Optional[Any] = _knob_field("priority_routing")
     policy: Optional[str] = Field(default=None, description=f"act with a server-side policy: {', '.join(SERVER_POLICIES)}",
                                   json_schema_extra={"enum": list(SERVER_POLICIES)})
     _knobs: Optional[Knobs] = PrivateAttr(default=None)
@@ -81,6 +64,13 @@ class ServingAction(Action):
     @property
     def knobs(self) -> Optional[Knobs]:
         return self._knobs
+
+
+ServingAction = create_model(
+    "ServingAction", __base__=_ServingActionRules, __module__=__name__,
+    __doc__="One window's knobs, the six InferenceGym fields, or ``policy``: a server-side policy (one of "
+            "SERVER_POLICIES) chooses them for this window.",
+    **{k: (Optional[Any], _knob_field(k)) for k in KNOB_FIELDS})
 
 
 class _EpisodeObservation(Observation):
@@ -118,25 +108,16 @@ class ServingObservation(_EpisodeObservation):
     tenants: List[Dict[str, Any]] = Field(default_factory=list)
 
 
-class MultiAgentAction(Action):
-    """The four agents' Discrete indices (``igym_marl.envs.AGENT_KNOBS`` lists their levels), or
-    ``policy`` as in ServingAction."""
+class _MultiAgentActionRules(Action):
+    """``policy`` and the validation of MultiAgentAction; its fields are the env's agents."""
 
-    batch_scheduler: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
-                                                                            "maximum": AGENT_KNOBS["batch_scheduler"].n - 1})
-    kv_manager: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
-                                                                       "maximum": AGENT_KNOBS["kv_manager"].n - 1})
-    spec_controller: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
-                                                                            "maximum": AGENT_KNOBS["spec_controller"].n - 1})
-    tenant_router: Optional[Any] = Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
-                                                                          "maximum": AGENT_KNOBS["tenant_router"].n - 1})
     policy: Optional[str] = Field(default=None, json_schema_extra={"enum": list(SERVER_POLICIES)})
 
     @model_validator(mode="after")
     def _check(self):
         given = {a: getattr(self, a) for a in AGENTS if getattr(self, a) is not None}
         if self.policy is not None:
-            _check_policy(self.policy, given, "the four agents' indices")
+            _check_policy(self.policy, given, "the agents' indices")
             return self
         missing = [a for a in AGENTS if a not in given]
         if missing:
@@ -153,6 +134,15 @@ class MultiAgentAction(Action):
 
     def indices(self) -> Dict[str, int]:
         return {a: int(getattr(self, a)) for a in AGENTS}
+
+
+MultiAgentAction = create_model(
+    "MultiAgentAction", __base__=_MultiAgentActionRules, __module__=__name__,
+    __doc__="The agents' Discrete indices (``igym_marl.envs.AGENT_KNOBS`` lists their levels), or ``policy`` as in "
+            "ServingAction.",
+    **{a: (Optional[Any], Field(default=None, json_schema_extra={"type": "integer", "minimum": 0,
+                                                                 "maximum": AGENT_KNOBS[a].n - 1}))
+       for a in AGENTS})
 
 
 class MultiAgentObservation(_EpisodeObservation):

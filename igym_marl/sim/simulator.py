@@ -24,7 +24,7 @@ import numpy as np
 
 from . import cost_model as cm
 from . import engine
-from .layout import (ABANDONED, ARR, BLOCKS, EMPTY_KEY, FINISH, FINISHED, FIRST, HIT, KIND_KEYED, KIND_RUN, LAST,
+from .layout import (ABANDONED, ARR, BLOCKS, EMPTY_KEY, FINISH, FINISHED, FIRST, GEN, HIT, KIND_KEYED, KIND_RUN, LAST,
                      N_EV, N_ND, N_P, N_RF, N_RI, N_SI, N_TF, N_W, ND_COUNT, ND_KIND, ND_NEXT, ND_OWNER, ND_PREV, ND_REF,
                      NPRE, NSH, OUT, OWN_NODE, P_API_S, P_BLOCK_TOKENS, P_MAX_MODEL_LEN, P_CHUNK_BUDGET, P_DRAFT_RATIO, P_HALF_CTX,
                      P_PREFILL_BUDGET, P_PREFIX_CACHING, PROMPT, REJECTED, RUNNING, S_CACHED, S_CAP, S_CAP_NEXT,
@@ -81,6 +81,8 @@ class RequestTable:
     slo: np.ndarray
     preemptions: np.ndarray
     cached_prompt_tokens: np.ndarray  # prompt tokens its first admission found in the prefix cache
+    generated_tokens: np.ndarray  # output tokens streamed so far
+    last_token_s: np.ndarray  # when its latest token streamed (NaN: none yet)
 
     @property
     def ttft_s(self) -> np.ndarray:
@@ -421,7 +423,15 @@ class Simulator:
                             finish_s=rf[:, FINISH].copy(), prompt_tokens=ri[:, PROMPT].copy(),
                             output_tokens=ri[:, OUT].copy(), tenant=ri[:, TEN].copy(), status=ri[:, STATUS].copy(),
                             slo=ri[:, SLO].copy(), preemptions=ri[:, NPRE].copy(),
-                            cached_prompt_tokens=ri[:, HIT].copy())
+                            cached_prompt_tokens=ri[:, HIT].copy(), generated_tokens=ri[:, GEN].copy(),
+                            last_token_s=rf[:, LAST].copy())
+
+    @property
+    def arrived(self) -> int:
+        """How many requests of the workload have arrived by the simulator's clock (rows
+        ``0..arrived-1`` of :meth:`requests`)."""
+        self._require_reset()
+        return int(self.si[S_NEXT])
 
     def cached_prefix_blocks(self, keys) -> int:
         """How many leading blocks of a request with these block keys this replica's prefix cache

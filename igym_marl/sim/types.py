@@ -128,6 +128,43 @@ def level_index(knob: str, value) -> int | None:
     return None
 
 
+def nearest_level(knob: str, value) -> int:
+    """The index of the level of `knob` nearest to `value`: the one rule that turns a value into a
+    level. A value on a level is that level (:func:`level_index`); a number between levels goes
+    to the nearest, measured in log2 for ``batch_cap`` (its levels double) and linearly otherwise,
+    the lower level on a tie. A toggle or tier must be one of its levels (ValueError otherwise)."""
+    exact = level_index(knob, value)
+    if exact is not None:
+        return exact
+    levels = KNOB_LEVELS[knob]
+    if not isinstance(levels[0], (int, float)) or isinstance(levels[0], bool) or isinstance(value, (bool, str)) \
+            or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{knob}={value!r} is not one of its levels; allowed: {', '.join(map(repr, levels))}")
+    if knob == "batch_cap":
+        if value <= 0:
+            raise ValueError(f"batch_cap={value!r} must be > 0 to have a nearest level")
+        dist = [abs(math.log2(x) - math.log2(float(value))) for x in levels]
+    else:
+        dist = [abs(x - float(value)) for x in levels]
+    return min(range(len(levels)), key=lambda i: (dist[i], i))
+
+
+# JSON-schema fragments and one-line descriptions of the six knobs, for wire formats (the HTTP
+# server's action schema): derived from the ranges and levels above, never typed again.
+KNOB_SCHEMA: dict[str, tuple[dict, str]] = {
+    "batch_cap": ({"type": "integer", "minimum": BATCH_CAP_RANGE[0], "maximum": BATCH_CAP_RANGE[1]},
+                  "max running sequences (vLLM max_num_seqs)"),
+    "kv_budget_fraction": ({"type": "number", "minimum": KV_BUDGET_RANGE[0], "maximum": KV_BUDGET_RANGE[1]},
+                           "share of the KV pool requests may use"),
+    "speculation_depth": ({"type": "integer", "minimum": SPEC_DEPTH_RANGE[0], "maximum": SPEC_DEPTH_RANGE[1]},
+                          "draft tokens per verification (0 = off)"),
+    "quantization_tier": ({"enum": [*KNOB_LEVELS["quantization_tier"], *range(len(KNOB_LEVELS["quantization_tier"]))]},
+                          "weight tier (or its index)"),
+    "prefill_decode_split": ({"type": "boolean"}, "chunked prefill on (or 0/1)"),
+    "priority_routing": ({"type": "boolean"}, "tenant priority orders admission and preemption (or 0/1)"),
+}
+
+
 @dataclass(frozen=True)
 class Tenant:
     """A traffic class with its SLOs.

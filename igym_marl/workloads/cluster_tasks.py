@@ -38,9 +38,9 @@ from ..sim.cluster import MAX_REPLICAS, ClusterConfig
 from ..sim.types import Tenant, Workload
 from .generators import API, CONVERSATION, BurstGPTLengths, TenantStream, streams_workload
 from .tasks import (ADV_LENGTHS, ADV_SHARES, ADV_TENANTS, MOONCAKE_TENANT, DayProfile, EpisodeTraffic, TaskSpec,
-                    CHAT_SESSIONS, _adversarial, conversation_rate, _mooncake_capacity, adversarial_rates, day_phase, episode_capacity,
+                    CHAT_SESSIONS, _adversarial, conversation_rate, _mooncake_capacity, episode_capacity,
                     measure_capacity_rps,
-                    mooncake_episode, storm_rate, PHASES)
+                    mooncake_episode, storm_rate)
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,10 @@ class ClusterTask(EpisodeTraffic):
     episode_windows: int
     tenants: tuple[Tenant, ...]
     replica_capacity_rps: float
-    traffic: Callable[["ClusterTask", np.random.Generator], Workload] = field(repr=False)
+    # as TaskSpec.traffic: a Workload, or (Workload, (phase names, phase of every second))
+    traffic: Callable[["ClusterTask", np.random.Generator], Workload | tuple] = field(repr=False)
     length_mix: tuple = field(repr=False, default=())
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    phases: Callable[["ClusterTask", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
-        repr=False, default=None)
     # measures replica_capacity_rps afresh on one replica's task (default: measure_capacity_rps on length_mix)
     capacity_probe: Callable[[TaskSpec, int], float] | None = field(repr=False, default=None)
 
@@ -91,12 +90,8 @@ class ClusterTask(EpisodeTraffic):
 DIURNAL_DAY = DayProfile(interactive_peak=0.4, standard_peak=0.22, night_batch=0.05, storms=(0, 0))
 
 
-def _diurnal(task: ClusterTask, rng) -> Workload:
+def _diurnal(task: ClusterTask, rng) -> tuple[Workload, tuple]:
     return _adversarial(task, rng, DIURNAL_DAY)
-
-
-def _diurnal_phases(task: ClusterTask, rng):
-    return PHASES, day_phase(adversarial_rates(task, rng, DIURNAL_DAY)[-1])
 
 
 BATCH = ADV_TENANTS[2]
@@ -115,19 +110,17 @@ def cluster_bursty_rate(task: ClusterTask, rng) -> np.ndarray:
     return storm_rate(task, rng, *CLUSTER_STORMS)
 
 
-def _cluster_bursty(task: ClusterTask, rng) -> Workload:
+def _cluster_bursty(task: ClusterTask, rng) -> tuple[Workload, tuple]:
+    """The traffic, and its phases: quiet, or storm where the bursty tenants offer more than half
+    the fleet's capacity."""
     total, base = storm_rate(task, rng, *CLUSTER_STORMS, with_base=True)
     batch = np.full(total.shape, BATCH_BACKGROUND * task.capacity_rps)
     conv, api, batch_t = task.tenants
-    return streams_workload([TenantStream(conv, conversation_rate(BURSTY_SHARES[0], total, base, CHAT_SESSIONS), 0.529,
-                                          None, sessions=CHAT_SESSIONS),
-                             TenantStream(api, BURSTY_SHARES[1] * total, 1.416, BurstGPTLengths(chat=False)),
-                             TenantStream(batch_t, batch, 1.4, ADV_LENGTHS[2])], 1.0, rng, name=task.id)
-
-
-def _cluster_bursty_phases(task: ClusterTask, rng):
-    """quiet, or storm where the bursty tenants offer more than half the fleet's capacity."""
-    return ("quiet", "storm"), (cluster_bursty_rate(task, rng) > 0.5 * task.capacity_rps).astype(np.int64)
+    w = streams_workload([TenantStream(conv, conversation_rate(BURSTY_SHARES[0], total, base, CHAT_SESSIONS), 0.529,
+                                       None, sessions=CHAT_SESSIONS),
+                          TenantStream(api, BURSTY_SHARES[1] * total, 1.416, BurstGPTLengths(chat=False)),
+                          TenantStream(batch_t, batch, 1.4, ADV_LENGTHS[2])], 1.0, rng, name=task.id)
+    return w, (("quiet", "storm"), (total > 0.5 * task.capacity_rps).astype(np.int64))
 
 
 # ---------------------------------------------------------------------------------- catalog
@@ -135,13 +128,12 @@ CLUSTER_TASKS: dict[str, ClusterTask] = {
     "cluster_diurnal": ClusterTask(
         "cluster_diurnal", "A day compressed into 30 minutes on a fleet: interactive and standard tenants "
         "peak at 10:30 and 15:00, batch jobs and long documents at night.", window_s=10.0, episode_windows=180,
-        tenants=ADV_TENANTS, replica_capacity_rps=7.75, traffic=_diurnal, phases=_diurnal_phases,
+        tenants=ADV_TENANTS, replica_capacity_rps=7.75, traffic=_diurnal,
         capacity_probe=episode_capacity),
     "cluster_bursty": ClusterTask(
         "cluster_bursty", "BurstGPT-shaped storms at fleet scale: quiet at ~20 % of the fleet, storms of 1-3 "
         "minutes at 60-90 %, conversation and API tenants over a steady batch background.", window_s=10.0,
         episode_windows=120, tenants=CLUSTER_BURSTY_TENANTS, replica_capacity_rps=7.8, traffic=_cluster_bursty,
-        phases=_cluster_bursty_phases,
         capacity_probe=episode_capacity),
     "cluster_conversation": ClusterTask(
         "cluster_conversation", "Kimi's production conversation traffic (the Mooncake trace) across the fleet at 60 % "

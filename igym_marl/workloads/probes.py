@@ -7,7 +7,7 @@
   where the budget buys almost nothing). :func:`measure_tradeoffs` runs them; the tests assert
   each direction.
 * :func:`coordinate_search`: maximise a function over a grid one parameter at a time (the
-  heuristic's tuning uses it; the global best constant is searched by agents.tuning).
+  heuristic's tuning uses it; the global best constant is searched by igym_marl.agents.analysis.tuning).
 
 Seeds: episodes for training/tuning use seeds in ``TRAIN_SEEDS``; evaluation uses
 ``EVAL_SEEDS``, disjoint by construction.

@@ -155,16 +155,34 @@ class EpisodeTraffic:
     def horizon_s(self) -> float:
         return self.window_s * self.episode_windows
 
+    def episode(self, seed) -> "Episode":
+        """The episode drawn for `seed` (int or numpy Generator): its traffic and its phases, from
+        one pass of the traffic function over one generator (a traffic function returns a
+        Workload, one phase "all", or (Workload, (phase names, phase index of every second)))."""
+        out = self.traffic(self, _rng(seed))
+        if isinstance(out, Workload):
+            return Episode(out, ("all",), np.zeros(int(math.ceil(self.horizon_s)), dtype=np.int64))
+        workload, (names, labels) = out
+        return Episode(workload, tuple(names), np.asarray(labels, dtype=np.int64))
+
     def workload(self, seed) -> Workload:
         """The episode's traffic for `seed` (int or numpy Generator)."""
-        return self.traffic(self, _rng(seed))
+        return self.episode(seed).workload
 
     def phase_labels(self, seed) -> tuple[tuple[str, ...], np.ndarray]:
         """The phases of the episode drawn for `seed`: (names, int64[seconds] phase index of every
         second of the horizon). Tasks without phases have one, "all"."""
-        if self.phases is None:
-            return ("all",), np.zeros(int(math.ceil(self.horizon_s)), dtype=np.int64)
-        return self.phases(self, _rng(seed))
+        ep = self.episode(seed)
+        return ep.phase_names, ep.phase_of_second
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode's traffic and the phase of every second of its horizon (names index it)."""
+
+    workload: Workload
+    phase_names: tuple[str, ...]
+    phase_of_second: np.ndarray  # int64[ceil(horizon_s)]
 
 
 @dataclass(frozen=True)
@@ -178,13 +196,12 @@ class TaskSpec(EpisodeTraffic):
     episode_windows: int
     tenants: tuple[Tenant, ...]
     capacity_rps: float
-    traffic: Callable[["TaskSpec", np.random.Generator], Workload] = field(repr=False)
+    # the episode's traffic for an rng: a Workload, or (Workload, (phase names, int64 phase of every
+    # second)) drawn in the same pass (EpisodeTraffic.episode)
+    traffic: Callable[["TaskSpec", np.random.Generator], Workload | tuple] = field(repr=False)
     length_mix: tuple = field(repr=False, default=())
     config: SimConfig = field(default_factory=SimConfig)
     ttft_slo_ms: float = 500.0  # the InferenceGym task's p99 TTFT SLO (its headline tenant)
-    # (names, phase of every second) of an episode's traffic for an rng seeded like workload()'s
-    phases: Callable[["TaskSpec", np.random.Generator], tuple[tuple[str, ...], np.ndarray]] | None = field(
-        repr=False, default=None)
     # measures capacity_rps afresh (default: measure_capacity_rps on length_mix; episode_capacity for
     # traffic with conversations)
     capacity_probe: Callable[["TaskSpec", int], float] | None = field(repr=False, default=None)
@@ -266,18 +283,15 @@ CHAT_SESSIONS = SessionModel(system_prompts=8, system_prompt_tokens=(200, 1000),
                              followup=BurstGPTLengths(chat=True), popularity=1.0, arrival_shape=0.529)
 
 
-def _bursty(task: TaskSpec, rng) -> Workload:
+def _bursty(task: TaskSpec, rng) -> tuple[Workload, tuple]:
+    """The traffic, and its phases: quiet, or storm where the offered rate exceeds capacity."""
     total, base = storm_rate(task, rng, *BURSTY_STORMS, with_base=True)
     conv, api = task.tenants
-    return streams_workload([TenantStream(conv, conversation_rate(BURSTY_CONV_SHARE, total, base, CHAT_SESSIONS), 0.529,
-                                          None, sessions=CHAT_SESSIONS),
-                             TenantStream(api, (1 - BURSTY_CONV_SHARE) * total, 1.416, BurstGPTLengths(chat=False))],
-                            1.0, rng, name=task.id)
-
-
-def _bursty_phases(task: TaskSpec, rng) -> tuple[tuple[str, ...], np.ndarray]:
-    """quiet, or storm where the offered rate exceeds capacity."""
-    return ("quiet", "storm"), (bursty_rate(task, rng) > task.capacity_rps).astype(np.int64)
+    w = streams_workload([TenantStream(conv, conversation_rate(BURSTY_CONV_SHARE, total, base, CHAT_SESSIONS), 0.529,
+                                       None, sessions=CHAT_SESSIONS),
+                          TenantStream(api, (1 - BURSTY_CONV_SHARE) * total, 1.416, BurstGPTLengths(chat=False))],
+                         1.0, rng, name=task.id)
+    return w, (("quiet", "storm"), (total > task.capacity_rps).astype(np.int64))
 
 
 ADV_SHARES = (0.4, 0.35, 0.25)  # interactive, standard, batch: the mix capacity is measured on
@@ -363,17 +377,14 @@ def adversarial_rates(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> tup
     return interactive, standard, night * (1 - p.document_share), night * p.document_share / 4.0, hour
 
 
-def _adversarial_phases(task: TaskSpec, rng) -> tuple[tuple[str, ...], np.ndarray]:
-    return PHASES, day_phase(adversarial_rates(task, rng)[-1])
-
-
 INTERACTIVE_SESSIONS = SessionModel(system_prompts=4, system_prompt_tokens=(300, 1200), mean_turns=2.0,
                                     think_s=(144.0 / 72.0, 0.93), first=ADV_LENGTHS[0], followup=ADV_LENGTHS[0],
                                     popularity=1.0, arrival_shape=0.8)
 
 
-def _adversarial(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> Workload:
-    inter, std, summaries, documents, _ = adversarial_rates(task, rng, profile)
+def _adversarial(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> tuple[Workload, tuple]:
+    """The day's traffic, and its phases: day, evening or night by the hour of every second."""
+    inter, std, summaries, documents, hour = adversarial_rates(task, rng, profile)
     a, p, o, keys = session_requests(INTERACTIVE_SESSIONS, inter, 1.0, rng, stream=0)
     parts = [(a, p, o, np.zeros(a.shape[0], dtype=np.int64), keys)]
     for ti, rate, shape, lengths in ((1, std, 1.0, ADV_LENGTHS[1]), (2, summaries, 1.4, ADV_LENGTHS[2]),
@@ -388,7 +399,7 @@ def _adversarial(task: TaskSpec, rng, profile: DayProfile = ADV_DAY) -> Workload
     times = np.sort(rng.choice(load.shape[0], n_mega, p=dens) + rng.random(n_mega))
     parts.append((times, rng.integers(16384, 32769, n_mega), rng.integers(100, 501, n_mega),
                   rng.choice([1, 2], n_mega)))
-    return _assemble(parts, task.tenants, task.id)
+    return _assemble(parts, task.tenants, task.id), (PHASES, day_phase(hour))
 
 
 # ---------------------------------------------------------------------------------- Mooncake
@@ -494,14 +505,13 @@ TASKS: dict[str, TaskSpec] = {
     "bursty_workload": TaskSpec(
         "bursty_workload", "BurstGPT-shaped traffic: quiet phases and storms of 2-3x capacity, conversation "
         "and API tenants, long-tailed lengths.", window_s=5.0, episode_windows=120, tenants=BURSTY_TENANTS,
-        capacity_rps=9.3, traffic=_bursty, phases=_bursty_phases,
+        capacity_rps=9.3, traffic=_bursty,
         capacity_probe=episode_capacity,
         ttft_slo_ms=300.0),
     "adversarial_multitenant": TaskSpec(
         "adversarial_multitenant", "Interactive, standard and batch tenants; sinusoidal load from 20 % to 130 % "
         "of capacity with storms on top and unannounced 16k-32k-token prompts near the peaks.",
         window_s=6.0, episode_windows=200, tenants=ADV_TENANTS, capacity_rps=6.15, traffic=_adversarial,
-        phases=_adversarial_phases,
         capacity_probe=episode_capacity, ttft_slo_ms=200.0),
     "mooncake_conversation": TaskSpec(
         "mooncake_conversation", "Kimi's production conversation traffic (the Mooncake trace): long-context chat, "

@@ -4,12 +4,12 @@ play any constant, the oracle's rollouts and the headroom statistic."""
 import numpy as np
 import pytest
 
-from agents import make_policy
-from agents.evaluation import run_episode
-from agents.heuristic import HeuristicParams, HeuristicPolicy
-from agents.oracle import OraclePolicy, neighbours
-from agents.simple import ConstantPolicy
-from agents.tuning import constant_score, joint_grid, successive_halving
+from igym_marl.agents import make_policy
+from igym_marl.agents.evaluation import run_episode
+from igym_marl.agents.policies.heuristic import HeuristicParams, HeuristicPolicy
+from igym_marl.agents.policies.oracle import OraclePolicy, neighbours
+from igym_marl.agents.policies.simple import ConstantPolicy
+from igym_marl.agents.analysis.tuning import constant_score, joint_grid, successive_halving
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS, AGENT_KNOBS
 from igym_marl.sim import Knobs, Simulator
@@ -78,7 +78,7 @@ def test_the_joint_grid_is_every_joint_action_in_index_order():
 def test_successive_halving_keeps_the_best_by_mean_training_score(monkeypatch):
     """On a short episode and 12 configurations: with everyone kept it is a brute-force argmax over
     the same seeds; with halving, each round keeps the configurations with the best means."""
-    import agents.tuning as tuning
+    import igym_marl.agents.analysis.tuning as tuning
     monkeypatch.setattr(tuning, "get_task", lambda tid: get_task("bursty_workload", episode_windows=12))
     configs = list(range(0, 10800, 900))
     task = get_task("bursty_workload", episode_windows=12)
@@ -96,7 +96,7 @@ def test_oracle_lookahead_leaves_the_env_alone_and_credits_service_not_speed(mon
     SLO, not how soon they finish: on the steady static task a reload to INT8 only makes requests
     finish sooner, at 0.995 quality, so FP16 must look better. On a short adversarial episode the
     oracle anchored on a constant scores at least that constant."""
-    import agents.oracle as oracle
+    import igym_marl.agents.policies.oracle as oracle
     fp16 = Knobs(batch_cap=128, kv_budget_fraction=0.1)
     monkeypatch.setattr(oracle, "best_constant_or_default", lambda task_id: (fp16, True))
     env = serving_v0.parallel_env(task="static_workload")
@@ -118,7 +118,7 @@ def test_oracle_lookahead_leaves_the_env_alone_and_credits_service_not_speed(mon
 
 
 def test_headroom_is_the_share_of_the_gap_between_best_constant_and_oracle():
-    from agents import stats
+    from igym_marl.agents.analysis import stats
     recs = []
     for s, (c, o, a) in enumerate([(0.5, 0.7, 0.6), (0.4, 0.8, 0.6)]):
         for agent, v in (("best-constant", c), ("oracle", o), ("x", a)):
@@ -145,7 +145,7 @@ def test_registry_builds_the_oracle_and_it_refuses_to_run_blind():
 def test_adaptivity_gap_is_paired_over_seeds():
     """(oracle - constant) / constant from the means; when every seed gains the same, the CI
     collapses on it, and an oracle no better than the constant gives 0."""
-    from agents.stats import adaptivity_gap
+    from igym_marl.agents.analysis.stats import adaptivity_gap
     assert adaptivity_gap([0.4, 0.5], [0.6, 0.75]) == pytest.approx((0.5, 0.5, 0.5))
     gap, lo, hi = adaptivity_gap([0.4, 0.5, 0.6], [0.4, 0.6, 0.6])
     assert gap == pytest.approx(0.1 / 1.5) and lo == 0.0 and lo <= gap <= hi
@@ -155,7 +155,7 @@ def test_paired_difference_averages_training_seeds_per_episode_and_resamples_epi
     """Hand-computed: the agent has two records (two training seeds) on seed 0, one on seed 1;
     the reference one each. Per seed: 0.6 - 0.5 = +0.1 and 0.2 - 0.4 = -0.2, mean -0.05; the CI
     lies between the two per-seed differences. A seed only one of them played is left out."""
-    from agents import stats
+    from igym_marl.agents.analysis import stats
     recs = [{"agent": "x", "task": "t", "seed": 0, "score": 0.55}, {"agent": "x", "task": "t", "seed": 0, "score": 0.65},
             {"agent": "x", "task": "t", "seed": 1, "score": 0.2}, {"agent": "x", "task": "t", "seed": 2, "score": 0.9},
             {"agent": "h", "task": "t", "seed": 0, "score": 0.5}, {"agent": "h", "task": "t", "seed": 1, "score": 0.4},

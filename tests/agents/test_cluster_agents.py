@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.cluster import ClusterConstant, ClusterOracle, HPAPolicy, actions_for, run_cluster_episode
+from igym_marl.agents.cluster.baselines import ClusterConstant, ClusterOracle, HPAPolicy, actions_for, run_cluster_episode
 from igym_marl import serving_cluster_v0
 from igym_marl.sim import Knobs
 from igym_marl.sim.cluster import ACTIVE, OFF
@@ -30,7 +30,7 @@ def test_hpa_applies_the_kubernetes_rule_with_tolerance_and_downscale_stabilizat
     """desired = ceil(active x metric / target): 2 replicas at 100 outstanding each against a
     target of 50 -> 4; within 10 % of the target nothing changes; scaling down waits until the
     highest desired count of the stabilization window has come down."""
-    import agents.cluster as mod
+    import igym_marl.agents.cluster.baselines as mod
     monkeypatch.setattr(mod, "actions_for", lambda env, knobs, rule, target: {"target": target, "rule": rule})
     hpa = HPAPolicy(Knobs(), target_outstanding=50.0, stabilization=3)
     hpa.reset(fake_env(2, 8, 0, window=0), 0)
@@ -75,7 +75,7 @@ def test_train_cluster_end_to_end_writes_a_checkpoint_that_plays(tmp_path):
                                                       "tenant_router", "router", "autoscaler"}
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("steps,") and len(rows) == 1 + 3  # steps 0, 20, 40
-    from agents.cluster_learner import ClusterLearned
+    from igym_marl.agents.cluster.learner import ClusterLearned
     pol = ClusterLearned(out / "checkpoint.pt")
     r = run_cluster_episode(pol, "cluster_bursty", 1_000_000, replicas=2, episode_windows=8)
     assert r["score"] == summary["held_out"][0]["score"]
@@ -100,11 +100,7 @@ def test_train_cluster_refuses_bad_arguments(args, match):
 def test_cluster_report_pairs_the_routers_and_the_learner_against_their_references():
     """Hand-made records: prefix affinity beats least outstanding by 0.05 of TTFT attainment on
     every seed, MAPPO the best constant by 0.02 of score; the report says so, paired."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import cluster_baselines
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from igym_marl.agents.cluster import evaluate as cluster_baselines
     recs = []
     for k, seed in enumerate((1_000_000, 1_000_001, 1_000_002)):
         base = 0.3 + 0.1 * k
@@ -124,7 +120,7 @@ def test_cluster_report_pairs_the_routers_and_the_learner_against_their_referenc
 def test_the_cluster_search_takes_every_fleet_size_to_its_final_round(monkeypatch):
     """Two seeds can put `keep` lucky configurations of one fleet size first: the final round also
     holds the best configuration of every N, and the ranking it returns is of that round."""
-    import agents.cluster as cluster
+    import igym_marl.agents.cluster.baselines as cluster
     monkeypatch.setattr(cluster, "knob_candidates", lambda: [Knobs()])
     seen = []
 

@@ -1,10 +1,10 @@
-"""agents/headroom.py: counterfactual gains of deviations from the heuristic, and their selections."""
+"""igym_marl/agents/analysis/headroom.py: counterfactual gains of deviations from the heuristic, and their selections."""
 
 import numpy as np
 import pytest
 
-from agents.headroom import clairvoyant_selection, deviation_gains, move_of, predicted_selection
-from agents.heuristic import HeuristicPolicy
+from igym_marl.agents.analysis.headroom import clairvoyant_selection, deviation_gains, move_of, predicted_selection
+from igym_marl.agents.policies.heuristic import HeuristicPolicy
 from igym_marl import serving_v0
 from igym_marl.envs import knobs_to_actions
 from igym_marl.sim import Knobs
@@ -36,7 +36,7 @@ def test_a_gain_measured_on_clones_is_what_replaying_the_episode_with_the_move_g
         return env.score
 
     from igym_marl.envs import joint_knobs
-    from agents.oracle import neighbours
+    from igym_marl.agents.policies.oracle import neighbours
     base = replay(lambda decision: decision)
     for r in at3[:4]:
         def apply(decision, r=r):

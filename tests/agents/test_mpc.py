@@ -1,12 +1,12 @@
-"""agents/mpc.py: the oracle's search on a persistence forecast. It must never see the future."""
+"""igym_marl/agents/policies/mpc.py: the oracle's search on a persistence forecast. It must never see the future."""
 
 import numpy as np
 import pytest
 
-from agents import make_policy
-from agents.evaluation import run_episode
-from agents.mpc import MPCPolicy, persistence_forecast
-from agents.oracle import OraclePolicy
+from igym_marl.agents import make_policy
+from igym_marl.agents.evaluation import run_episode
+from igym_marl.agents.policies.mpc import MPCPolicy, persistence_forecast
+from igym_marl.agents.policies.oracle import OraclePolicy
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS
 from igym_marl.sim import Knobs, Simulator

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from agents import make_policy
-from agents.evaluation import run_episode
-from agents.llm import LLMPolicy, validate_reply, LLMError
-from agents.networks import SharedActor, load_checkpoint, save_checkpoint
-from agents.simple import parse_knobs
+from igym_marl.agents import make_policy
+from igym_marl.agents.evaluation import run_episode
+from igym_marl.agents.policies.llm import LLMPolicy, validate_reply, LLMError
+from igym_marl.agents.training.networks import SharedActor, load_checkpoint, save_checkpoint
+from igym_marl.agents.policies.simple import parse_knobs
 from igym_marl.envs import AGENT_KNOBS
 from igym_marl.workloads import TASKS, get_task
 from tests.fakellm import GOOD, FakeLLM
@@ -156,7 +156,7 @@ def test_tuned_heuristic_at_least_the_best_constant_and_above_default_and_random
     on the bursty and adversarial tasks and is level with it on the static task (light steady load);
     on the Mooncake task its rule does not carry over to held-out episodes (docs/baselines.md), so
     there it is only checked against random."""
-    from agents.tuning import _seeds
+    from igym_marl.agents.analysis.tuning import _seeds
     tuning = _seeds(8)
     tuned = {n: np.mean([run_episode(make_policy(n), task, s)["score"] for s in tuning])
              for n in ("heuristic", "best-constant")}

@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from agents.rllib import SHARED_MODULE, SharedServingEnv, make_env
+from igym_marl.agents.training.rllib import SHARED_MODULE, SharedServingEnv, make_env
 from igym_marl import serving_v0
 from igym_marl.envs import AGENT_KNOBS, AGENTS
 
@@ -81,8 +81,8 @@ def test_per_agent_modules(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     modules = out / "checkpoint" / "learner_group" / "learner" / "rl_module"
     assert sorted(p.name for p in modules.iterdir() if p.is_dir()) == sorted(AGENTS)
-    from agents.rllib import RLlibPolicy
-    from agents.evaluation import run_episode
+    from igym_marl.agents.training.rllib import RLlibPolicy
+    from igym_marl.agents.evaluation import run_episode
     rec = run_episode(RLlibPolicy(str(out / "checkpoint")), "adversarial_multitenant", 1_000_000, episode_windows=8)
     assert 0.0 <= rec["score"] <= 1.0
     with pytest.raises(ValueError, match="is not an RLlib algorithm checkpoint"):

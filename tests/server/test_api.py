@@ -145,8 +145,8 @@ def test_grader_recomputes_a_finished_session_and_a_log(client):
 
 
 def test_baseline_matches_the_evaluation_loop(client):
-    from agents import make_policy
-    from agents.evaluation import run_episode
+    from igym_marl.agents import make_policy
+    from igym_marl.agents.evaluation import run_episode
     r = client.get("/baseline", params={"policy": "heuristic", "task_id": "adversarial_multitenant",
                                         "seed": 1_000_001})
     assert r.status_code == 200, r.text

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from agents.evaluation import run_episode
-from agents.llm import LLMPolicy
+from igym_marl.agents.evaluation import run_episode
+from igym_marl.agents.policies.llm import LLMPolicy
 from tests.fakellm import GOOD, FakeLLM
 
 from .conftest import ROOT

@@ -148,6 +148,34 @@ def test_bursty_phase_labels_mark_the_storms():
     assert rate[labels == 1].mean() > 3 * rate[labels == 0].mean()
 
 
+def test_an_episode_draws_its_traffic_and_phases_in_one_pass():
+    """The env asks its task for one Episode per reset: the traffic function runs once, and the
+    phases it returns are those of the very traffic the env serves (the rates drawn first)."""
+    import dataclasses
+    from igym_marl import serving_v0
+    from igym_marl.workloads.tasks import bursty_rate
+    calls = []
+    base = TASKS["bursty_workload"]
+
+    def counted(task, rng):
+        calls.append(1)
+        return base.traffic(task, rng)
+
+    task = dataclasses.replace(base, traffic=counted, episode_windows=4)
+    env = serving_v0.parallel_env(task=task)
+    env.reset(seed=7)
+    assert len(calls) == 1 and env.episode.workload is env.workload
+    names, labels = env.episode.phase_names, env.episode.phase_of_second
+    assert names == ("quiet", "storm")
+    assert np.array_equal(labels, (bursty_rate(task, np.random.default_rng(7)) > task.capacity_rps).astype(np.int64))
+
+
+def test_a_traffic_function_without_phases_has_one():
+    t = TASKS["static_workload"]
+    names, labels = t.phase_labels(0)
+    assert names == ("all",) and labels.shape == (int(np.ceil(t.horizon_s)),) and not labels.any()
+
+
 @pytest.mark.parametrize("tid", list(TASKS))
 def test_recorded_capacity_matches_a_fresh_measurement(tid):
     """The recorded capacity is the mean of the probe over seeds 0-9 (an episode's mix varies by seed)."""

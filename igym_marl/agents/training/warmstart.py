@@ -1,0 +1,107 @@
+"""Warm start: behaviour-clone a baseline into a learner before PPO (kickstarting).
+
+``collect`` plays the teacher (the tuned heuristic, or the global best constant) for some training
+episodes and records, every window, the learner's policy and value inputs and the teacher's four
+actions, and the discounted team return from that window. ``clone`` fits the actor to the
+teacher's actions (cross-entropy) and the critic to the returns (when the critic predicts team
+returns), so PPO starts from the teacher's behaviour with a value function that knows it. The data
+stays available for an optional behaviour-cloning term during PPO (``train_marl.py --bc-coef``),
+which decays to zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from igym_marl import serving_v0
+from igym_marl.envs import AGENTS
+
+from igym_marl.agents.training.networks import actor_input_array
+
+TEACHERS = ("heuristic", "best-constant", "oracle")
+BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range
+
+
+def discounted_returns(rewards: list, gamma: float) -> list:
+    """The discounted return from each step of an episode to its end."""
+    g, out = 0.0, []
+    for r in reversed(rewards):
+        g = r + gamma * g
+        out.append(g)
+    return out[::-1]
+
+
+def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, gamma: float) -> dict:
+    """Teacher episodes -> {"pol_in", "val_in", "actions", "returns", "score"} arrays (one row a window)."""
+    from igym_marl.agents import make_policy
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher={teacher!r} is unknown; allowed: {', '.join(TEACHERS)}")
+    pol, val, acts, rets, scores = [], [], [], [], []
+    for k in range(episodes):
+        env = serving_v0.parallel_env(**env_kwargs)
+        s = BC_SEED_BASE + 1000 * seed + k
+        obs, infos = env.reset(seed=s)
+        policy = make_policy(teacher)
+        policy.reset(env.task, s)
+        if getattr(policy, "sees_env", False):  # the oracle: a privileged teacher that looks ahead in the env
+            policy.attach(env)
+        rewards = []
+        while env.agents:
+            x, state = actor_input_array(obs), env.state()
+            pol.append(learner.policy_input(x, state))
+            val.append(learner.value_input(x, state))
+            act = policy.act(obs, infos, state)
+            acts.append([act[a] for a in AGENTS])
+            obs, rew, _, _, infos = env.step(act)
+            rewards.append(rew[AGENTS[0]])
+        rets += discounted_returns(rewards, gamma)
+        scores.append(env.score)
+    return {"pol_in": torch.as_tensor(np.stack(pol)), "val_in": torch.as_tensor(np.stack(val)),
+            "actions": torch.as_tensor(np.array(acts, dtype=np.int64)),
+            "returns": torch.as_tensor(np.array(rets, dtype=np.float32)), "score": float(np.mean(scores))}
+
+
+def bc_loss(learner, pol_in: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
+            smoothing: float = 0.0) -> torch.Tensor:
+    """Mean negative log-likelihood of the teacher's actions over the trainable policy rows; with
+    `smoothing` e, of the mixture (1 - e) x teacher + e x uniform (the cloned policy keeps some
+    probability on every action, so that PPO can still explore)."""
+    logp, _ = learner.logp_entropy(pol_in, actions)
+    if smoothing > 0:
+        uniform = torch.stack([lg.log_softmax(-1).mean(-1) for lg in learner.logits(pol_in)], -1)
+        if logp.shape[-1] == 1:  # one joint row (ppo-single)
+            uniform = uniform.sum(-1, keepdim=True)
+        logp = (1 - smoothing) * logp + smoothing * uniform
+    m = mask[: logp.shape[-1]].to(logp.dtype)
+    return -(logp * m).sum(-1).mean() / m.sum().clamp(min=1.0)
+
+
+def clone(learner, data: dict, mask: torch.Tensor, epochs: int, lr: float, batch: int, seed: int,
+          value_targets: bool, smoothing: float = 0.0) -> dict:
+    """Fit the actor to the teacher's actions and (if value_targets) the critic to its returns."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(learner.parameters(), lr=lr, eps=1e-5)
+    n = data["actions"].shape[0]
+    if value_targets:
+        learner.vnorm.update(data["returns"])
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for k in range(0, n, batch):
+            idx = perm[k:k + batch]
+            loss = bc_loss(learner, data["pol_in"][idx], data["actions"][idx], mask, smoothing)
+            if value_targets:
+                v = learner.value(data["val_in"][idx])
+                target = learner.vnorm.normalize(data["returns"][idx]).unsqueeze(-1).expand_as(v)
+                loss = loss + 0.5 * ((v - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(learner.parameters(), 0.5)
+            opt.step()
+    with torch.no_grad():
+        greedy, _ = learner.act(data["pol_in"], greedy=True)
+        agree = (greedy == data["actions"]).float().mean(0)
+    return {"teacher_score": data["score"], "windows": n, "agreement": [round(float(x), 3) for x in agree]}
+
+
+__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "BC_SEED_BASE", "discounted_returns"]
