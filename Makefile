@@ -44,12 +44,10 @@ serve: $(STAMP)
 	$(BIN)/igym-marl serve
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_sim.py
-	$(BIN)/python benchmarks/bench_env.py
-	$(BIN)/python benchmarks/bench_loaders.py
+	$(BIN)/igym-marl bench
 
 leaderboard: $(STAMP)
-	$(BIN)/python evaluate.py --compare --episodes 10 --workers 2 --markdown docs/leaderboard.md --plot docs/img/leaderboard.png
+	$(BIN)/igym-marl leaderboard --markdown docs/leaderboard.md --plot docs/img/leaderboard.png
 
 adaptivity: $(STAMP)
 	$(BIN)/python scripts/analysis/measure_adaptivity.py --tasks all --episodes 10 --workers 2

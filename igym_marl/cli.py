@@ -1,16 +1,41 @@
-"""The ``igym-marl`` command.
+"""The ``igym-marl`` command: one front door over the functions the scripts call.
 
-    igym-marl serve [--host 127.0.0.1] [--port 8000] [--max-sessions 64] [--idle-timeout 600]
-                    [--max-body-bytes 65536] [--allow-origin http://host:port ...]
+    igym-marl train [...]              train MAPPO, IPPO or single-agent PPO   (= python train_marl.py)
+    igym-marl evaluate [...]           evaluate policies on held-out seeds     (= python evaluate.py)
+    igym-marl leaderboard [...]        every baseline and shipped learner, 10 held-out episodes, table and plot
+    igym-marl serve [...]              the OpenEnv-compatible server and its dashboard
+    igym-marl replay [...]             replay measured serving runs, or fit an engine profile to them
+    igym-marl bench [sim|env|loaders]  speed benchmarks, each against its recorded baseline (all three by default)
+    igym-marl tune [...]               search the best constants / tune the heuristic on training seeds
+    igym-marl cluster-baselines [...]  cluster mode's best constants, HPA rule and baseline table
 
-``serve`` needs the server extra: ``pip install -e '.[server]'`` (docs/server.md).
+``igym-marl COMMAND --help`` describes a command's options. ``serve`` needs the server extra:
+``pip install -e '.[server]'`` (docs/server.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import socket
 import sys
+
+# command -> (module whose main(argv) runs it, one line of help); each module's docstring is its --help
+COMMANDS = {
+    "train": ("igym_marl.agents.training.train", "train MAPPO, IPPO or single-agent PPO (= python train_marl.py)"),
+    "evaluate": ("igym_marl.agents.analysis.evaluate", "evaluate policies on held-out seeds (= python evaluate.py)"),
+    "leaderboard": ("igym_marl.agents.analysis.evaluate", "every baseline and shipped learner on every task: "
+                                                          "evaluate --compare, 10 held-out episodes, table and plot"),
+    "replay": ("igym_marl.tools.replay", "replay measured serving runs through the simulator, or fit an engine to them"),
+    "bench": ("", "speed benchmarks against their recorded baselines: sim, env, loaders (default: all three)"),
+    "tune": ("igym_marl.agents.analysis.tuning", "search the best constants or tune the heuristic on training seeds"),
+    "cluster-baselines": ("igym_marl.agents.cluster.evaluate", "cluster mode: best constants, HPA rule, baseline table"),
+}
+BENCHES = {"sim": "igym_marl.tools.bench_sim", "env": "igym_marl.tools.bench_env",
+           "loaders": "igym_marl.tools.bench_loaders"}
+# what `igym-marl leaderboard` passes to evaluate before the user's own options (which win)
+LEADERBOARD_ARGS = ["--compare", "--episodes", "10", "--workers", "2", "--markdown", "leaderboard.md",
+                    "--plot", "leaderboard.png"]
 
 MIN_BODY_BYTES = 1024  # as igym_marl.server.app.MIN_BODY_BYTES (the server extra may be missing here)
 
@@ -53,8 +78,10 @@ def _seconds(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="igym-marl", description="igym-marl command line")
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = argparse.ArgumentParser(prog="igym-marl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)  # its own parser reads the rest (_run_command)
     s = sub.add_parser("serve", help="serve the environment (OpenEnv protocol, HTTP sessions, dashboard at /web)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
@@ -110,11 +137,43 @@ def serve(args) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(argv=None) -> None:
+def _run_command(name: str, argv: list[str]) -> int:
+    """Run `name`'s main over `argv`, its usage lines reading ``igym-marl NAME``."""
+    if name == "bench":
+        which = [argv.pop(0)] if argv and argv[0] in BENCHES else list(BENCHES)
+        if argv and not argv[0].startswith("-"):
+            raise SystemExit(f"igym-marl bench: {argv[0]!r} is not a benchmark; allowed: {', '.join(BENCHES)}")
+        if len(which) > 1 and argv:
+            raise SystemExit(f"igym-marl bench: options {argv} need one benchmark: igym-marl bench "
+                             f"{{{','.join(BENCHES)}}} {' '.join(argv)}")
+        for b in which:
+            code = _call(BENCHES[b], f"igym-marl bench {b}", argv)
+            if code:
+                return code
+        return 0
+    if name == "leaderboard":
+        argv = LEADERBOARD_ARGS + argv
+    return _call(COMMANDS[name][0], f"igym-marl {name}", argv)
+
+
+def _call(module: str, prog: str, argv: list[str]) -> int:
+    saved = sys.argv[0]
+    sys.argv[0] = prog  # argparse names the program after argv[0]
+    try:
+        return int(importlib.import_module(module).main(argv) or 0)
+    finally:
+        sys.argv[0] = saved
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        return _run_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

@@ -25,6 +25,7 @@ All run Llama-3-8B on one A100-80GB by default (``config=`` overrides it).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
@@ -627,10 +628,28 @@ def _keyed_trace_task(path, format, parsed, in_seg, span, window_s, episode_wind
                     config=config)
 
 
+_TRACE_TASKS: dict = {}  # (file checksum, settings) -> TaskSpec: each trace task is built once per process
+_TRACE_TASKS_KEPT = 8
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes (FileNotFoundError naming it if absent)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_windows: int | None = None,
                config: SimConfig | None = None, random_start: bool = False, load: float | None = None,
                **options) -> TaskSpec:
     """Replay a trace file as a task; the file is parsed once, here, and every reset cuts its window.
+
+    The task is built once per process for a given file content and settings: asking again (a
+    training run resolves its task for every evaluation) returns the same TaskSpec without parsing
+    the file or probing the replica's capacity again. The key is the file's SHA-256, so an edited
+    file is read afresh.
 
     path: a BurstGPT CSV or an Azure LLM inference trace (processed or raw form).
     format: "auto" (from the header), "burstgpt" or "azure".
@@ -650,12 +669,27 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
     Each seed spreads BurstGPT's tied timestamps differently and, with `random_start`, starts at a
     different point. A window with no request, or without some tenant, is a valid episode part.
     """
-    from .generators import EmpiricalLengths
-    from .traces import (TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt,
-                         parse_mooncake, rescale, window)
     if path is None:
         raise ValueError("task 'trace' needs path=<trace file> (a BurstGPT CSV or the Azure LLM trace; "
                          "format='auto' reads which from its header)")
+    from .traces import regular_file
+    regular_file(path)  # before reading: a FIFO would block, a directory cannot be hashed
+    digest = file_sha256(path)
+    key = (digest, format, repr(window_s), repr(episode_windows), repr(config), random_start, repr(load),
+           repr(sorted(options.items())), str(path))
+    if key not in _TRACE_TASKS:
+        while len(_TRACE_TASKS) >= _TRACE_TASKS_KEPT:
+            _TRACE_TASKS.pop(next(iter(_TRACE_TASKS)))
+        _TRACE_TASKS[key] = _trace_task(path, format, window_s, episode_windows, config, random_start, load,
+                                        **options)
+    return _TRACE_TASKS[key]
+
+
+def _trace_task(path, format, window_s, episode_windows, config, random_start, load, **options) -> TaskSpec:
+    """trace_task without its cache."""
+    from .generators import EmpiricalLengths
+    from .traces import (TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt,
+                         parse_mooncake, rescale, window)
     if format not in ("auto", *TRACE_FORMATS):
         raise ValueError(f"format={format!r} is unknown; allowed: auto, {', '.join(TRACE_FORMATS)}")
     if isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or not math.isfinite(window_s) \

@@ -40,6 +40,7 @@ import codecs
 import gzip
 import json
 import math
+import os
 import re
 import stat
 import zlib
@@ -154,12 +155,9 @@ def open_trace_bytes(path: Path):
     return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
 
 
-def check_trace_file(path, max_line_bytes: int = MAX_LINE_BYTES) -> Path:
-    """A path that names a regular, readable file (not a directory, a FIFO or a device), whose
-    content, decompressed if gzip, is UTF-8 text of lines no longer than MAX_LINE_BYTES with no NUL
-    byte. The content is streamed once in blocks, so a corrupt file is refused at its first bad line
-    without being read whole; the error names the file and the line and quotes at most a short
-    excerpt."""
+def regular_file(path) -> os.stat_result:
+    """The stat of `path` if it names a regular file; otherwise an error naming it (no such file, a
+    directory, a FIFO, socket or device), without opening it."""
     path = Path(path)
     try:
         st = path.stat()
@@ -171,6 +169,17 @@ def check_trace_file(path, max_line_bytes: int = MAX_LINE_BYTES) -> Path:
         raise TraceFormatError(path, None, "is a directory; give a trace file")
     if not stat.S_ISREG(st.st_mode):
         raise TraceFormatError(path, None, "is not a regular file (a FIFO, socket or device?); give a trace file")
+    return st
+
+
+def check_trace_file(path, max_line_bytes: int = MAX_LINE_BYTES) -> Path:
+    """A path that names a regular, readable file (not a directory, a FIFO or a device), whose
+    content, decompressed if gzip, is UTF-8 text of lines no longer than MAX_LINE_BYTES with no NUL
+    byte. The content is streamed once in blocks, so a corrupt file is refused at its first bad line
+    without being read whole; the error names the file and the line and quotes at most a short
+    excerpt."""
+    path = Path(path)
+    st = regular_file(path)
     if st.st_size == 0:
         raise TraceFormatError(path, None, "the file is empty")
     try:

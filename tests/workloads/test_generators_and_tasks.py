@@ -350,3 +350,21 @@ def test_load_on_a_file_without_a_rate_or_a_capacity_says_why(tmp_path):
         get_task("trace", path=_burst_file(tmp_path), load=1e6, episode_windows=20)
     with pytest.raises(ValueError, match="more than 2,000,000 in one workload"):
         get_task("trace", path=_burst_file(tmp_path), rate_scale=1e7).workload(0)
+
+
+def test_a_trace_task_is_built_once_per_file_content_and_settings(tmp_path, monkeypatch):
+    """Asking for the same trace task again parses nothing and probes no capacity; another load or
+    an edited file builds a new one."""
+    from igym_marl.workloads import tasks
+    lines = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"]
+    lines += [f"{i * 0.5},ChatGPT,{100 + i},{50 + i},{150 + 2 * i},Conversation log" for i in range(40)]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    built = []
+    real = tasks._trace_task
+    monkeypatch.setattr(tasks, "_trace_task", lambda *a, **k: built.append(a) or real(*a, **k))
+    a = get_task("trace", path=str(path), load=0.5)
+    assert get_task("trace", path=str(path), load=0.5) is a and len(built) == 1
+    assert get_task("trace", path=str(path), load=0.6) is not a and len(built) == 2
+    path.write_text("\n".join(lines[:30]) + "\n")
+    assert get_task("trace", path=str(path), load=0.5) is not a and len(built) == 3
