@@ -151,7 +151,7 @@ reward of a window is the score earned in it, times ``reward_scale`` (default 10
 episode's return is 100 x its score. ``value="requests"`` counts every request of a tenant alike
 (v = w); ``memory_cost=c`` multiplies each request's worth by 1 - c x (GPU memory reserved /
 installed) for a GPU shared with another workload (default 0: a replica owns its GPUs).
-``shaping=True`` adds small per-agent terms in [-0.1, 0] (``igym_marl.envs.parallel._shaping``);
+``shaping=True`` adds small per-agent terms in [-0.1, 0] (each AgentSpec's ``shaping`` in ``igym_marl/envs/team.py``);
 off by default.
 
 Starting State

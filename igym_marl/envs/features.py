@@ -10,50 +10,14 @@ their descriptions (a test checks it against this table).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 
 from ..sim.metrics import WindowMetrics
-from ..sim.types import KNOB_LEVELS
-from .actions import AGENTS, level_indices
+from ..sim.types import KNOB_LEVELS, level_index
+from .featurespec import Feature, finite
+from .team import STANDARD, Team
 
 MAX_TENANTS = 3
-
-
-def sq(x: float) -> float:
-    """x / (1 + x) for x >= 0: 0 -> 0, 1 -> 0.5, large -> 1."""
-    return x / (1.0 + x)
-
-
-def finite(x: float, default: float = 0.0) -> float:
-    """x, or `default` for NaN and infinities."""
-    return default if x != x or math.isinf(x) else x
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One observation feature: ``quantity`` (what the code computes) / ``scale``, then s(.) if
-    ``squash``, or min(1, .) if ``cap``. ``note`` completes the description."""
-
-    name: str
-    quantity: str
-    scale: float = 1.0
-    squash: bool = False
-    cap: bool = False
-    note: str = ""
-
-    @property
-    def description(self) -> str:
-        x = self.quantity if self.scale == 1.0 else f"{self.quantity} / {_fmt(self.scale)}"
-        x = f"s({x})" if self.squash else (f"min(1, {x})" if self.cap else x)
-        return f"{x}{'; ' + self.note if self.note else ''}"
-
-
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if v == int(v) else f"{v:g}"
 
 
 def _levels(knob: str) -> int:
@@ -95,60 +59,24 @@ LAST_ACTION = (
     F("spec_depth", "speculation_depth", _levels("speculation_depth")),
     F("priority", "priority_routing (0/1)"),
 )
-OWN = {
-    "batch_scheduler": (
-        F("mean_iteration", "mean iteration time in s", 0.05, squash=True),
-        F("prefill_only_share", "prefill-only iterations / iterations"),
-        F("max_iteration", "longest iteration in ms", 100, squash=True),
-        F("itl_p99", "p99 inter-token latency / tightest TPOT SLO", squash=True),
-        F("cap_use", "running / batch_cap", cap=True),
-        F("prefill_rate", "prompt tokens/s", 10000, squash=True),
-    ),
-    "kv_manager": (
-        F("kv_occupancy_mean", "time-averaged KV occupancy in the window", cap=True),
-        F("pending_prompt", "prompt tokens waiting / KV capacity in tokens", squash=True),
-        F("largest_waiting_prompt", "largest waiting prompt / KV capacity in tokens", squash=True),
-        F("reloaded", "1 if a quantization switch paused the engine in the window"),
-        F("weights", "weight memory / installed GPU memory", cap=True),
-        F("kv_capacity", "KV capacity in tokens", 100000, squash=True),
-        F("kv_cached_end", "cached blocks no request uses / KV capacity, at the window's end"),
-    ),
-    "spec_controller": (
-        F("acceptance", "accepted / proposed draft tokens", note="0 when not speculating"),
-        F("speculating", "1 if drafts were proposed in the window"),
-        F("batch", "running requests", 16, squash=True),
-        F("prompt_length", "mean prompt of the window's arrivals in tokens", 1024, squash=True),
-        F("tpot_p50", "p50 TPOT / tightest TPOT SLO", squash=True),
-    ),
-    "tenant_router": (
-        F("top_queue", "queue of the highest-priority tenant", 32, squash=True),
-        F("top_wait", "its oldest wait / its TTFT SLO", squash=True),
-        F("top_attainment", "its SLO attainment in the window", note="0 if none decided"),
-        F("bottom_queue", "queue of the lowest-priority tenant", 32, squash=True),
-        F("bottom_wait", "its oldest wait / its TTFT SLO", squash=True),
-        F("bottom_attainment", "its SLO attainment in the window", note="0 if none decided"),
-    ),
-}
+# each agent's own features, in the standard team's order (igym_marl/envs/team.py holds them)
+OWN = {a.name: a.own for a in STANDARD.agents}
 del F
 
 N_SHARED = len(SHARED) + MAX_TENANTS * len(TENANT) + len(LAST_ACTION)
-OBS_DIM = {a: N_SHARED + len(OWN[a]) for a in AGENTS}
-STATE_DIM = N_SHARED + sum(len(OWN[a]) for a in AGENTS)
-# the state vector's features in order, and the transforms they share
-STATE_FEATURES = SHARED + TENANT * MAX_TENANTS + LAST_ACTION + tuple(f for a in AGENTS for f in OWN[a])
-_SCALE = np.array([f.scale for f in STATE_FEATURES])
-_SQUASH = np.array([f.squash for f in STATE_FEATURES])
-_CAP = np.array([f.cap for f in STATE_FEATURES])
+# the standard team's observation and state sizes (a FeatureBuilder computes its own team's)
+OBS_DIM = {a: N_SHARED + len(OWN[a]) for a in STANDARD.names}
+STATE_DIM = N_SHARED + sum(len(OWN[a]) for a in STANDARD.names)
 _EMPTY_TENANT = [1.0] + [0.0] * (len(TENANT) - 1)  # present, nothing observed yet
 _UNUSED_TENANT = [0.0] * len(TENANT)
-_N_OWN = sum(len(v) for v in OWN.values())
 
 
-@lru_cache(maxsize=None)
-def _last_action(batch: int, kv: int, spec_depth: int, router: int) -> tuple:
-    b, s = level_indices("batch_scheduler", batch)
-    k, q = level_indices("kv_manager", kv)
-    return (float(b), float(s), float(k), float(q), float(spec_depth), float(router))
+def state_features(team: Team = STANDARD) -> tuple[Feature, ...]:
+    """The state vector's features in order: the shared part, then every agent's own part."""
+    return SHARED + TENANT * MAX_TENANTS + LAST_ACTION + tuple(f for a in team.agents for f in a.own)
+
+
+STATE_FEATURES = state_features()
 
 
 def observation_doc() -> str:
@@ -168,7 +96,7 @@ def observation_doc() -> str:
     for j, f in enumerate(LAST_ACTION):
         lines.append(f"    {base + j:<5d}  {'last.' + f.name:<22}  {f.description}")
     lines.append(rule)
-    for a in AGENTS:
+    for a in STANDARD.names:
         n = len(OWN[a])
         lines += ["", f"Own part of ``{a}`` (indices {N_SHARED}..{N_SHARED + n - 1}; Box(0, 1, ({OBS_DIM[a]},), "
                       f"float32)):", ""]
@@ -178,12 +106,14 @@ def observation_doc() -> str:
 
 
 class FeatureBuilder:
-    """Builds every agent's observation and the global state from one window's metrics."""
+    """Builds every agent's observation and the global state from one window's metrics, for a team
+    (each agent's own part comes from its AgentSpec's features and measure)."""
 
     def __init__(self, tenants, capacity_rps: float, total_gpu_gb: float, weights_gb_fn, block_tokens: int,
-                 episode_windows: int):
+                 episode_windows: int, team: Team = STANDARD):
         if len(tenants) > MAX_TENANTS:
             raise ValueError(f"the environment supports up to {MAX_TENANTS} tenants; the task has {len(tenants)}")
+        self.team = team
         self.tenants = tenants
         self.capacity = capacity_rps if capacity_rps == capacity_rps and capacity_rps > 0 else 1.0
         self.total_gpu_gb = total_gpu_gb
@@ -197,11 +127,40 @@ class FeatureBuilder:
         self.top_ttft_ms = tenants[self.top].ttft_slo_ms
         self.bottom_ttft_ms = tenants[self.bottom].ttft_slo_ms
         self.weights_frac = {q: weights_gb_fn(q) / total_gpu_gb for q in KNOB_LEVELS["quantization_tier"]}
+        feats = state_features(team)
+        self.obs_dim = {a.name: N_SHARED + len(a.own) for a in team.agents}
+        self.state_dim = len(feats)
+        self._scale = np.array([f.scale for f in feats])
+        self._squash = np.array([f.squash for f in feats])
+        self._cap = np.array([f.cap for f in feats])
+        self._n_own = self.state_dim - N_SHARED
+        self._slices, start = {}, N_SHARED
+        for a in team.agents:
+            self._slices[a.name] = slice(start, start + len(a.own))
+            start += len(a.own)
+        self._frozen_levels = {k: level_index(k, getattr(team.base, k)) for k in team.frozen_knobs}
+        self._last = {}
 
-    @staticmethod
-    def last_action(actions: dict) -> list:
-        return list(_last_action(actions["batch_scheduler"], actions["kv_manager"], actions["spec_controller"],
-                                 actions["tenant_router"]))
+    # the quantities own parts share
+    def mean_iteration_s(self, m: WindowMetrics) -> float:
+        iters = m.iterations
+        return m.busy_fraction * max(m.seconds, m.clock_s - m.t_start_s) / iters if iters else 0.0
+
+    def kv_tokens(self, m: WindowMetrics) -> int:
+        """KV capacity in tokens (at least 1)."""
+        return max(1, m.kv_capacity_blocks * self.block_tokens)
+
+    def last_action(self, actions: dict) -> list:
+        """Every knob's level index, in KNOB_LEVELS order: the agents' actions decoded, the knobs no
+        agent owns at their base levels."""
+        key = tuple(actions[a] for a in self.team.names)
+        out = self._last.get(key)
+        if out is None:
+            levels = dict(self._frozen_levels)
+            for a, i in zip(self.team.agents, key):
+                levels.update(zip(a.knobs, self.team.level_indices(a.name, int(i))))
+            out = self._last[key] = [float(levels[k]) for k in KNOB_LEVELS]
+        return list(out)
 
     def _tenant_block(self, m: WindowMetrics | None) -> list:
         out = []
@@ -233,55 +192,31 @@ class FeatureBuilder:
         return head + self._tenant_block(m) + self.last_action(actions)
 
     def own(self, m: WindowMetrics | None, snap: tuple[int, int] | None, knobs) -> list:
-        """The four own parts' quantities (before scaling), concatenated in agent order."""
+        """The own parts' quantities (before scaling), concatenated in the team's order."""
         if m is None:
-            return [0.0] * _N_OWN
-        cap_tokens = max(1, m.kv_capacity_blocks * self.block_tokens)
-        iters = m.iterations
-        mean_iter = m.busy_fraction * max(m.seconds, m.clock_s - m.t_start_s) / iters if iters else 0.0
-        top, bot = m.tenants[self.top], m.tenants[self.bottom]
-        d_top, d_bot = top.slo_met + top.slo_missed, bot.slo_met + bot.slo_missed
-        lat = m.latency
-        itl, tpot50 = lat.itl_p99_ms, lat.tpot_p50_ms
-        acc, prompt = m.spec_acceptance_rate, m.mean_prompt_tokens
-        return [
-            # batch_scheduler
-            mean_iter, m.prefill_only_iterations / iters if iters else 0.0, m.max_iteration_ms,
-            itl / 1e3 / self.min_tpot_s if itl == itl else 0.0, m.running / knobs.batch_cap, m.prefill_tps,
-            # kv_manager
-            m.kv_occupancy_mean, snap[0] / cap_tokens, snap[1] / cap_tokens, 1.0 if m.reload_s > 0 else 0.0,
-            self.weights_frac[knobs.quantization_tier], cap_tokens,
-            m.kv_cached_blocks / m.kv_capacity_blocks if m.kv_capacity_blocks else 0.0,
-            # spec_controller
-            acc if acc == acc else 0.0, 1.0 if m.spec_proposed_tokens else 0.0, m.running,
-            prompt if prompt == prompt else 0.0, tpot50 / 1e3 / self.min_tpot_s if tpot50 == tpot50 else 0.0,
-            # tenant_router
-            top.queue_depth, top.oldest_wait_ms / self.top_ttft_ms, top.slo_met / d_top if d_top else 0.0,
-            bot.queue_depth, bot.oldest_wait_ms / self.bottom_ttft_ms, bot.slo_met / d_bot if d_bot else 0.0,
-        ]
+            return [0.0] * self._n_own
+        out = []
+        for a in self.team.agents:
+            if a.measure is None:
+                continue
+            got = a.measure(self, m, snap, knobs)
+            if len(got) != len(a.own):
+                raise ValueError(f"agent {a.name!r}: measure returned {len(got)} quantities for its "
+                                 f"{len(a.own)} own features")
+            out += got
+        return out
 
     def build(self, m, snap, window, actions, knobs):
         """-> ({agent: float32 observation}, float32 global state): the quantities, then the table's
         scales, squashes and caps."""
-        x = np.array(self.shared(m, window, actions) + self.own(m, snap, knobs)) / _SCALE
-        sq_ = x[_SQUASH]
-        x[_SQUASH] = sq_ / (1.0 + sq_)
-        np.minimum(x, 1.0, out=x, where=_CAP)
+        x = np.array(self.shared(m, window, actions) + self.own(m, snap, knobs)) / self._scale
+        sq_ = x[self._squash]
+        x[self._squash] = sq_ / (1.0 + sq_)
+        np.minimum(x, 1.0, out=x, where=self._cap)
         state = x.astype(np.float32)
         shared = state[:N_SHARED]
-        obs = {a: np.concatenate((shared, state[sl])) for a, sl in _OWN_SLICES.items()}
+        obs = {a: np.concatenate((shared, state[sl])) for a, sl in self._slices.items()}
         return obs, state
-
-
-def _own_slices() -> dict:
-    out, start = {}, N_SHARED
-    for a in AGENTS:
-        out[a] = slice(start, start + len(OWN[a]))
-        start += len(OWN[a])
-    return out
-
-
-_OWN_SLICES = _own_slices()
 
 
 def inferencegym_fields(m: WindowMetrics, window: int, cumulative_attainment: float) -> dict:

@@ -28,6 +28,7 @@ from torch import nn
 
 from igym_marl.envs import AGENTS, AGENT_KNOBS
 from igym_marl.envs.features import LAST_ACTION, OBS_DIM, OWN, SHARED, STATE_DIM, TENANT
+from igym_marl.envs.team import STANDARD
 
 CHECKPOINT_FORMAT = "igym-marl-policy/1"
 ENV_VERSION = "serving_v0"
@@ -38,12 +39,29 @@ ACTION_SIZES = [AGENT_KNOBS[a].n for a in AGENTS]
 
 
 def layout() -> dict:
-    """What a checkpoint must match: spaces and the exact feature list (hashed)."""
+    """What a checkpoint must match: the team (its agents and the knobs each owns), spaces and the
+    exact feature list (hashed). The networks are built for the standard team."""
     names = [f.name for f in SHARED] + [f.name for f in TENANT] + [f.name for f in LAST_ACTION] + \
             [f"{a}.{f.name}" for a in AGENTS for f in OWN[a]]
-    return {"agents": list(AGENTS), "obs_dims": [OBS_DIM[a] for a in AGENTS], "state_dim": STATE_DIM,
-            "action_sizes": ACTION_SIZES,
+    return {"agents": list(AGENTS), "team": STANDARD.signature(), "obs_dims": [OBS_DIM[a] for a in AGENTS],
+            "state_dim": STATE_DIM, "action_sizes": ACTION_SIZES,
             "features_sha1": hashlib.sha1("|".join(names).encode()).hexdigest()}
+
+
+def check_team(found: dict | None, expected: dict, where: str) -> None:
+    """Refuse, by name, a checkpoint made for another team: which agents it has that this one lacks
+    (and the reverse), and which agent owns other knobs."""
+    if found == expected:
+        return
+    if not isinstance(found, dict):
+        raise ValueError(f"{where} records no agent team; this env's team is {expected}")
+    extra, missing = sorted(set(found) - set(expected)), sorted(set(expected) - set(found))
+    moved = [f"{a} owns {found[a]} there, {expected[a]} here" for a in expected if a in found and found[a] != expected[a]]
+    parts = ([f"agents {extra} are not in this team"] if extra else []) + \
+            ([f"this team's agents {missing} are not in it"] if missing else []) + moved
+    if not parts:
+        parts = [f"its agents come in the order {list(found)}, this team's in {list(expected)}"]
+    raise ValueError(f"{where} was trained with another agent team: " + "; ".join(parts))
 
 
 def mlp(n_in: int, hidden: int, n_out: int, out_gain: float = 1.0) -> nn.Sequential:
@@ -184,6 +202,7 @@ def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) ->
                          f"found {blob.get('format') if isinstance(blob, dict) else type(blob).__name__!r})")
     if blob.get("env_version") != ENV_VERSION:
         raise ValueError(f"{path} was made for env version {blob.get('env_version')!r}; this is {ENV_VERSION!r}")
+    check_team((blob.get("layout") or {}).get("team"), STANDARD.signature(), f"checkpoint {path}")
     if blob.get("layout") != layout():
         raise ValueError(f"{path} was made for another observation/action layout: expected {layout()}, "
                          f"found {blob.get('layout')}")
