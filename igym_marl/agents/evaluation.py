@@ -7,7 +7,6 @@ import math
 import numpy as np
 
 from igym_marl import serving_v0
-from igym_marl.envs import AGENTS
 from igym_marl.sim.profiles import get_tier
 from igym_marl.workloads import TaskSpec, get_task
 
@@ -34,17 +33,50 @@ def episode_record(env, info: dict, policy: Policy, agent_name: str) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
 
 
-def run_episode(policy: Policy, task: str | TaskSpec, seed: int, agent_name: str | None = None,
-                episode_windows: int | None = None, env=None) -> dict:
-    task_spec = task if isinstance(task, TaskSpec) else get_task(task)
+def cluster_episode_record(env, info: dict, policy: Policy, agent_name: str) -> dict:
+    """A finished cluster episode: its score components and service summary, the autoscaler's
+    targets window by window, and the policy's counters."""
+    rec = {"agent": agent_name, "task": env.task.id, "seed": int(env.episode_seed), "replicas": env.n,
+           **{k: v for k, v in info["episode"].items() if k != "episode_seed"},
+           "targets": [int(h["target"]) for h in env.history]}
+    rec.update({f"policy.{k}": v for k, v in policy.stats().items()})
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+
+
+def make_env(task, episode_windows: int | None = None, **env_kwargs):
+    """The env of a task (an id, a TaskSpec or a ClusterTask): serving_v0 for a single replica,
+    serving_cluster_v0 for a cluster task (env_kwargs: replicas, ...)."""
+    from igym_marl import serving_cluster_v0
+    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS, ClusterTask
+    if isinstance(task, ClusterTask) or task in CLUSTER_TASK_IDS:
+        if episode_windows is not None:
+            env_kwargs["episode_windows"] = episode_windows
+        return serving_cluster_v0.parallel_env(task, **env_kwargs)
+    if env_kwargs:
+        raise ValueError(f"option(s) {sorted(env_kwargs)} apply to cluster tasks")
+    return serving_v0.parallel_env(task=task if isinstance(task, TaskSpec) else get_task(task),
+                                   episode_windows=episode_windows)
+
+
+def run_episode(policy: Policy, task, seed: int, agent_name: str | None = None,
+                episode_windows: int | None = None, env=None, env_kwargs: dict | None = None) -> dict:
+    """The one episode loop, for every policy and every task: a policy, a task and a seed -> one
+    episode record. A policy that ``sees_env`` (the oracles, the cluster controllers) is attached
+    to the env after its reset."""
     if env is None:
-        env = serving_v0.parallel_env(task=task_spec, episode_windows=episode_windows)
+        kw = dict(env_kwargs or {})
+        if episode_windows is not None:
+            kw["episode_windows"] = episode_windows
+        env = make_env(task, **kw)
     obs, infos = env.reset(seed=seed)
     policy.reset(env.task, seed)
-    if getattr(policy, "sees_env", False):  # a clairvoyant reference (igym_marl/agents/policies/oracle.py), not a policy
+    if getattr(policy, "sees_env", False):
         policy.attach(env)
-    info = infos[AGENTS[0]]
+    first = env.possible_agents[0]
+    info = infos[first]
     while env.agents:
         obs, _, _, _, infos = env.step(policy.act(obs, infos, env.state()))
-        info = infos[AGENTS[0]]
+        info = infos[first]
+    if "episode" in info and "metrics" not in info["episode"]:  # a cluster episode
+        return cluster_episode_record(env, info, policy, agent_name or policy.name)
     return episode_record(env, info, policy, agent_name or policy.name)

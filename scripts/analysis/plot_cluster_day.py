@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from igym_marl.agents.cluster.baselines import cluster_baseline
 from igym_marl import serving_cluster_v0
+from igym_marl.agents.evaluation import run_episode
 from igym_marl.envs.render import cluster_timeline_figure
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
 
@@ -39,10 +40,7 @@ def main(argv=None) -> int:
             p.error(f"--agent {args.agent!r}: allowed hpa, best-constant")
         policy, kw = cluster_baseline(args.task, args.agent), {}
     env = serving_cluster_v0.parallel_env(args.task, **kw)
-    env.reset(seed=args.seed)
-    policy.reset(env, args.seed)
-    while env.agents:
-        env.step(policy.act(env))
+    run_episode(policy, args.task, args.seed, env=env)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cluster_timeline_figure(env).savefig(args.out)
     print(f"score {env.score:.3f}; wrote {args.out}")

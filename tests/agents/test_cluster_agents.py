@@ -33,18 +33,18 @@ def test_hpa_applies_the_kubernetes_rule_with_tolerance_and_downscale_stabilizat
     import igym_marl.agents.cluster.baselines as mod
     monkeypatch.setattr(mod, "actions_for", lambda env, knobs, rule, target: {"target": target, "rule": rule})
     hpa = HPAPolicy(Knobs(), target_outstanding=50.0, stabilization=3)
-    hpa.reset(fake_env(2, 8, 0, window=0), 0)
-    assert hpa.act(fake_env(2, 8, 100)) == {"target": 4, "rule": "least_outstanding"}
-    assert hpa.act(fake_env(4, 8, 53))["target"] == 4  # 6 % over target: within tolerance
-    assert hpa.act(fake_env(4, 8, 10))["target"] == 4  # desired 1, but 4 was desired within 3 windows
-    assert hpa.act(fake_env(4, 8, 10))["target"] == 4
-    assert hpa.act(fake_env(4, 8, 10))["target"] == 1  # the window has forgotten the 4s
-    assert hpa.act(fake_env(1, 8, 1000))["target"] == 8  # capped at N
+    hpa.start(fake_env(2, 8, 0, window=0))
+    assert hpa.decide(fake_env(2, 8, 100)) == {"target": 4, "rule": "least_outstanding"}
+    assert hpa.decide(fake_env(4, 8, 53))["target"] == 4  # 6 % over target: within tolerance
+    assert hpa.decide(fake_env(4, 8, 10))["target"] == 4  # desired 1, but 4 was desired within 3 windows
+    assert hpa.decide(fake_env(4, 8, 10))["target"] == 4
+    assert hpa.decide(fake_env(4, 8, 10))["target"] == 1  # the window has forgotten the 4s
+    assert hpa.decide(fake_env(1, 8, 1000))["target"] == 8  # capped at N
     beside = HPAPolicy(Knobs(), target_outstanding=50.0, rule="prefix_affinity")
-    beside.reset(fake_env(2, 8, 0, window=0), 0)
-    assert beside.act(fake_env(2, 8, 100)) == {"target": 4, "rule": "prefix_affinity"}
+    beside.start(fake_env(2, 8, 0, window=0))
+    assert beside.decide(fake_env(2, 8, 100)) == {"target": 4, "rule": "prefix_affinity"}
     with pytest.raises(ValueError, match="rule='nearest' is unknown; allowed: round_robin"):
-        HPAPolicy(Knobs(), rule="nearest").reset(fake_env(2, 8, 0, window=0), 0)
+        HPAPolicy(Knobs(), rule="nearest").start(fake_env(2, 8, 0, window=0))
 
 
 def test_constant_and_oracle_play_valid_actions_and_the_oracle_is_deterministic():
@@ -63,38 +63,42 @@ def test_constant_and_oracle_play_valid_actions_and_the_oracle_is_deterministic(
         run_cluster_episode(ClusterConstant(Knobs(), "fastest", 1), "cluster_bursty", 3, **kw)
 
 
-def test_train_cluster_end_to_end_writes_a_checkpoint_that_plays(tmp_path):
+def test_cluster_training_runs_in_the_one_training_loop_and_its_checkpoint_plays(tmp_path):
+    """train_marl.py --task cluster_*: the same loop, run folder and checkpoint format as every
+    other task; the greedy held-out score it reports is what the checkpoint plays afterwards."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "scripts/train_cluster.py", "--task", "cluster_bursty", "--replicas", "2", "--steps", "40",
-           "--rollout", "10", "--envs", "2", "--warm-episodes", "1", "--warm-epochs", "2", "--eval-every", "20",
-           "--episodes", "1", "--episode-windows", "8", "--out", str(out)]
+    cmd = [sys.executable, "train_marl.py", "--task", "cluster_bursty", "--replicas", "2", "--steps", "40",
+           "--rollout", "10", "--num-envs", "2", "--workers", "2", "--warm-episodes", "1", "--warm-epochs", "2",
+           "--dagger-rounds", "1", "--eval-every", "20", "--eval-episodes", "1", "--episode-windows", "8",
+           "--minibatches", "2", "--no-progress", "--no-tensorboard", "--out", str(out)]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, timeout=600)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 40 and summary["replicas"] == 2 and len(summary["held_out"]) == 1
-    assert set(summary["warm_start"]["agreement"]) == {"batch_scheduler", "kv_manager", "spec_controller",
-                                                      "tenant_router", "router", "autoscaler"}
-    rows = (out / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("steps,") and len(rows) == 1 + 3  # steps 0, 20, 40
+    assert summary["steps"] == 40 and len(summary["warm_start"]["agreement"]) == 2 * 4 + 2
+    assert (out / "eval.csv").read_text().splitlines()[0] == "step,eval_score_mean,eval_score_std,episodes"
+    assert len((out / "eval.csv").read_text().splitlines()) == 1 + 2  # steps 20, 40
     from igym_marl.agents.cluster.learner import ClusterLearned
     pol = ClusterLearned(out / "checkpoint.pt")
     r = run_cluster_episode(pol, "cluster_bursty", 1_000_000, replicas=2, episode_windows=8)
-    assert r["score"] == summary["held_out"][0]["score"]
+    assert r["score"] == summary["eval_score"]
     with pytest.raises(ValueError, match="trained at N=2 replicas; the env has N=3"):
         run_cluster_episode(pol, "cluster_bursty", 1, replicas=3, episode_windows=2)
-    torch.save({"kind": "mappo"}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a cluster MAPPO checkpoint"):
-        ClusterLearned(tmp_path / "other.pt")
+    from igym_marl.agents.training.networks import load_checkpoint
+    with pytest.raises(ValueError, match="holds a cluster policy; this needs a single-replica one"):
+        load_checkpoint(out / "checkpoint.pt", algos=("mappo",))
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--task", "cluster_x"], "--task 'cluster_x': allowed cluster_diurnal, cluster_bursty"),
-    (["--replicas", "0"], "--replicas 0: allowed 1..64"),
-    (["--warm-start", "heuristic"], "--warm-start 'heuristic': allowed hpa, oracle, none"),
-    (["--steps", "0"], "--steps 0: must be >= 1"),
+    (["--task", "cluster_x"], "task='cluster_x' is unknown"),
+    (["--task", "cluster_bursty", "--replicas", "99"], "--replicas 99: replicas=99 must be an integer in 1..64"),
+    (["--task", "cluster_bursty", "--warm-start", "heuristic"],
+     "--warm-start 'heuristic': allowed hpa, oracle, auto, none on a cluster task"),
+    (["--task", "cluster_bursty", "--algo", "ippo"], "cluster tasks train mappo with team credit"),
+    (["--task", "static_workload", "--replicas", "2"], "--replicas applies to cluster tasks"),
 ])
-def test_train_cluster_refuses_bad_arguments(args, match):
-    p = subprocess.run([sys.executable, "scripts/train_cluster.py", *args], cwd=ROOT, capture_output=True, text=True)
-    assert p.returncode == 2 and match in p.stderr
+def test_cluster_training_refuses_bad_arguments(args, match, tmp_path):
+    p = subprocess.run([sys.executable, "train_marl.py", *args, "--out", str(tmp_path / "r")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and match in p.stderr, p.stderr
 
 
 def test_cluster_report_pairs_the_routers_and_the_learner_against_their_references():

@@ -54,16 +54,22 @@ COMPARE = ("random", "vllm-default", "best-constant", "heuristic", "mappo", "ora
 def _task_of(ref: str):
     """A task from its reference: an id, or a JSON object of trace options (parsed once per process)."""
     from igym_marl.workloads import get_task
+    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
     if ref.startswith("{"):
         return get_task(**json.loads(ref))
+    if ref in CLUSTER_TASK_IDS:
+        return ref  # the episode loop builds the cluster env from its id
     return get_task(ref)
 
 
 def _job(args):
     name, task_ref, seed, options = args
     from igym_marl.agents import make_policy
+    from igym_marl.agents.cluster.evaluate import make_cluster_policy
     from igym_marl.agents.evaluation import run_episode
-    policy = make_policy(name, **options)
+    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
+    cluster = task_ref in CLUSTER_TASK_IDS
+    policy = make_cluster_policy(name, task_ref, **options) if cluster else make_policy(name, **options)
     return run_episode(policy, _task_of(task_ref), seed, agent_name=name)
 
 
@@ -269,15 +275,36 @@ def task_refs(args, error) -> list[str]:
         return [ref]
     if args.task == "all":
         return list(TASKS)
+    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
     refs = []
     for t in (x.strip() for x in args.task.split(",") if x.strip()):
+        if t in CLUSTER_TASK_IDS:
+            refs.append(t)
+            continue
         try:
             refs.append(get_task(t).id)
         except ValueError as e:
-            error(f"--task: {e}")
+            error(f"--task: {e}; or a cluster task: {', '.join(CLUSTER_TASK_IDS)}")
     if not refs:
         error(f"--task {args.task!r}: no task named")
     return list(dict.fromkeys(refs))
+
+
+def check_agents(agents: list[str], refs: list[str], seed: int, options: dict, error) -> None:
+    """Fail fast on bad names, missing files and incompatible checkpoints, before any episode runs
+    (a cluster task's agents come from the cluster registry)."""
+    from igym_marl.agents import make_policy
+    from igym_marl.agents.cluster.evaluate import make_cluster_policy
+    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
+    for a in agents:
+        try:
+            for ref in refs:
+                if ref in CLUSTER_TASK_IDS:
+                    make_cluster_policy(a, ref, **options)
+                else:
+                    make_policy(a, **options).reset(_task_of(ref), seed)
+        except (ValueError, FileNotFoundError) as e:
+            error(f"--agent {a}: {e}")
 
 
 def prepare_outputs(args, error) -> None:
@@ -322,14 +349,7 @@ def main(argv=None) -> int:
     options = {"checkpoint": args.checkpoint, "llm_base_url": args.llm_base_url, "llm_model": args.llm_model,
                "llm_api_key_file": args.llm_api_key_file, "llm_timeout": args.llm_timeout}
     prepare_outputs(args, ap.error)
-    # fail fast on bad names, missing files and incompatible checkpoints, before any episode runs
-    for a in agents:
-        try:
-            p = make_policy(a, **options)
-            for ref in refs:
-                p.reset(_task_of(ref), seeds[0])
-        except (ValueError, FileNotFoundError) as e:
-            ap.error(f"--agent {a}: {e}")
+    check_agents(agents, refs, seeds[0], options, ap.error)
     jobs = [(a, ref, s, options) for a in agents for ref in refs for s in seeds]
     on_record = (lambda recs: write_records(recs, args.out)) if args.out else None
     interrupted = False

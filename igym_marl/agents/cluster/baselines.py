@@ -1,8 +1,10 @@
 """Cluster-mode baselines: a constant, the HPA-style threshold autoscaler, and a clairvoyant oracle.
 
-Every policy here acts through :meth:`act(env)`, returning an actions dict for all 4 N + 2 agents
-of ``serving_cluster_v0`` (so ``env.step`` validates it like any learner's), and is driven by
-:func:`run_cluster_episode`.
+Every policy here is a :class:`ClusterPolicy`: the one Policy interface (``reset(task, seed)``,
+``act(observations, infos, state)``), reading the env it is attached to (``sees_env``) and returning
+an actions dict for all 4 N + 2 agents of ``serving_cluster_v0`` (so ``env.step`` validates it
+like any learner's). ``igym_marl.agents.evaluation.run_episode`` drives them as it drives every
+policy.
 
 * ``ClusterConstant(knobs, rule, target)``: the same knobs on every replica, one routing rule and
   a fixed number of replicas, whatever happens.
@@ -47,6 +49,7 @@ from igym_marl.sim.types import VLLM_DEFAULT
 from igym_marl.workloads.tasks import TRAIN_SEEDS
 
 from igym_marl.agents.analysis.tuning import best_constant_or_default
+from igym_marl.agents.policies.base import Policy
 
 
 def actions_for(env, knobs, rule: str, target: int) -> dict:
@@ -62,20 +65,53 @@ def actions_for(env, knobs, rule: str, target: int) -> dict:
     return out
 
 
+class ClusterPolicy(Policy):
+    """A cluster controller in the one Policy interface: ``attach(env)`` (the episode loop calls it
+    after ``env.reset``) starts it on that env (:meth:`start`), and ``act`` returns
+    :meth:`decide` of it."""
+
+    sees_env = True
+
+    def attach(self, env) -> None:
+        self.env = env
+        self.start(env)
+
+    def start(self, env) -> None:
+        """Check the settings against `env` and reset what the controller remembers."""
+
+    def act(self, observations, infos, state=None) -> dict:
+        return self.decide(self.env)
+
+    def decide(self, env) -> dict:
+        raise NotImplementedError
+
+
+class RandomCluster(ClusterPolicy):
+    """Every agent's action uniformly at random, from the episode's seed."""
+
+    name = "random"
+
+    def start(self, env):
+        self.rng = np.random.default_rng(self.seed)
+
+    def decide(self, env):
+        return {a: int(self.rng.integers(env.action_space(a).n)) for a in env.possible_agents}
+
+
 @dataclass
-class ClusterConstant:
+class ClusterConstant(ClusterPolicy):
     knobs: Knobs = VLLM_DEFAULT
     rule: str = "least_outstanding"
     target: int | None = None  # None: every replica
     name: str = "constant"
 
-    def reset(self, env, seed):
+    def start(self, env):
         if self.rule not in ROUTER_RULES:
             raise ValueError(f"rule={self.rule!r} is unknown; allowed: {', '.join(ROUTER_RULES)}")
         if self.target is not None and not 1 <= self.target <= env.n:
             raise ValueError(f"target={self.target!r} must be in 1..{env.n}")
 
-    def act(self, env) -> dict:
+    def decide(self, env) -> dict:
         return actions_for(env, self.knobs, self.rule, self.target or env.n)
 
     def describe(self) -> str:
@@ -86,7 +122,7 @@ class ClusterConstant:
 
 
 @dataclass
-class HPAPolicy:
+class HPAPolicy(ClusterPolicy):
     """See the module docstring. `target_outstanding`: the per-replica metric's target."""
 
     knobs: Knobs = VLLM_DEFAULT
@@ -96,13 +132,13 @@ class HPAPolicy:
     rule: str = "least_outstanding"  # the router beside the autoscaler
     name: str = "hpa"
 
-    def reset(self, env, seed):
+    def start(self, env):
         if self.rule not in ROUTER_RULES:
             raise ValueError(f"rule={self.rule!r} is unknown; allowed: {', '.join(ROUTER_RULES)}")
         self.recent: list[int] = []
         self.target = int((env.cluster.state == ACTIVE).sum())
 
-    def act(self, env) -> dict:
+    def decide(self, env) -> dict:
         c = env.cluster
         active = np.flatnonzero(c.state == ACTIVE)
         if env.window > 0 and active.size:
@@ -116,7 +152,7 @@ class HPAPolicy:
 
 
 @dataclass
-class ClusterOracle:
+class ClusterOracle(ClusterPolicy):
     """See the module docstring."""
 
     knobs: Knobs = VLLM_DEFAULT
@@ -127,9 +163,8 @@ class ClusterOracle:
     every: int = 2
     utilizations: tuple = (0.5, 0.7, 0.9)
     name: str = "oracle"
-    sees_env = True
 
-    def reset(self, env, seed):
+    def start(self, env):
         self.cur_target = self.target or env.n
         self.cur_rule = self.rule
         self.evaluated = 0
@@ -161,7 +196,7 @@ class ClusterOracle:
         counts = np.histogram(w.arrival_s, bins=ahead, range=(t0, t0 + ahead * W))[0]
         return min(env.n, max(1, math.ceil(counts.max() / W / (utilization * env.task.replica_capacity_rps))))
 
-    def act(self, env) -> dict:
+    def decide(self, env) -> dict:
         if env.window % self.every == 0:
             t0 = self.cur_target
             cands = {(t0, self.cur_rule)}
@@ -177,18 +212,9 @@ class ClusterOracle:
 
 
 def run_cluster_episode(policy, task, seed: int, **env_kwargs) -> dict:
-    """One episode of `policy` -> {"score", components, "seed", "billed_usd", "gpu_share", "targets"}."""
-    from igym_marl import serving_cluster_v0
-    env = serving_cluster_v0.parallel_env(task, **env_kwargs)
-    env.reset(seed=seed)
-    policy.reset(env, seed)
-    targets = []
-    while env.agents:
-        act = policy.act(env)
-        targets.append(act[AUTOSCALER] + 1)
-        _, _, _, _, infos = env.step(act)
-    ep = infos[ROUTER]["episode"]
-    return {**ep, "seed": seed, "targets": targets}
+    """``run_episode`` on a cluster task (env_kwargs: replicas, episode_windows, ...)."""
+    from igym_marl.agents.evaluation import run_episode
+    return run_episode(policy, task, seed, env_kwargs=env_kwargs)
 
 
 CLUSTER_CACHE = TUNED_DIR / "cluster_best_constant.json"
@@ -251,5 +277,5 @@ def search_cluster_constant(task, seeds_first: int = 2, seeds_final: int = 6, ke
     return ranked[0][1], ranked
 
 
-__all__ = ["ClusterConstant", "HPAPolicy", "ClusterOracle", "run_cluster_episode", "search_cluster_constant",
+__all__ = ["ClusterPolicy", "RandomCluster", "ClusterConstant", "HPAPolicy", "ClusterOracle", "run_cluster_episode", "search_cluster_constant",
            "actions_for", "knob_candidates", "cluster_baseline", "load_cluster_cache", "CLUSTER_CACHE"]

@@ -22,25 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from igym_marl.agents.cluster.baselines import (CLUSTER_CACHE, ClusterConstant, ClusterOracle, HPAPolicy, cluster_baseline,
+from igym_marl.agents.cluster.baselines import (RandomCluster, ClusterPolicy, CLUSTER_CACHE, ClusterConstant, ClusterOracle, HPAPolicy, cluster_baseline,
                             load_cluster_cache, run_cluster_episode, search_cluster_constant)
 from igym_marl.agents.analysis.stats import adaptivity_gap, bootstrap_ci, headroom, label
+from igym_marl.envs.cluster import ROUTER_RULES
 from igym_marl.sim.types import VLLM_DEFAULT
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
 from igym_marl.workloads.tasks import EVAL_SEEDS, TRAIN_SEEDS
 
 HPA_GRID = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # conversations of 12k-token prompts hold few requests at once
 FIXED_RULES = ("round_robin", "prefix_affinity", "scored:0.43")
-
-
-class RandomCluster:
-    name = "random"
-
-    def reset(self, env, seed):
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, env):
-        return {a: int(self.rng.integers(env.action_space(a).n)) for a in env.possible_agents}
 
 
 def search(tasks, log=print) -> None:
@@ -62,20 +53,44 @@ def search(tasks, log=print) -> None:
         log(f"{task}: wrote {CLUSTER_CACHE}")
 
 
-def policies(task: str, checkpoints=(), replicas: int | None = None) -> dict:
-    best = cluster_baseline(task, "best-constant")
-    if replicas is not None:  # searched at the task's N: keep its knobs and rule, with every replica up
-        best = ClusterConstant(best.knobs, best.rule, None, name="best-constant")
-    out = {"random": RandomCluster(), "vllm-default": ClusterConstant(VLLM_DEFAULT, "least_outstanding", None)}
-    # the routers people deploy, every replica up at vLLM's default knobs: round robin, vLLM router /
-    # SGLang cache-aware (prefix_affinity) and llm-d's default scoring profile (prefix weight 3/7)
-    for rule in FIXED_RULES:
-        out[f"rule:{rule}"] = ClusterConstant(VLLM_DEFAULT, rule, None, name=f"rule:{rule}")
-    out.update({"best-constant": best, "hpa": cluster_baseline(task, "hpa"),
-                "oracle": ClusterOracle(best.knobs, best.rule, best.target)})
-    for ck in checkpoints:  # trained cluster MAPPO (scripts/train_cluster.py)
+CLUSTER_POLICIES = ("random", "vllm-default", *(f"rule:{r}" for r in FIXED_RULES), "best-constant", "hpa", "oracle",
+                    "mappo")
+
+
+def make_cluster_policy(name: str, task: str, checkpoint=None, replicas: int | None = None, **_) -> ClusterPolicy:
+    """A cluster policy by name (the cluster counterpart of ``igym_marl.agents.make_policy``):
+    random, vllm-default, rule:RULE (every replica up at vLLM's default knobs behind that router:
+    round robin, vLLM router / SGLang cache-aware prefix_affinity, llm-d's default scoring profile
+    scored:0.43), best-constant, hpa, oracle, or mappo (``checkpoint``, default the shipped one).
+    With `replicas`, the best constant keeps its knobs and rule with every replica up."""
+    if name == "random":
+        return RandomCluster()
+    if name == "vllm-default":
+        return ClusterConstant(VLLM_DEFAULT, "least_outstanding", None, name="vllm-default")
+    if name.startswith("rule:"):
+        rule = name.split(":", 1)[1]
+        if rule not in ROUTER_RULES:
+            raise ValueError(f"policy={name!r}: rule {rule!r} is unknown; allowed: {', '.join(ROUTER_RULES)}")
+        return ClusterConstant(VLLM_DEFAULT, rule, None, name=name)
+    if name in ("best-constant", "oracle"):
+        best = cluster_baseline(task, "best-constant")
+        if name == "oracle":
+            return ClusterOracle(best.knobs, best.rule, best.target)
+        return best if replicas is None else ClusterConstant(best.knobs, best.rule, None, name="best-constant")
+    if name == "hpa":
+        return cluster_baseline(task, "hpa")
+    if name == "mappo":
         from igym_marl.agents.cluster.learner import ClusterLearned
-        out[f"mappo ({Path(ck).parent.name})"] = ClusterLearned(ck)
+        from igym_marl.agents.policies.learned import resolve
+        return ClusterLearned(resolve(checkpoint, "mappo", task))
+    raise ValueError(f"policy={name!r} is unknown for a cluster task; allowed: {', '.join(CLUSTER_POLICIES)} "
+                     f"(rule: takes {', '.join(ROUTER_RULES)})")
+
+
+def policies(task: str, checkpoints=(), replicas: int | None = None) -> dict:
+    out = {n: make_cluster_policy(n, task, replicas=replicas) for n in CLUSTER_POLICIES if n != "mappo"}
+    for ck in checkpoints:  # trained cluster MAPPO (train_marl.py --task cluster_*)
+        out[f"mappo ({Path(ck).parent.name})"] = make_cluster_policy("mappo", task, checkpoint=ck)
     return out
 
 

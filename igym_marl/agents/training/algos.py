@@ -13,6 +13,14 @@ their log-probabilities and the critic's values. What differs between the algori
 
 Advantages come per value head (``[T, E, V]``) and are handed to the policy rows: with V = 1
 every agent gets the team advantage, with V = 4 agent i gets its own.
+
+Cluster tasks have a fourth adapter, ``igym_marl.agents.cluster.learner.ClusterMAPPO``: the same
+interface over serving_cluster_v0's 4 N + 2 agents.
+
+Every adapter has: ``agents`` (the env's agents its actions are for, in order), ``P`` and ``V``,
+``actor_input(obs)``, ``policy_input``/``value_input``, ``logits``, ``act``, ``logp_entropy``,
+``value``, ``vnorm``, ``row_weights`` (each policy row's weight in behaviour cloning),
+``policy_module()``, ``modules_to_save()`` and ``layout()`` (what its checkpoints must match).
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from igym_marl.envs import AGENTS
 from igym_marl.envs.features import STATE_DIM
 
-from igym_marl.agents.training.networks import INPUT_DIM, N_AGENTS, Critic, SharedActor, SingleActorCritic
+from igym_marl.agents.training.networks import (INPUT_DIM, N_AGENTS, Critic, SharedActor, SingleActorCritic,
+                                                actor_input_array, layout)
 
 ALGOS = ("mappo", "ippo", "ppo-single")
 
@@ -53,7 +63,24 @@ class RunningNorm(nn.Module):
         return x * torch.sqrt(self.var + 1e-8) + self.mean
 
 
-class MultiAgent(nn.Module):
+class _SingleReplica:
+    """What the serving_v0 learners share: the standard team's agents, their actor inputs and the
+    checkpoint layout."""
+
+    agents = list(AGENTS)
+
+    def actor_input(self, obs: dict) -> np.ndarray:
+        return actor_input_array(obs)
+
+    def layout(self) -> dict:
+        return layout()
+
+    @property
+    def row_weights(self) -> torch.Tensor:
+        return torch.ones(self.P)
+
+
+class MultiAgent(_SingleReplica, nn.Module):
     """MAPPO (centralized critic) or IPPO (a critic per agent's own input)."""
 
     P = N_AGENTS
@@ -113,7 +140,7 @@ class MultiAgent(nn.Module):
         return {"actor": self.actor, "critic": self.critic, "vnorm": self.vnorm}
 
 
-class SingleAgent(nn.Module):
+class SingleAgent(_SingleReplica, nn.Module):
     """PPO on the single-agent wrapper's view: the global state -> the four agents' actions."""
 
     P = 1
@@ -157,9 +184,16 @@ class SingleAgent(nn.Module):
         return {"model": self.model, "vnorm": self.vnorm}
 
 
-def make_learner(algo: str, hidden: int, per_agent_values: bool = False) -> nn.Module:
+def make_learner(algo: str, hidden: int, per_agent_values: bool = False, replicas: int | None = None) -> nn.Module:
+    """The learner adapter of `algo`; with `replicas`, the cluster MAPPO for that fleet size."""
     if algo not in ALGOS:
         raise ValueError(f"algo={algo!r} is unknown; allowed: {', '.join(ALGOS)}")
+    if replicas is not None:
+        if algo != "mappo" or per_agent_values:
+            raise ValueError(f"cluster tasks train mappo with team credit; got algo={algo!r}"
+                             + (" and counterfactual credit" if per_agent_values else ""))
+        from igym_marl.agents.cluster.learner import ClusterMAPPO
+        return ClusterMAPPO(replicas, hidden)
     return (SingleAgent if algo == "ppo-single" else MultiAgent)(algo, hidden, per_agent_values)
 
 

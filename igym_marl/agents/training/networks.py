@@ -147,11 +147,13 @@ def greedy_single(model: SingleActorCritic, state) -> dict[str, int]:
 
 # ---------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, *, algo: str, task: str, args: dict, modules: dict[str, nn.Module], step: int,
-                    extra: dict | None = None) -> Path:
-    """Write atomically (temp file + rename): an interrupted save never leaves a broken file."""
+                    extra: dict | None = None, layout_: dict | None = None) -> Path:
+    """Write atomically (temp file + rename): an interrupted save never leaves a broken file.
+    `layout_`: the learner's layout (default: the single-replica one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": CHECKPOINT_FORMAT, "env_version": ENV_VERSION, "layout": layout(), "algo": algo, "task": task,
+    blob = {"format": CHECKPOINT_FORMAT, "env_version": ENV_VERSION, "layout": layout_ or layout(), "algo": algo,
+            "task": task,
             "args": args, "step": int(step), "state_dicts": {k: m.state_dict() for k, m in modules.items()},
             **(extra or {})}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -178,8 +180,10 @@ def _non_finite(blob, prefix: str = "") -> str | None:
     return None
 
 
-def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) -> dict:
-    """Load safely and check that the checkpoint fits this environment (and `task`, if given)."""
+def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None, cluster: bool = False) -> dict:
+    """Load safely and check that the checkpoint fits this environment (and `task`, if given):
+    serving_v0's layout, or with `cluster` a cluster learner's (its replicas come from the file;
+    :func:`load_learner` checks the rest)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -202,8 +206,12 @@ def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) ->
                          f"found {blob.get('format') if isinstance(blob, dict) else type(blob).__name__!r})")
     if blob.get("env_version") != ENV_VERSION:
         raise ValueError(f"{path} was made for env version {blob.get('env_version')!r}; this is {ENV_VERSION!r}")
-    check_team((blob.get("layout") or {}).get("team"), STANDARD.signature(), f"checkpoint {path}")
-    if blob.get("layout") != layout():
+    found = blob.get("layout") or {}
+    check_team(found.get("team"), STANDARD.signature(), f"checkpoint {path}")
+    if (found.get("kind") == "cluster") != cluster:
+        raise ValueError(f"checkpoint {path} holds a {'cluster' if found.get('kind') == 'cluster' else 'single-replica'} "
+                         f"policy; this needs a {'cluster' if cluster else 'single-replica'} one")
+    if not cluster and blob.get("layout") != layout():
         raise ValueError(f"{path} was made for another observation/action layout: expected {layout()}, "
                          f"found {blob.get('layout')}")
     bad = _non_finite(blob)
@@ -216,3 +224,16 @@ def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None) ->
         raise ValueError(f"{path} was trained on task {blob.get('task')!r}, not {task!r}; pass a checkpoint for "
                          f"{task!r}")
     return blob
+
+
+def load_learner(path, cluster: bool = True, task: str | None = None):
+    """A cluster learner restored from its checkpoint -> (learner, blob)."""
+    from igym_marl.agents.cluster.learner import ClusterMAPPO
+    blob = load_checkpoint(path, algos=("mappo",), task=task, cluster=cluster)
+    learner = ClusterMAPPO(int(blob["layout"]["replicas"]), int(blob["args"]["hidden"]))
+    if learner.layout() != blob["layout"]:
+        raise ValueError(f"{path} was made for another cluster layout: expected {learner.layout()}, found "
+                         f"{blob['layout']}")
+    for name, module in learner.modules_to_save().items():
+        module.load_state_dict(blob["state_dicts"][name])
+    return learner, blob

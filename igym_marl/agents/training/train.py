@@ -53,12 +53,13 @@ from torch import nn
 from igym_marl.agents.training.algos import ALGOS, make_learner, policy_rows
 from igym_marl.agents.outputs import check_output_dir
 from igym_marl.agents.evaluation import run_episode
-from igym_marl.agents.policies.frozen import parse_freeze
+from igym_marl.agents.policies.base import Policy
+from igym_marl.agents.policies.frozen import FrozenAgent, parse_freeze
 from igym_marl.agents.training.networks import load_checkpoint, save_checkpoint
 from igym_marl.agents.training.vecenv import CREDITS, REFERENCES, VecEnv
-from igym_marl.agents.training.warmstart import TEACHERS, bc_loss, clone, collect
-from igym_marl.envs import AGENTS
+from igym_marl.agents.training.warmstart import CLUSTER_TEACHERS, TEACHERS, bc_loss, clone, collect
 from igym_marl.workloads import EVAL_SEEDS, get_task
+from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS, get_cluster_task
 
 EVAL_START = EVAL_SEEDS.start
 SEED_BLOCK = 100_000  # training episode seeds of run seed s: SEED_BLOCK x s + i
@@ -73,7 +74,10 @@ def opt(default, help: str, **kw):
 @dataclass
 class Args:
     task: str = opt("adversarial_multitenant", "task id or alias (static_workload, bursty_workload, "
-                    "adversarial_multitenant); with --trace: trace")
+                    "adversarial_multitenant, mooncake_conversation), or a cluster task (cluster_diurnal, "
+                    "cluster_bursty, cluster_conversation: mappo on serving_cluster_v0); with --trace: trace")
+    replicas: int = opt(0, "cluster tasks: the fleet's size N (0: the task's own)")
+    episode_windows: int = opt(0, "shorter episodes of this many windows (0: the task's own)")
     trace: str = opt("", "replay this trace file as the task (BurstGPT or Azure CSV)")
     trace_format: str = opt("auto", "the trace's format: auto (from its header), burstgpt or azure")
     trace_load: float = opt(0.0, "scale the trace's rate to this multiple of the replica's measured capacity "
@@ -98,7 +102,9 @@ class Args:
     max_grad_norm: float = opt(0.5, "gradient clipping")
     hidden: int = opt(64, "hidden units of the MLPs")
     value_norm: bool = opt(True, "normalize value targets with running statistics (MAPPO's value normalization)")
-    warm_start: str = opt("heuristic", "behaviour-clone this baseline before PPO: heuristic, best-constant, oracle (clairvoyant, privileged) or none")
+    warm_start: str = opt("auto", "behaviour-clone this baseline before PPO: heuristic, best-constant, oracle "
+                          "(clairvoyant, privileged) or none; on cluster tasks hpa, oracle or none; auto: heuristic, "
+                          "or hpa on a cluster task")
     warm_episodes: int = opt(16, "teacher episodes (training seeds) for the warm start")
     warm_epochs: int = opt(20, "behaviour-cloning epochs")
     dagger_rounds: int = opt(3, "after cloning the teacher's episodes: rounds of the learner's own rollouts "
@@ -128,6 +134,17 @@ class Args:
             self.freeze = []
 
     @property
+    def cluster(self) -> bool:
+        return self.task in CLUSTER_TASK_IDS
+
+    @property
+    def teacher(self) -> str | None:
+        """The warm start's teacher (None: no warm start)."""
+        if self.warm_start == "auto":
+            return "hpa" if self.cluster else "heuristic"
+        return None if self.warm_start == "none" else self.warm_start
+
+    @property
     def env_kwargs(self) -> dict:
         if self.trace:
             kw = {"task": "trace", "path": self.trace, "format": self.trace_format}
@@ -136,7 +153,12 @@ class Args:
             if self.trace_windows:
                 kw.update(episode_windows=self.trace_windows, random_start=True)
             return kw
-        return {"task": self.task}
+        kw = {"task": self.task}
+        if self.cluster and self.replicas:
+            kw["replicas"] = self.replicas
+        if self.episode_windows:
+            kw["episode_windows"] = self.episode_windows
+        return kw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,11 +189,23 @@ def parse_args(argv=None) -> tuple[Args, dict]:
 
 
 def validate(args: Args, error) -> None:
+    """Every setting checked before anything runs; `error` reports the first bad one and exits."""
     if args.algo not in ALGOS:
         error(f"--algo {args.algo!r}: allowed {', '.join(ALGOS)}")
+    _validate_task(args, error)
+    _validate_numbers(args, error)
+    _validate_choices(args, error)
+
+
+def _validate_task(args: Args, error) -> None:
+    """The task, resolved once here (a trace's file is parsed here, naming a bad one)."""
+    if args.episode_windows < 0 or args.replicas < 0:
+        error("--episode-windows and --replicas must be >= 0 (0: the task's own)")
     if args.trace:
         if args.trace_load < 0 or args.trace_windows < 0:
             error("--trace-load and --trace-windows must be >= 0 (0: as recorded / the whole trace)")
+        if args.episode_windows:
+            error("--episode-windows does not apply to --trace (give --trace-windows)")
         args.trace = str(Path(args.trace).resolve())
         kw = dict(args.env_kwargs)
         try:
@@ -181,11 +215,23 @@ def validate(args: Args, error) -> None:
         args.task = "trace"
     elif args.trace_load or args.trace_windows or args.trace_format != "auto":
         error("--trace-format, --trace-load and --trace-windows apply to --trace PATH")
+    elif args.task in CLUSTER_TASK_IDS:
+        try:
+            args.replicas = get_cluster_task(args.task, replicas=args.replicas or None).replicas
+        except ValueError as e:
+            error(f"--replicas {args.replicas}: {e}")
+        if args.algo != "mappo" or args.credit != "team" or args.freeze:
+            error(f"--task {args.task}: cluster tasks train mappo with team credit and no frozen agents")
     else:
+        if args.replicas:
+            error(f"--replicas applies to cluster tasks ({', '.join(CLUSTER_TASK_IDS)})")
         try:
             args.task = get_task(args.task).id
         except ValueError as e:
-            error(str(e))
+            error(f"{e}; or a cluster task: {', '.join(CLUSTER_TASK_IDS)}")
+
+
+def _validate_numbers(args: Args, error) -> None:
     for name, lo in (("steps", 1), ("num_envs", 1), ("workers", 0), ("rollout", 2), ("epochs", 1), ("minibatches", 1),
                      ("hidden", 4), ("checkpoint_every", 1), ("eval_episodes", 1), ("threads", 1),
                      ("warm_episodes", 1), ("warm_epochs", 0), ("dagger_rounds", 0)):
@@ -213,8 +259,13 @@ def validate(args: Args, error) -> None:
     if args.minibatches > samples:
         error(f"--minibatches {args.minibatches}: more than the {samples} samples of an update (--num-envs "
               f"{args.num_envs} x --rollout {args.rollout})")
-    if args.warm_start not in (*TEACHERS, "none"):
-        error(f"--warm-start {args.warm_start!r}: allowed {', '.join(TEACHERS)}, none")
+
+
+def _validate_choices(args: Args, error) -> None:
+    teachers = CLUSTER_TEACHERS if args.cluster else TEACHERS
+    if args.warm_start not in (*teachers, "auto", "none"):
+        error(f"--warm-start {args.warm_start!r}: allowed {', '.join(teachers)}, auto, none"
+              + (" on a cluster task" if args.cluster else ""))
     if args.credit not in CREDITS:
         error(f"--credit {args.credit!r}: allowed {', '.join(CREDITS)}")
     if args.cf_reference not in REFERENCES:
@@ -315,34 +366,41 @@ class RunFolder:
 
 
 # ---------------------------------------------------------------------------------- evaluation
-@torch.no_grad()
+class Greedy(Policy):
+    """A learner's most likely actions (the frozen agents keep their rules), for any env kind."""
+
+    name = "learner"
+
+    def __init__(self, learner, freeze: list):
+        self.learner, self.freeze = learner, freeze
+
+    def reset(self, task, seed):
+        super().reset(task, seed)
+        self.frozen = {a: FrozenAgent(a, r) for a, r in parse_freeze(self.freeze).items()}
+        for f in self.frozen.values():
+            f.reset(task, seed)
+
+    @torch.no_grad()
+    def act(self, obs, infos, state=None):
+        lr = self.learner
+        x = lr.actor_input(obs)[None]
+        s = np.asarray(state, dtype=np.float32)[None]
+        a, _ = lr.act(torch.as_tensor(lr.policy_input(x, s)), greedy=True)
+        out = dict(zip(lr.agents, a[0].tolist()))
+        for ag, f in self.frozen.items():
+            out[ag] = f.act(obs, infos, state)
+        return out
+
+
 def evaluate(learner, args: Args, episodes: int) -> list[float]:
-    """Greedy held-out episodes (the frozen agents keep their rules)."""
-    from igym_marl.agents.policies.base import Policy
-    from igym_marl.agents.policies.frozen import FrozenAgent
-    from igym_marl.agents.training.networks import actor_input_array
-
-    class Greedy(Policy):
-        name = "learner"
-
-        def reset(self, task, seed):
-            super().reset(task, seed)
-            self.frozen = {a: FrozenAgent(a, r) for a, r in parse_freeze(args.freeze).items()}
-            for f in self.frozen.values():
-                f.reset(task, seed)
-
-        def act(self, obs, infos, state=None):
-            x = actor_input_array(obs)[None]
-            s = np.asarray(state, dtype=np.float32)[None]
-            a, _ = learner.act(torch.as_tensor(learner.policy_input(x, s)), greedy=True)
-            out = {ag: int(a[0, i]) for i, ag in enumerate(AGENTS)}
-            for ag, f in self.frozen.items():
-                out[ag] = f.act(obs, infos, state)
-            return out
-
+    """Greedy held-out episodes through the one episode loop."""
     kw = dict(args.env_kwargs)
-    task = get_task(kw.pop("task"), **kw)
-    return [run_episode(Greedy(), task, EVAL_START + k)["score"] for k in range(episodes)]
+    task_id = kw.pop("task")
+    if args.cluster:
+        return [run_episode(Greedy(learner, []), task_id, EVAL_START + k, env_kwargs=kw)["score"]
+                for k in range(episodes)]
+    task = get_task(task_id, **kw)
+    return [run_episode(Greedy(learner, args.freeze), task, EVAL_START + k)["score"] for k in range(episodes)]
 
 
 # ---------------------------------------------------------------------------------- training
@@ -357,17 +415,18 @@ def train(args: Args) -> dict:
         args = run.restore_args(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # before the networks are initialised
-    learner = make_learner(args.algo, args.hidden, per_agent_values=args.credit == "counterfactual")
+    learner = make_learner(args.algo, args.hidden, per_agent_values=args.credit == "counterfactual",
+                           replicas=args.replicas if args.cluster else None)
     optimizer = torch.optim.Adam(learner.parameters(), lr=args.lr, eps=1e-5)
     frozen = parse_freeze(args.freeze)
-    mask = torch.tensor([a not in frozen for a in AGENTS])  # policy rows that learn
+    mask = torch.tensor([a not in frozen for a in learner.agents])  # policy rows that learn
     E, T, P, V = args.num_envs, args.rollout, learner.P, learner.V
     total = math.ceil(args.steps / (E * T)) * E * T
     step = update = 0
     episodes_done = [0] * E
     warm = {}
     if args.resume:
-        blob = load_checkpoint(run.ckpt, algos=(args.algo,), task=args.task)
+        blob = load_checkpoint(run.ckpt, algos=(args.algo,), task=args.task, cluster=args.cluster)
         for name, module in learner.modules_to_save().items():
             module.load_state_dict(blob["state_dicts"][name])
         optimizer.load_state_dict(blob["optimizer"])
@@ -375,8 +434,9 @@ def train(args: Args) -> dict:
         torch.set_rng_state(blob["torch_rng"])
         warm = blob.get("warm_start", {})
     run.open_logs(args, step)
-    teacher = None if args.warm_start == "none" else args.warm_start
-    envs = VecEnv(args.env_kwargs, E, seed_base=SEED_BLOCK * args.seed, policy={"algo": args.algo, "hidden": args.hidden},
+    teacher = args.teacher
+    policy = {"algo": args.algo, "hidden": args.hidden, "replicas": args.replicas if args.cluster else None}
+    envs = VecEnv(args.env_kwargs, E, seed_base=SEED_BLOCK * args.seed, policy=policy,
                   seed=args.seed, workers=args.workers, frozen=frozen, credit=args.credit,
                   reference=args.cf_reference, teacher=teacher, episodes_done=episodes_done)
     envs.reset()
@@ -514,7 +574,7 @@ def train(args: Args) -> dict:
                 next_eval += eval_period
             if step >= next_ck or step >= total:
                 save_checkpoint(run.ckpt, algo=args.algo, task=args.task, args=dataclasses.asdict(args),
-                                modules=learner.modules_to_save(), step=step,
+                                modules=learner.modules_to_save(), step=step, layout_=learner.layout(),
                                 extra={"optimizer": optimizer.state_dict(), "episodes": envs.episodes(),
                                        "update": update, "torch_rng": torch.get_rng_state(), "frozen": dict(frozen),
                                        "warm_start": warm})

@@ -31,16 +31,30 @@ import torch
 
 from igym_marl import serving_v0
 from igym_marl.envs import AGENTS, joint_knobs
-from igym_marl.envs.features import STATE_DIM
 
-from igym_marl.agents.training.networks import INPUT_DIM, N_AGENTS, actor_input_array
+from igym_marl.agents.training.networks import N_AGENTS, actor_input_array
 
 CREDITS = ("team", "counterfactual")
 REFERENCES = ("previous", "teacher")
 
 
+def is_cluster(env_kwargs: dict) -> bool:
+    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
+    return env_kwargs.get("task") in CLUSTER_TASK_IDS
+
+
+def make_slot(env_kwargs: dict, *args):
+    """An env copy of the task's kind: EnvSlot (serving_v0) or ClusterSlot (serving_cluster_v0)."""
+    if is_cluster(env_kwargs):
+        from igym_marl.agents.cluster.learner import ClusterSlot
+        return ClusterSlot(env_kwargs, *args)
+    return EnvSlot(env_kwargs, *args)
+
+
 class EnvSlot:
     """One env copy with its episode seeds, frozen agents and (optional) teacher."""
+
+    auto_reset = True  # a finished episode restarts at once (a warm start's last one need not)
 
     def __init__(self, env_kwargs: dict, index: int, n_envs: int, seed_base: int, episodes_done: int,
                  frozen: dict[str, str], credit: str, reference: str, teacher: str | None):
@@ -102,11 +116,12 @@ class EnvSlot:
         done = not self.env.agents
         score = self.env.score if done else float("nan")
         applied_arr = np.array([applied[a] for a in AGENTS], dtype=np.int64)
-        if done:
+        if done and self.auto_reset:
             x, s = self.reset()
         else:
             x, s = actor_input_array(self.obs), self.env.state()
-            self.teacher_actions = self._teacher()
+            if not done:
+                self.teacher_actions = self._teacher()
         return x, s, r, diff, done, score, applied_arr, self.teacher_actions
 
 
@@ -119,8 +134,9 @@ class Rollouts:
     def __init__(self, slot_args: list, policy: dict, seed: int):
         from igym_marl.agents.training.algos import make_learner
         torch.set_num_threads(1)
-        self.slots = [EnvSlot(*a) for a in slot_args]
-        self.learner = make_learner(policy["algo"], policy["hidden"])
+        self.slots = [make_slot(*a) for a in slot_args]
+        self.learner = make_learner(policy["algo"], policy["hidden"], replicas=policy.get("replicas"))
+        self.n_agents = len(self.learner.agents)  # actions per step
         self.rngs = [np.random.default_rng([seed, a[1], 17]) for a in slot_args]
         self.obs = None
 
@@ -136,19 +152,19 @@ class Rollouts:
         x = np.stack([o[0] for o in self.obs])
         state = np.stack([o[1] for o in self.obs])
         logits = self.learner.logits(torch.as_tensor(self.learner.policy_input(x, state)))
-        u = np.stack([rng.random(N_AGENTS) for rng in self.rngs])  # one draw per copy and agent
-        acts = np.empty((len(self.slots), N_AGENTS), dtype=np.int64)
+        u = np.stack([rng.random(self.n_agents) for rng in self.rngs])  # one draw per copy and agent
+        acts = np.empty((len(self.slots), self.n_agents), dtype=np.int64)
         for i, lg in enumerate(logits):
             cdf = torch.softmax(lg, -1).cumsum(-1).numpy()
             acts[:, i] = np.minimum((cdf < u[:, i:i + 1] * cdf[:, -1:]).sum(1), cdf.shape[1] - 1)
         return acts
 
     def rollout(self, steps: int) -> dict:
-        n = len(self.slots)
-        out = {"x": [], "state": [], "act": np.zeros((steps, n, N_AGENTS), np.int64),
-               "applied": np.zeros((steps, n, N_AGENTS), np.int64), "reward": np.zeros((steps, n), np.float32),
-               "diff": np.zeros((steps, n, N_AGENTS), np.float32), "done": np.zeros((steps, n), bool),
-               "score": np.full((steps, n), np.nan), "teacher": np.zeros((steps + 1, n, N_AGENTS), np.int64)}
+        n, a = len(self.slots), self.n_agents
+        out = {"x": [], "state": [], "act": np.zeros((steps, n, a), np.int64),
+               "applied": np.zeros((steps, n, a), np.int64), "reward": np.zeros((steps, n), np.float32),
+               "diff": np.zeros((steps, n, a), np.float32), "done": np.zeros((steps, n), bool),
+               "score": np.full((steps, n), np.nan), "teacher": np.zeros((steps + 1, n, a), np.int64)}
         for t in range(steps):
             out["x"].append(np.stack([o[0] for o in self.obs]))
             out["state"].append(np.stack([o[1] for o in self.obs]))
@@ -274,4 +290,4 @@ class VecEnv:
             self.workers = -1
 
 
-__all__ = ["VecEnv", "EnvSlot", "Rollouts", "CREDITS", "REFERENCES"]
+__all__ = ["VecEnv", "EnvSlot", "make_slot", "is_cluster", "Rollouts", "CREDITS", "REFERENCES"]

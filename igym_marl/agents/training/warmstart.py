@@ -14,12 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from igym_marl import serving_v0
-from igym_marl.envs import AGENTS
-
-from igym_marl.agents.training.networks import actor_input_array
 
 TEACHERS = ("heuristic", "best-constant", "oracle")
+CLUSTER_TEACHERS = ("hpa", "oracle")  # igym_marl.agents.cluster.learner.TEACHERS
 BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range
 
 
@@ -33,30 +30,28 @@ def discounted_returns(rewards: list, gamma: float) -> list:
 
 
 def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, gamma: float) -> dict:
-    """Teacher episodes -> {"pol_in", "val_in", "actions", "returns", "score"} arrays (one row a window)."""
-    from igym_marl.agents import make_policy
-    if teacher not in TEACHERS:
-        raise ValueError(f"teacher={teacher!r} is unknown; allowed: {', '.join(TEACHERS)}")
+    """Teacher episodes -> {"pol_in", "val_in", "actions", "returns", "score"} arrays (one row a
+    window), played on one env copy of the task's kind (``vecenv.make_slot``) whose teacher's
+    labels are the actions applied."""
+    from igym_marl.agents.training.vecenv import is_cluster, make_slot
+    allowed = CLUSTER_TEACHERS if is_cluster(env_kwargs) else TEACHERS
+    if teacher not in allowed:
+        raise ValueError(f"teacher={teacher!r} is unknown; allowed: {', '.join(allowed)}")
+    slot = make_slot(env_kwargs, 0, 1, BC_SEED_BASE + 1000 * seed, 0, {}, "team", "previous", teacher)
     pol, val, acts, rets, scores = [], [], [], [], []
+    x, state = slot.reset()
     for k in range(episodes):
-        env = serving_v0.parallel_env(**env_kwargs)
-        s = BC_SEED_BASE + 1000 * seed + k
-        obs, infos = env.reset(seed=s)
-        policy = make_policy(teacher)
-        policy.reset(env.task, s)
-        if getattr(policy, "sees_env", False):  # the oracle: a privileged teacher that looks ahead in the env
-            policy.attach(env)
-        rewards = []
-        while env.agents:
-            x, state = actor_input_array(obs), env.state()
+        slot.auto_reset = k < episodes - 1  # the next episode starts only if it is played
+        rewards, done = [], False
+        while not done:
             pol.append(learner.policy_input(x, state))
             val.append(learner.value_input(x, state))
-            act = policy.act(obs, infos, state)
-            acts.append([act[a] for a in AGENTS])
-            obs, rew, _, _, infos = env.step(act)
-            rewards.append(rew[AGENTS[0]])
+            act = slot.teacher_actions
+            acts.append(act)
+            x, state, r, _, done, score, _, _ = slot.step(act)
+            rewards.append(r)
         rets += discounted_returns(rewards, gamma)
-        scores.append(env.score)
+        scores.append(score)
     return {"pol_in": torch.as_tensor(np.stack(pol)), "val_in": torch.as_tensor(np.stack(val)),
             "actions": torch.as_tensor(np.array(acts, dtype=np.int64)),
             "returns": torch.as_tensor(np.array(rets, dtype=np.float32)), "score": float(np.mean(scores))}
@@ -73,7 +68,7 @@ def bc_loss(learner, pol_in: torch.Tensor, actions: torch.Tensor, mask: torch.Te
         if logp.shape[-1] == 1:  # one joint row (ppo-single)
             uniform = uniform.sum(-1, keepdim=True)
         logp = (1 - smoothing) * logp + smoothing * uniform
-    m = mask[: logp.shape[-1]].to(logp.dtype)
+    m = mask[: logp.shape[-1]].to(logp.dtype) * learner.row_weights
     return -(logp * m).sum(-1).mean() / m.sum().clamp(min=1.0)
 
 
@@ -104,4 +99,4 @@ def clone(learner, data: dict, mask: torch.Tensor, epochs: int, lr: float, batch
     return {"teacher_score": data["score"], "windows": n, "agreement": [round(float(x), 3) for x in agree]}
 
 
-__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "BC_SEED_BASE", "discounted_returns"]
+__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "CLUSTER_TEACHERS", "BC_SEED_BASE", "discounted_returns"]
