@@ -115,7 +115,7 @@ def test_evaluate_on_a_trace_states_its_fallbacks(tmp_path):
 
 
 def test_evaluate_keeps_finished_episodes_when_an_agent_raises(tmp_path, monkeypatch, capsys):
-    import igym_marl.agents
+    from igym_marl import agents
     from igym_marl.agents.analysis import evaluate
     from igym_marl.agents.policies.simple import ConstantPolicy
 
