@@ -92,8 +92,8 @@ def main(argv=None):
                          "file, replay_serving_runs.py's default)")
     args = ap.parse_args(argv)
     if args.fit_engine is not None and _is_runs_file(args.fit_engine):
-        import replay_serving_runs  # this folder's sibling script
-        return replay_serving_runs.main([str(args.fit_engine), "--fit", "--engine-name", args.engine_name]
+        from igym_marl.tools import replay
+        return replay.main([str(args.fit_engine), "--fit", "--engine-name", args.engine_name]
                                         + (["--fields", *args.fields] if args.fields else []))
     if args.fit_engine is not None:
         args.fields = args.fields or list(cal.ENGINE_FIELDS)
@@ -112,6 +112,14 @@ def main(argv=None):
     else:
         eff, ar, engine = fit(lin, ar_points, single)
 
+    _print_constants(eff, engine)
+    ar_err = _print_all_reduce(ar_points, ar)
+    _print_errors(lin, e2e, eff, ar, engine)
+    _print_summary(lin, e2e, eff, ar, engine, ar_err)
+    _print_points_and_fit(args, e2e, eff, ar, engine)
+
+
+def _print_constants(eff, engine) -> None:
     print("## Constants\n")
     print("| GPU | linear_mfu | hbm_efficiency | knee | layer_overhead_s | attn_mfu |")
     print("|---|---|---|---|---|---|")
@@ -122,6 +130,8 @@ def main(argv=None):
           f"tp_overhead_s {engine.tp_overhead_s * 1e3:.3g} ms per doubling of tp, "
           f"seq_overhead_s {engine.seq_overhead_s * 1e3:.3g} ms")
 
+
+def _print_all_reduce(ar_points, ar):
     print("\n## All-reduce inside one node (Vidur NCCL profiles)\n")
     print("| GPU | workers | latency | bandwidth | n | median abs. error | p90 | max |")
     print("|---|---|---|---|---|---|---|---|")
@@ -132,7 +142,10 @@ def main(argv=None):
                 continue
             sel = np.array([p.gpu == gpu and p.workers == w for p in ar_points])
             print(f"| {gpu} | {w} | {f.latency_s * 1e6:.1f} us | {f.bytes_per_s / 1e9:.0f} GB/s | {_stats(ar_err[sel])} |")
+    return ar_err
 
+
+def _print_errors(lin, e2e, eff, ar, engine) -> None:
     print("\n## Error by source, GPU, tensor parallel degree and phase\n")
     groups = []
     for (gpu, model) in cal.LINEAR_FILES:
@@ -148,6 +161,8 @@ def main(argv=None):
                            [p for p in e2e if p.tp == tp and keep(p)]))
     error_table(groups, eff, ar, engine)
 
+
+def _print_summary(lin, e2e, eff, ar, engine, ar_err) -> None:
     print("\n## Summary\n")
     print("| points | n | median abs. error | p90 | max |")
     print("|---|---|---|---|---|")
@@ -163,6 +178,8 @@ def main(argv=None):
         print(f"| {name} | {_stats(_errors(pts, eff, ar, engine))} |")
     print(f"| all-reduce, A100 and H100 | {_stats(ar_err)} |")
 
+
+def _print_points_and_fit(args, e2e, eff, ar, engine) -> None:
     if args.points:
         print("\n## Every end-to-end point\n")
         print("| phase | tp | prompt | batch | context | measured ms | predicted ms | error |")

@@ -221,6 +221,20 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     app.state.sessions, app.state.openenv = store, {"single": single, "multi": multi}
     app.state.max_body_bytes = max_body_bytes
 
+    _error_handlers(app, multi_app)
+    _session_routes(app, store)
+    _benchmark_routes(app, store)
+    _status_routes(app, store, max_sessions, idle_timeout_s, max_body_bytes)
+    _dashboard_and_reaper(app, store, idle_timeout_s)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(WebSocketEndGuard)
+    app.add_middleware(OriginGuard, allow_origins=allow_origins)
+    return app
+
+
+def _error_handlers(app: FastAPI, multi_app: FastAPI) -> None:
+    """A finished episode is 409, a bad value 422, on both apps."""
+
     @app.exception_handler(EpisodeOver)
     async def _episode_over(request: Request, exc: EpisodeOver):
         hint = ("; OpenEnv's plain-HTTP /step builds a fresh env per request: play episodes over /ws or "
@@ -234,9 +248,10 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     multi_app.add_exception_handler(EpisodeOver, _episode_over)
     multi_app.add_exception_handler(ValueError, _bad_value)
 
-    # ------------------------------------------------------------------ HTTP sessions
-    # One operation at a time per session (sessions.py): a second one is answered 409 at once.
-    # Env work runs in the thread pool; the event loop never waits on a lock or on an env.
+
+def _exclusive_factory(store: SessionStore):
+    """(claim one session for one operation: a context manager, the HTTP error of a failed claim)."""
+
     def _http_error(e: Exception) -> HTTPException:
         if isinstance(e, UnknownSession):
             return HTTPException(status_code=404, detail=str(e.args[0]))
@@ -252,6 +267,15 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
             yield s
         finally:
             store.release(s)
+
+    return _exclusive, _http_error
+
+
+def _session_routes(app: FastAPI, store: SessionStore) -> None:
+    # ------------------------------------------------------------------ HTTP sessions
+    # One operation at a time per session (sessions.py): a second one is answered 409 at once.
+    # Env work runs in the thread pool; the event loop never waits on a lock or on an env.
+    _exclusive, _http_error = _exclusive_factory(store)
 
     def _reset_fields(body: dict) -> dict:
         extra = sorted(set(body) - {"task_id", "seed", "mode"})
@@ -321,6 +345,10 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
                 raise
             raise _http_error(e) from None
 
+
+def _benchmark_routes(app: FastAPI, store: SessionStore) -> None:
+    _exclusive, _ = _exclusive_factory(store)
+
     # ------------------------------------------------------------------ catalog, grading, baselines
     @app.get("/tasks", tags=["Benchmark"])
     async def tasks():
@@ -352,6 +380,10 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
         except FileNotFoundError as e:
             raise HTTPException(status_code=404, detail=str(e)) from None
 
+
+def _status_routes(app: FastAPI, store: SessionStore, max_sessions: int, idle_timeout_s: float,
+                   max_body_bytes: int) -> None:
+    single, multi = app.state.openenv["single"], app.state.openenv["multi"]
     collecting: dict = {}
 
     async def _collect() -> None:
@@ -376,6 +408,8 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
                 "idle_timeout_s": idle_timeout_s, "expired_http_sessions": store.expired,
                 "max_body_bytes": max_body_bytes, "rss_mb": _rss_mb()}
 
+
+def _dashboard_and_reaper(app: FastAPI, store: SessionStore, idle_timeout_s: float) -> None:
     # ------------------------------------------------------------------ dashboard
     @app.get("/", include_in_schema=False)
     async def root():
@@ -398,10 +432,6 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
 
     app.router.on_startup.append(_start_reaper)
     app.router.on_shutdown.append(_stop_reaper)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(WebSocketEndGuard)
-    app.add_middleware(OriginGuard, allow_origins=allow_origins)
-    return app
 
 
 def _rss_mb() -> Optional[float]:

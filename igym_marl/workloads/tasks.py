@@ -67,6 +67,11 @@ def measure_capacity_rps(config: SimConfig, streams: list[tuple[object, float]],
         p, o = lengths.sample(rng, arr.shape[0])
         parts.append((arr, p, o, np.zeros(arr.shape[0], dtype=np.int64)))
     w = _assemble(parts, (tenant,), "capacity-probe")
+    return _served_rate(config, w, seed, seconds)
+
+
+def _served_rate(config: SimConfig, w: Workload, seed: int, seconds: float) -> float:
+    """Requests completed per second over the last two thirds of `seconds` of `w` under VLLM_DEFAULT."""
     sim = Simulator(config)
     sim.reset(w, seed=seed)
     warm = seconds / 3.0
@@ -89,13 +94,7 @@ def measure_capacity_of(config: SimConfig, workload: Workload, seed: int = 0, se
     w = Workload(arr, workload.prompt_tokens, workload.output_tokens, np.zeros(n, dtype=np.int64),
                  (Tenant("probe", ttft_slo_ms=1e6, tpot_slo_ms=1e6),), "capacity-probe", key_ptr=workload.key_ptr,
                  block_keys=workload.block_keys, key_block_tokens=workload.key_block_tokens)
-    sim = Simulator(config)
-    sim.reset(w, seed=seed)
-    warm = seconds / 3.0
-    sim.advance(warm, VLLM_DEFAULT)
-    done_before = sim.snapshot().finished
-    sim.advance(seconds - warm, VLLM_DEFAULT)
-    return (sim.snapshot().finished - done_before) / (seconds - warm)
+    return _served_rate(config, w, seed, seconds)
 
 
 def measure_capacity_over(config: SimConfig, workload: Workload, seed: int = 0, overload_rps: float = 60.0,
@@ -685,11 +684,9 @@ def trace_task(path=None, format: str = "auto", window_s: float = 5.0, episode_w
     return _TRACE_TASKS[key]
 
 
-def _trace_task(path, format, window_s, episode_windows, config, random_start, load, **options) -> TaskSpec:
-    """trace_task without its cache."""
-    from .generators import EmpiricalLengths
-    from .traces import (TRACE_FORMATS, _check_window_options, detect_format, parse_azure, parse_burstgpt,
-                         parse_mooncake, rescale, window)
+def _check_trace_args(format, window_s, episode_windows, random_start, load, options) -> None:
+    """trace_task's arguments, each refused by name before the file is read."""
+    from .traces import TRACE_FORMATS
     if format not in ("auto", *TRACE_FORMATS):
         raise ValueError(f"format={format!r} is unknown; allowed: auto, {', '.join(TRACE_FORMATS)}")
     if isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or not math.isfinite(window_s) \
@@ -706,6 +703,29 @@ def _trace_task(path, format, window_s, episode_windows, config, random_start, l
         if "rate_scale" in options:
             raise ValueError("give load= (relative to the replica's capacity) or rate_scale= (relative to the "
                              "trace), not both")
+
+
+def _parse_trace(path, format: str, config: SimConfig, parse: dict, rate_scaled: bool):
+    """The file parsed by its format's loader (a Mooncake trace keyed in the config's blocks)."""
+    from .traces import parse_azure, parse_burstgpt, parse_mooncake
+    if format == "burstgpt":
+        parsed = parse_burstgpt(path, **parse)
+    elif format == "azure":
+        parsed = parse_azure(path, **parse)
+    else:
+        parsed = parse_mooncake(path, block_tokens=config.block_tokens, **parse)
+        if rate_scaled:
+            raise ValueError(f"{path}: a Mooncake trace's requests share prefixes (their hash_ids); thinning or "
+                             f"copying them (rate_scale) would break those: give load= (each episode's requests "
+                             f"squeezed or stretched in time) or speedup=")
+    return parsed
+
+
+def _trace_task(path, format, window_s, episode_windows, config, random_start, load, **options) -> TaskSpec:
+    """trace_task without its cache."""
+    from .generators import EmpiricalLengths
+    from .traces import _check_window_options, detect_format, rescale, window
+    _check_trace_args(format, window_s, episode_windows, random_start, load, options)
     if format == "auto":
         format = detect_format(path)
     allowed = TRACE_PARSE_OPTIONS[format] + TRACE_WINDOW_OPTIONS
@@ -723,16 +743,7 @@ def _trace_task(path, format, window_s, episode_windows, config, random_start, l
     _check_window_options(start_s, duration_s, speedup, rate_scale)
     parse = {k: v for k, v in options.items() if k in TRACE_PARSE_OPTIONS[format]}
     config = config if config is not None else SimConfig()
-    if format == "burstgpt":
-        parsed = parse_burstgpt(path, **parse)
-    elif format == "azure":
-        parsed = parse_azure(path, **parse)
-    else:
-        parsed = parse_mooncake(path, block_tokens=config.block_tokens, **parse)
-        if "rate_scale" in options:
-            raise ValueError(f"{path}: a Mooncake trace's requests share prefixes (their hash_ids); thinning or "
-                             f"copying them (rate_scale) would break those: give load= (each episode's requests "
-                             f"squeezed or stretched in time) or speedup=")
+    parsed = _parse_trace(path, format, config, parse, "rate_scale" in options)
 
     # the segment to replay, in trace seconds, and its requests
     last = float(parsed.stamps[-1]) + 1.0 if parsed.integer_stamps else float(np.nextafter(parsed.stamps[-1], np.inf))

@@ -325,27 +325,74 @@ def write_records(records: list[dict], path: str) -> None:
     tmp.replace(path)  # a reader never sees half a file
 
 
+def eval_seeds(args, error) -> list[int]:
+    """--seeds, checked (held-out range, no repeats), or the first --episodes evaluation seeds."""
+    from igym_marl.workloads import EVAL_SEEDS
+    start, end = EVAL_SEEDS.start, EVAL_SEEDS.stop
+    if args.seeds is None:
+        return [start + i for i in range(args.episodes)]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        error(f"--seeds {args.seeds!r}: expected comma-separated integers")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        error(f"--seeds: {', '.join(map(str, repeated))} given more than once; an episode counts once")
+    bad = [s for s in seeds if not start <= s < end]
+    if bad:
+        error(f"--seeds {bad}: evaluation seeds must lie in {start}..{end - 1} (0..{start - 1} are training seeds)")
+    return seeds
+
+
+NOTE_FLAGS = (("policy.fallback_vllm_default", "no best constant was searched for this task; vLLM's default "
+                                               "configuration was used in its place"),
+              ("policy.untuned", "no parameters were tuned for this task; it played vLLM's default configuration"),
+              ("policy.anchor_vllm_default", "no best constant was searched for this task; its anchor and fallback "
+                                             "was vLLM's default configuration"))
+FEW_EPISODES = 5  # a confidence interval over fewer episodes is flagged
+
+
+def report_of(records: list[dict], agents: list[str]) -> tuple[str, list[dict]]:
+    """The Markdown report of finished episodes (summary table, headroom shares, paired differences
+    against the heuristic, footnotes) and the summary rows."""
+    rows = summarize(records)
+    report = markdown(rows)
+    room = headroom(records)
+    if room:
+        report += ("\n\nShare of the headroom captured, (score - best constant) / (oracle - best constant), "
+                   "mean [95 % CI] over the same seeds (\"no headroom\": the oracle is less than "
+                   f"{MIN_HEADROOM} above the best constant):\n\n" + headroom_markdown(room))
+    paired = paired_markdown(records, "heuristic")
+    if paired:
+        report += ("\n\nPaired difference against the heuristic, (score - heuristic's) on the same seed, mean "
+                   "[95 % CI] over the seeds:\n\n" + paired)
+    notes = [footnotes(agents)] if footnotes(agents) else []
+    for flag, what in NOTE_FLAGS:
+        for a, t in sorted({(r["agent"], r["task"]) for r in records if r.get(flag)}):
+            notes.append(f"\\* {a} on {t}: {what}.")
+    few = sorted({r["task"] for r in records
+                  if sum(1 for x in records if (x["agent"], x["task"]) == (r["agent"], r["task"])) < FEW_EPISODES})
+    if few:
+        notes.append(f"Warning: fewer than {FEW_EPISODES} episodes per agent on {', '.join(few)}: those intervals "
+                     f"are too narrow to trust (a bootstrap over 1 episode has width 0); use --episodes 10 or more.")
+    if notes:
+        report += "\n\n" + "\n".join(notes)
+    return report, rows
+
+
+def _print_failures(failures: list[dict], total: int, out) -> None:
+    print(f"\n{len(failures)} of {total} episodes failed:", file=sys.stderr)
+    for f in failures[:10]:
+        print(f"  {f['agent']} on {f['task']}, seed {f['seed']}: {f['error']}", file=sys.stderr)
+    if len(failures) > 10:
+        print(f"  ... and {len(failures) - 10} more" + (f" (all in {out})" if out else ""), file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args, ap = parse_args(argv)
-    from igym_marl.agents import make_policy
-    from igym_marl.workloads import EVAL_SEEDS
-    EVAL_START, EVAL_END = EVAL_SEEDS.start, EVAL_SEEDS.stop
     agents = list(COMPARE) if args.compare else split_agents(args.agent)
     refs = task_refs(args, ap.error)
-    if args.seeds is not None:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            ap.error(f"--seeds {args.seeds!r}: expected comma-separated integers")
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-        if repeated:
-            ap.error(f"--seeds: {', '.join(map(str, repeated))} given more than once; an episode counts once")
-        bad = [s for s in seeds if not EVAL_START <= s < EVAL_END]
-        if bad:
-            ap.error(f"--seeds {bad}: evaluation seeds must lie in {EVAL_START}..{EVAL_END - 1} "
-                     f"(0..{EVAL_START - 1} are training seeds)")
-    else:
-        seeds = [EVAL_START + i for i in range(args.episodes)]
+    seeds = eval_seeds(args, ap.error)
     options = {"checkpoint": args.checkpoint, "llm_base_url": args.llm_base_url, "llm_model": args.llm_model,
                "llm_api_key_file": args.llm_api_key_file, "llm_timeout": args.llm_timeout}
     prepare_outputs(args, ap.error)
@@ -369,28 +416,7 @@ def main(argv=None) -> int:
             pd.DataFrame(records).to_csv(Path(args.out).with_suffix(".csv"), index=False)
             written.append(str(Path(args.out).with_suffix(".csv")))
     if records:
-        rows = summarize(records)
-        report = markdown(rows)
-        room = headroom(records)
-        if room:
-            report += ("\n\nShare of the headroom captured, (score - best constant) / (oracle - best constant), "
-                       "mean [95 % CI] over the same seeds (\"no headroom\": the oracle is less than "
-                       f"{MIN_HEADROOM} above the best constant):\n\n" + headroom_markdown(room))
-        paired = paired_markdown(records, "heuristic")
-        if paired:
-            report += ("\n\nPaired difference against the heuristic, (score - heuristic's) on the same seed, mean "
-                       "[95 % CI] over the seeds:\n\n" + paired)
-        notes = [footnotes(agents)] if footnotes(agents) else []
-        for flag, what in (("policy.fallback_vllm_default", "no best constant was searched for this task; vLLM's "
-                                                            "default configuration was used in its place"),
-                           ("policy.untuned", "no parameters were tuned for this task; it played vLLM's default "
-                                              "configuration"),
-                           ("policy.anchor_vllm_default", "no best constant was searched for this task; its anchor "
-                                                          "and fallback was vLLM's default configuration")):
-            for a, t in sorted({(r["agent"], r["task"]) for r in records if r.get(flag)}):
-                notes.append(f"\\* {a} on {t}: {what}.")
-        if notes:
-            report += "\n\n" + "\n".join(notes)
+        report, rows = report_of(records, agents)
         print(report)
         if args.markdown:
             Path(args.markdown).write_text(report + "\n")
@@ -399,7 +425,7 @@ def main(argv=None) -> int:
             plot_scores(rows, args.plot)
             written.append(args.plot)
     if args.timeline and records and not interrupted:
-        first = next(r for r in results if "error" not in r)
+        first = records[0]
         ref = next(ref for ref in refs if _task_label(ref) == first["task"])
         score = save_timeline_of(first["agent"], ref, first["seed"], options, args.timeline)
         print(f"timeline of {first['agent']} on {first['task']}, seed {first['seed']} (score {score:.3f})")
@@ -409,12 +435,7 @@ def main(argv=None) -> int:
     if interrupted:
         return 130
     if failures:
-        print(f"\n{len(failures)} of {len(results)} episodes failed:", file=sys.stderr)
-        for f in failures[:10]:
-            print(f"  {f['agent']} on {f['task']}, seed {f['seed']}: {f['error']}", file=sys.stderr)
-        if len(failures) > 10:
-            print(f"  ... and {len(failures) - 10} more" + (f" (all in {args.out})" if args.out else ""),
-                  file=sys.stderr)
+        _print_failures(failures, len(results), args.out)
         return 1
     return 0
 

@@ -30,6 +30,7 @@ from igym_marl.sim.cluster import ACTIVE, STARTING
 
 from igym_marl.agents.cluster.baselines import ClusterOracle, ClusterPolicy, cluster_baseline
 from igym_marl.agents.training.networks import Critic, mlp
+from igym_marl.agents.training.vecenv import EnvCopy
 
 AGENT_TYPES = (*AGENTS, ROUTER, AUTOSCALER)
 OBS_WIDTH = max(max(OBS_DIM[a] for a in AGENTS) + N_REPLICA, N_CLUSTER)
@@ -145,12 +146,10 @@ class ClusterMAPPO(nn.Module):
                 "action_sizes": [h.out_features for h in self.actor.heads], "agent_types": list(AGENT_TYPES)}
 
 
-class ClusterSlot:
+class ClusterSlot(EnvCopy):
     """One cluster env copy for the vectorised rollouts (the counterpart of vecenv.EnvSlot): its
     episode seeds, and a teacher (hpa or oracle) that labels every state the copy visits, its
     autoscaling memory synced to the replicas the fleet actually has up."""
-
-    auto_reset = True
 
     def __init__(self, env_kwargs: dict, index: int, n_envs: int, seed_base: int, episodes_done: int,
                  frozen: dict, credit: str, reference: str, teacher: str | None):
@@ -161,8 +160,7 @@ class ClusterSlot:
         self.env = serving_cluster_v0.parallel_env(self.task, **kw)
         self.agents = list(self.env.possible_agents)
         self.types = agent_types(self.agents)
-        self.index, self.n_envs, self.seed_base = index, n_envs, seed_base
-        self.episode = episodes_done
+        self._seeds(index, n_envs, seed_base, episodes_done)
         self.teacher = self._teacher_policy(teacher) if teacher else None
 
     def _teacher_policy(self, name: str) -> ClusterPolicy:
@@ -173,16 +171,8 @@ class ClusterSlot:
             return ClusterOracle(best.knobs, best.rule, best.target)
         return cluster_baseline(self.task, "hpa")
 
-    def seed(self) -> int:
-        return self.seed_base + self.index + self.n_envs * self.episode
-
     def reset(self):
-        seed = self.seed()
-        self.episode += 1
-        self.obs, self.infos = self.env.reset(seed=seed)
-        if self.teacher is not None:
-            self.teacher.reset(self.env.task, seed)
-            self.teacher.attach(self.env)
+        self._start_episode()
         self.teacher_actions = self._teacher()
         return actor_input(self.obs, self.agents, self.types), self.env.state()
 

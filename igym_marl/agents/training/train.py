@@ -409,10 +409,23 @@ def _flat(a: torch.Tensor) -> torch.Tensor:
     return a.reshape(-1, *a.shape[2:])
 
 
-def train(args: Args) -> dict:
-    run = RunFolder(args)
-    if args.resume:
-        args = run.restore_args(args)
+@dataclass
+class Progress:
+    """What a run carries from update to update (and a checkpoint restores)."""
+
+    step: int = 0
+    update: int = 0
+    episodes: list = field(default_factory=list)  # episodes each env copy has started
+    warm: dict = field(default_factory=dict)  # the warm start's report
+    recent: list = field(default_factory=list)  # scores of finished training episodes
+    last_eval: list | None = None
+    t_roll: float = 0.0
+    t_upd: float = 0.0
+
+
+def _setup(args: Args, run: RunFolder):
+    """The learner, its optimizer, the frozen agents, the mask of policy rows that learn, and the
+    progress so far (restored from the checkpoint on --resume)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # before the networks are initialised
     learner = make_learner(args.algo, args.hidden, per_agent_values=args.credit == "counterfactual",
@@ -420,174 +433,203 @@ def train(args: Args) -> dict:
     optimizer = torch.optim.Adam(learner.parameters(), lr=args.lr, eps=1e-5)
     frozen = parse_freeze(args.freeze)
     mask = torch.tensor([a not in frozen for a in learner.agents])  # policy rows that learn
-    E, T, P, V = args.num_envs, args.rollout, learner.P, learner.V
-    total = math.ceil(args.steps / (E * T)) * E * T
-    step = update = 0
-    episodes_done = [0] * E
-    warm = {}
+    progress = Progress(episodes=[0] * args.num_envs)
     if args.resume:
         blob = load_checkpoint(run.ckpt, algos=(args.algo,), task=args.task, cluster=args.cluster)
         for name, module in learner.modules_to_save().items():
             module.load_state_dict(blob["state_dicts"][name])
         optimizer.load_state_dict(blob["optimizer"])
-        step, update, episodes_done = blob["step"], blob["update"], blob["episodes"]
+        progress = Progress(step=blob["step"], update=blob["update"], episodes=blob["episodes"],
+                            warm=blob.get("warm_start", {}))
         torch.set_rng_state(blob["torch_rng"])
-        warm = blob.get("warm_start", {})
-    run.open_logs(args, step)
-    teacher = args.teacher
+    return learner, optimizer, frozen, mask, progress
+
+
+def _warm_start(args: Args, learner, envs: VecEnv, mask: torch.Tensor) -> dict:
+    """Behaviour-clone the teacher's episodes, then DAgger rounds: the learner's own states
+    labelled with the teacher's actions, cloned again."""
+    t0, T = time.perf_counter(), args.rollout
+    data = collect(args.env_kwargs, args.teacher, args.warm_episodes, args.seed, learner, args.gamma)
+    warm = clone(learner, data, mask, args.warm_epochs, 1e-3, 256, args.seed, value_targets=args.credit == "team",
+                 smoothing=args.bc_smoothing)
+    for r in range(args.dagger_rounds):
+        envs.load(learner.policy_module().state_dict())
+        seg = envs.rollout(T)
+        pol = torch.as_tensor(learner.policy_input(seg["x"][:T], seg["state"][:T]))
+        data = {**data, "pol_in": torch.cat([data["pol_in"], _flat(pol)]),
+                "actions": torch.cat([data["actions"], _flat(torch.as_tensor(seg["teacher"][:T]))])}
+        warm = {**clone(learner, data, mask, max(1, args.warm_epochs // 2), 1e-3, 256, args.seed + r + 1,
+                        value_targets=False, smoothing=args.bc_smoothing), "teacher_score": warm["teacher_score"]}
+        warm["dagger_score"] = float(np.nanmean(seg["score"])) if np.isfinite(seg["score"]).any() else None
+    warm.update(seconds=round(time.perf_counter() - t0, 1), dagger_rounds=args.dagger_rounds,
+                windows=int(data["actions"].shape[0]))
+    return warm
+
+
+def _advantages(learner, seg: dict, args: Args) -> dict:
+    """A rollout segment -> the flat batch of an update: policy and value inputs, actions, their
+    log-probabilities under the acting policy, GAE advantages per value head and returns."""
+    T, E = args.rollout, args.num_envs
+    pol_all = torch.as_tensor(learner.policy_input(seg["x"], seg["state"]))  # [T + 1, E, ...]
+    val_all = torch.as_tensor(learner.value_input(seg["x"], seg["state"]))
+    rewards = torch.as_tensor(seg["diff"] if args.credit == "counterfactual" else seg["reward"][..., None])
+    done = torch.as_tensor(seg["done"], dtype=torch.float32)
+    batch = {"pol": _flat(pol_all[:T]), "val_in": _flat(val_all[:T]),
+             "act": _flat(torch.as_tensor(seg["applied"])),  # frozen agents' rules replace their samples
+             "teacher": _flat(torch.as_tensor(seg["teacher"][:T]))}
+    with torch.no_grad():
+        batch["logp"] = learner.logp_entropy(batch["pol"], batch["act"])[0]  # the actors' behaviour: [T * E, P]
+        values = learner.value(_flat(val_all))
+        values = (learner.vnorm.denormalize(values) if args.value_norm else values).reshape(T + 1, E, learner.V)
+        buf_val, nxt = values[:T], values[T]
+        adv = torch.zeros((T, E, learner.V))
+        gae = torch.zeros((E, learner.V))
+        for t in reversed(range(T)):
+            alive = (1.0 - done[t])[:, None]  # episodes end by truncation at a visible horizon
+            delta = rewards[t] + args.gamma * nxt * alive - buf_val[t]
+            gae = delta + args.gamma * args.gae_lambda * alive * gae
+            adv[t] = gae
+            nxt = buf_val[t]
+        ret = adv + buf_val
+    if args.value_norm:
+        learner.vnorm.update(ret)
+    batch["adv"], batch["ret"] = policy_rows(_flat(adv), learner.P), _flat(ret)
+    return batch
+
+
+def _ppo_update(learner, optimizer, batch: dict, args: Args, mask: torch.Tensor, gen, bc_w: float) -> dict:
+    """PPO epochs over minibatches of one batch (advantages normalized per minibatch over the rows
+    that learn), with the decaying behaviour-cloning term; -> mean losses and approximate KL."""
+    n, P = batch["pol"].shape[0], learner.P
+    row_mask = mask[:P].expand(n, P) if P > 1 else torch.ones(n, 1, dtype=torch.bool)
+    stats = dict.fromkeys(("policy_loss", "value_loss", "entropy", "bc_loss", "approx_kl"), 0.0)
+    n_mb = 0
+    for _ in range(args.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for k in range(args.minibatches):
+            mb = perm[k * n // args.minibatches:(k + 1) * n // args.minibatches]
+            m = row_mask[mb]
+            a = batch["adv"][mb]
+            a = (a - a[m].mean()) / (a[m].std() + 1e-8)
+            new_logp, ent = learner.logp_entropy(batch["pol"][mb], batch["act"][mb])
+            ratio = torch.exp(new_logp - batch["logp"][mb])
+            pg = -torch.min(ratio * a, ratio.clamp(1 - args.clip, 1 + args.clip) * a)[m].mean()
+            v = learner.value(batch["val_in"][mb])
+            target = learner.vnorm.normalize(batch["ret"][mb]) if args.value_norm else batch["ret"][mb]
+            v_loss = 0.5 * ((v - target) ** 2).mean()
+            loss = pg + args.vf_coef * v_loss - args.ent_coef * ent[m].mean()
+            bc = torch.zeros(())
+            if bc_w > 0:  # the teacher's labels of these very states
+                bc = bc_loss(learner, batch["pol"][mb], batch["teacher"][mb], mask, args.bc_smoothing)
+                loss = loss + bc_w * bc
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(learner.parameters(), args.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                for key, x in (("policy_loss", pg), ("value_loss", v_loss), ("entropy", ent[m].mean()),
+                               ("bc_loss", bc), ("approx_kl", ((ratio - 1) - torch.log(ratio))[m].mean())):
+                    stats[key] += float(x)
+            n_mb += 1
+    return {k: v / n_mb for k, v in stats.items()}
+
+
+def _log(run: RunFolder, p: Progress, stats: dict, sps: float, E: int) -> float:
+    """One update's row of metrics.csv and its TensorBoard scalars; -> the recent training score."""
+    score = float(np.mean(p.recent[-2 * E:])) if p.recent else float("nan")
+    run.log("metrics", {"step": p.step, "update": p.update, "episodes": len(p.recent), "train_episode_score": score,
+                        **stats, "steps_per_s": sps, "time_rollout_s": p.t_roll, "time_update_s": p.t_upd})
+    run.scalar("train/episode_score", score, p.step)
+    run.scalar("train/episode_return", 100.0 * score, p.step)
+    for k in ("policy_loss", "value_loss", "entropy", "bc_loss"):
+        run.scalar(f"loss/{k.replace('_loss', '')}", stats[k], p.step)
+    run.scalar("train/approx_kl", stats["approx_kl"], p.step)
+    run.scalar("time/steps_per_s", sps, p.step)
+    return score
+
+
+def _save(run: RunFolder, args: Args, learner, optimizer, envs: VecEnv, p: Progress, frozen: dict) -> None:
+    save_checkpoint(run.ckpt, algo=args.algo, task=args.task, args=dataclasses.asdict(args),
+                    modules=learner.modules_to_save(), step=p.step, layout_=learner.layout(),
+                    extra={"optimizer": optimizer.state_dict(), "episodes": envs.episodes(), "update": p.update,
+                           "torch_rng": torch.get_rng_state(), "frozen": dict(frozen), "warm_start": p.warm})
+
+
+def train(args: Args) -> dict:
+    """Setup, then updates of rollout -> advantages -> PPO update -> log, evaluate and checkpoint."""
+    # ================= setup =================
+    run = RunFolder(args)
+    if args.resume:
+        args = run.restore_args(args)
+    learner, optimizer, frozen, mask, p = _setup(args, run)
+    E, T = args.num_envs, args.rollout
+    total = math.ceil(args.steps / (E * T)) * E * T
+    run.open_logs(args, p.step)
     policy = {"algo": args.algo, "hidden": args.hidden, "replicas": args.replicas if args.cluster else None}
-    envs = VecEnv(args.env_kwargs, E, seed_base=SEED_BLOCK * args.seed, policy=policy,
-                  seed=args.seed, workers=args.workers, frozen=frozen, credit=args.credit,
-                  reference=args.cf_reference, teacher=teacher, episodes_done=episodes_done)
+    envs = VecEnv(args.env_kwargs, E, seed_base=SEED_BLOCK * args.seed, policy=policy, seed=args.seed,
+                  workers=args.workers, frozen=frozen, credit=args.credit, reference=args.cf_reference,
+                  teacher=args.teacher, episodes_done=p.episodes)
     envs.reset()
-    if teacher and not args.resume:  # ---- warm start: behaviour cloning, then DAgger rounds ----
-        t0 = time.perf_counter()
-        data = collect(args.env_kwargs, teacher, args.warm_episodes, args.seed, learner, args.gamma)
-        warm = clone(learner, data, mask, args.warm_epochs, 1e-3, 256, args.seed, value_targets=args.credit == "team",
-                     smoothing=args.bc_smoothing)
-        for r in range(args.dagger_rounds):  # label the learner's own states with the teacher's actions
+    if args.teacher and not args.resume:
+        p.warm = _warm_start(args, learner, envs, mask)
+    gen = torch.Generator().manual_seed(args.seed * 1_000_003 + p.update)
+    t_start, step_at_start = time.perf_counter(), p.step
+    bar = _progress_bar(args, total, p.step)
+    eval_period = args.eval_every or total
+    next_eval = (p.step // eval_period + 1) * eval_period
+    next_ck = (p.step // args.checkpoint_every + 1) * args.checkpoint_every
+    try:
+        while p.step < total:
+            # ================= rollout: every env copy plays T steps with the current actor =================
+            t0 = time.perf_counter()
             envs.load(learner.policy_module().state_dict())
             seg = envs.rollout(T)
-            pol = torch.as_tensor(learner.policy_input(seg["x"][:T], seg["state"][:T]))
-            data = {**data, "pol_in": torch.cat([data["pol_in"], _flat(pol)]),
-                    "actions": torch.cat([data["actions"], _flat(torch.as_tensor(seg["teacher"][:T]))])}
-            warm = {**clone(learner, data, mask, max(1, args.warm_epochs // 2), 1e-3, 256, args.seed + r + 1,
-                            value_targets=False, smoothing=args.bc_smoothing), "teacher_score": warm["teacher_score"]}
-            warm["dagger_score"] = float(np.nanmean(seg["score"])) if np.isfinite(seg["score"]).any() else None
-        warm.update(seconds=round(time.perf_counter() - t0, 1), dagger_rounds=args.dagger_rounds,
-                    windows=int(data["actions"].shape[0]))
-    gen = torch.Generator().manual_seed(args.seed * 1_000_003 + update)
-    recent: list[float] = []
-    last_eval = None
-    t_start, t_roll, t_upd = time.perf_counter(), 0.0, 0.0
-    step_at_start = step
-    bar = None
-    if args.progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, initial=step, desc=f"{args.algo} {args.task}", file=sys.stderr)
-    eval_period = args.eval_every or total
-    next_eval = (step // eval_period + 1) * eval_period
-    next_ck = (step // args.checkpoint_every + 1) * args.checkpoint_every
-
-    def denorm(v):
-        return learner.vnorm.denormalize(v) if args.value_norm else v
-
-    try:
-        while step < total:
-            # ================= rollout =================
+            p.recent += [float(x) for x in seg["score"][seg["done"]]]
+            p.step += E * T
+            p.t_roll += time.perf_counter() - t0
+            # ================= advantages (GAE) and the PPO update =================
             t0 = time.perf_counter()
-            envs.load(learner.policy_module().state_dict())
-            seg = envs.rollout(T)  # every env copy plays T steps with the current actor
-            pol_all = torch.as_tensor(learner.policy_input(seg["x"], seg["state"]))  # [T + 1, E, ...]
-            val_all = torch.as_tensor(learner.value_input(seg["x"], seg["state"]))
-            buf_pol, buf_val_in = pol_all[:T], val_all[:T]
-            buf_act = torch.as_tensor(seg["applied"])  # frozen agents' rules replace their sampled actions
-            rewards = seg["diff"] if args.credit == "counterfactual" else seg["reward"][..., None]
-            buf_rew = torch.as_tensor(rewards)
-            buf_done = torch.as_tensor(seg["done"], dtype=torch.float32)
-            recent += [float(x) for x in seg["score"][seg["done"]]]
-            step += E * T
+            batch = _advantages(learner, seg, args)
+            for g in optimizer.param_groups:
+                g["lr"] = args.lr * max(0.0, 1.0 - (p.step - E * T) / total)
+            bc_w = args.bc_coef * max(0.0, 1.0 - p.step / (args.bc_until * total)) \
+                if args.teacher and args.bc_until > 0 else 0.0
+            stats = _ppo_update(learner, optimizer, batch, args, mask, gen, bc_w)
+            p.update += 1
+            p.t_upd += time.perf_counter() - t0
+            # ================= logging, evaluation and checkpoints =================
+            score = _log(run, p, stats, (p.step - step_at_start) / max(time.perf_counter() - t_start, 1e-9), E)
             if bar is not None:
                 bar.update(E * T)
-            t_roll += time.perf_counter() - t0
-            # ================= advantages (GAE) =================
-            t0 = time.perf_counter()
-            flat_pol, flat_val_in, flat_act = _flat(buf_pol), _flat(buf_val_in), _flat(buf_act)
-            with torch.no_grad():
-                flat_logp = learner.logp_entropy(flat_pol, flat_act)[0]  # the actors' behaviour: [T * E, P]
-                values = denorm(learner.value(_flat(val_all))).reshape(T + 1, E, V)
-                buf_val, nxt = values[:T], values[T]
-                adv = torch.zeros((T, E, V))
-                gae = torch.zeros((E, V))
-                for t in reversed(range(T)):
-                    alive = (1.0 - buf_done[t])[:, None]  # episodes end by truncation at a visible horizon
-                    delta = buf_rew[t] + args.gamma * nxt * alive - buf_val[t]
-                    gae = delta + args.gamma * args.gae_lambda * alive * gae
-                    adv[t] = gae
-                    nxt = buf_val[t]
-                ret = adv + buf_val
-            if args.value_norm:
-                learner.vnorm.update(ret)
-            # ================= PPO update =================
-            frac = max(0.0, 1.0 - (step - E * T) / total)
-            for g in optimizer.param_groups:
-                g["lr"] = args.lr * frac
-            bc_w = args.bc_coef * max(0.0, 1.0 - step / (args.bc_until * total)) if teacher and args.bc_until > 0 \
-                else 0.0
-            flat_teacher = _flat(torch.as_tensor(seg["teacher"][:T]))
-            n = T * E
-            flat_adv, flat_ret = policy_rows(_flat(adv), P), _flat(ret)
-            row_mask = mask[:P].expand(n, P) if P > 1 else torch.ones(n, 1, dtype=torch.bool)
-            stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "bc_loss": 0.0, "approx_kl": 0.0}
-            n_mb = 0
-            for _ in range(args.epochs):
-                perm = torch.randperm(n, generator=gen)
-                for k in range(args.minibatches):
-                    mb = perm[k * n // args.minibatches:(k + 1) * n // args.minibatches]
-                    m = row_mask[mb]
-                    a = flat_adv[mb]
-                    a = (a - a[m].mean()) / (a[m].std() + 1e-8)  # advantages normalized per minibatch
-                    new_logp, ent = learner.logp_entropy(flat_pol[mb], flat_act[mb])
-                    ratio = torch.exp(new_logp - flat_logp[mb])
-                    pg = -torch.min(ratio * a, ratio.clamp(1 - args.clip, 1 + args.clip) * a)[m].mean()
-                    v = learner.value(flat_val_in[mb])
-                    target = learner.vnorm.normalize(flat_ret[mb]) if args.value_norm else flat_ret[mb]
-                    v_loss = 0.5 * ((v - target) ** 2).mean()
-                    loss = pg + args.vf_coef * v_loss - args.ent_coef * ent[m].mean()
-                    bc = torch.zeros(())
-                    if bc_w > 0:  # the teacher's labels of these very states
-                        bc = bc_loss(learner, flat_pol[mb], flat_teacher[mb], mask, args.bc_smoothing)
-                        loss = loss + bc_w * bc
-                    optimizer.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(learner.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    with torch.no_grad():
-                        stats["policy_loss"] += float(pg)
-                        stats["value_loss"] += float(v_loss)
-                        stats["entropy"] += float(ent[m].mean())
-                        stats["bc_loss"] += float(bc)
-                        stats["approx_kl"] += float(((ratio - 1) - torch.log(ratio))[m].mean())
-                    n_mb += 1
-            stats = {k: v / n_mb for k, v in stats.items()}
-            update += 1
-            t_upd += time.perf_counter() - t0
-            # ================= logging =================
-            sps = (step - step_at_start) / max(time.perf_counter() - t_start, 1e-9)
-            score = float(np.mean(recent[-2 * E:])) if recent else float("nan")
-            run.log("metrics", {"step": step, "update": update, "episodes": len(recent), "train_episode_score": score,
-                                **stats, "steps_per_s": sps, "time_rollout_s": t_roll, "time_update_s": t_upd})
-            run.scalar("train/episode_score", score, step)
-            run.scalar("train/episode_return", 100.0 * score, step)
-            for k in ("policy_loss", "value_loss", "entropy", "bc_loss"):
-                run.scalar(f"loss/{k.replace('_loss', '')}", stats[k], step)
-            run.scalar("train/approx_kl", stats["approx_kl"], step)
-            run.scalar("time/steps_per_s", sps, step)
-            if bar is not None:
-                bar.set_postfix(score=f"{score:.3f}", upd=update)
-            # ================= evaluation and checkpoints =================
-            if step >= next_eval or step >= total:
-                last_eval = evaluate(learner, args, args.eval_episodes)
-                run.log("eval", {"step": step, "eval_score_mean": float(np.mean(last_eval)),
-                                 "eval_score_std": float(np.std(last_eval)), "episodes": len(last_eval)})
-                run.scalar("eval/score", float(np.mean(last_eval)), step)
+                bar.set_postfix(score=f"{score:.3f}", upd=p.update)
+            if p.step >= next_eval or p.step >= total:
+                p.last_eval = evaluate(learner, args, args.eval_episodes)
+                run.log("eval", {"step": p.step, "eval_score_mean": float(np.mean(p.last_eval)),
+                                 "eval_score_std": float(np.std(p.last_eval)), "episodes": len(p.last_eval)})
+                run.scalar("eval/score", float(np.mean(p.last_eval)), p.step)
                 next_eval += eval_period
-            if step >= next_ck or step >= total:
-                save_checkpoint(run.ckpt, algo=args.algo, task=args.task, args=dataclasses.asdict(args),
-                                modules=learner.modules_to_save(), step=step, layout_=learner.layout(),
-                                extra={"optimizer": optimizer.state_dict(), "episodes": envs.episodes(),
-                                       "update": update, "torch_rng": torch.get_rng_state(), "frozen": dict(frozen),
-                                       "warm_start": warm})
+            if p.step >= next_ck or p.step >= total:
+                _save(run, args, learner, optimizer, envs, p, frozen)
                 next_ck += args.checkpoint_every
     finally:
         envs.close()
         if bar is not None:
             bar.close()
         run.close()
-    wall = time.perf_counter() - t_start
-    summary = {"run": str(run.path), "steps": step, "wall_s": round(wall, 1), "time_rollout_s": round(t_roll, 1),
-               "time_update_s": round(t_upd, 1), "steps_per_s": round((step - step_at_start) / max(wall, 1e-9), 1),
-               "eval_score": float(np.mean(last_eval)) if last_eval else None, "warm_start": warm}
+    return _summary(run, p, time.perf_counter() - t_start, step_at_start)
+
+
+def _progress_bar(args: Args, total: int, step: int):
+    if not args.progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=step, desc=f"{args.algo} {args.task}", file=sys.stderr)
+
+
+def _summary(run: RunFolder, p: Progress, wall: float, step_at_start: int) -> dict:
+    summary = {"run": str(run.path), "steps": p.step, "wall_s": round(wall, 1), "time_rollout_s": round(p.t_roll, 1),
+               "time_update_s": round(p.t_upd, 1), "steps_per_s": round((p.step - step_at_start) / max(wall, 1e-9), 1),
+               "eval_score": float(np.mean(p.last_eval)) if p.last_eval else None, "warm_start": p.warm}
     (run.path / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -51,37 +51,55 @@ def make_slot(env_kwargs: dict, *args):
     return EnvSlot(env_kwargs, *args)
 
 
-class EnvSlot:
-    """One env copy with its episode seeds, frozen agents and (optional) teacher."""
+class EnvCopy:
+    """What every env copy shares: its episode seeds (copy j's k-th episode has seed
+    ``seed_base + j + n_envs x k``) and the start of an episode, its teacher reset on it."""
 
     auto_reset = True  # a finished episode restarts at once (a warm start's last one need not)
+
+    def _seeds(self, index: int, n_envs: int, seed_base: int, episodes_done: int) -> None:
+        self.index, self.n_envs, self.seed_base = index, n_envs, seed_base
+        self.episode = episodes_done  # episodes this copy has started
+
+    def seed(self) -> int:
+        return self.seed_base + self.index + self.n_envs * self.episode
+
+    def _start_episode(self) -> int:
+        seed = self.seed()
+        self.episode += 1
+        self.obs, self.infos = self.env.reset(seed=seed)
+        self._on_reset(seed)
+        if self.teacher is not None:
+            self.teacher.reset(self.env.task, seed)
+            if getattr(self.teacher, "sees_env", False):  # an oracle looks ahead from this copy's own state
+                self.teacher.attach(self.env)
+        return seed
+
+    def _on_reset(self, seed: int) -> None:
+        """What else restarts with the episode, before the teacher."""
+
+
+class EnvSlot(EnvCopy):
+    """One env copy with its episode seeds, frozen agents and (optional) teacher."""
 
     def __init__(self, env_kwargs: dict, index: int, n_envs: int, seed_base: int, episodes_done: int,
                  frozen: dict[str, str], credit: str, reference: str, teacher: str | None):
         from igym_marl.agents import make_policy
         from igym_marl.agents.policies.frozen import FrozenAgent
         self.env = serving_v0.parallel_env(**env_kwargs)
-        self.index, self.n_envs, self.seed_base = index, n_envs, seed_base
-        self.episode = episodes_done  # episodes this copy has started
+        self._seeds(index, n_envs, seed_base, episodes_done)
         self.frozen = {a: FrozenAgent(a, rule) for a, rule in frozen.items()}
         self.credit, self.reference = credit, reference
         if teacher is None and credit == "counterfactual" and reference == "teacher":
             teacher = "heuristic"
         self.teacher = make_policy(teacher) if teacher else None  # watches the copy's own trajectory
 
-    def seed(self) -> int:
-        return self.seed_base + self.index + self.n_envs * self.episode
-
-    def reset(self):
-        seed = self.seed()
-        self.episode += 1
-        self.obs, self.infos = self.env.reset(seed=seed)
+    def _on_reset(self, seed: int) -> None:
         for f in self.frozen.values():
             f.reset(self.env.task, seed)
-        if self.teacher is not None:
-            self.teacher.reset(self.env.task, seed)
-            if getattr(self.teacher, "sees_env", False):  # the oracle looks ahead from this copy's own state
-                self.teacher.attach(self.env)
+
+    def reset(self):
+        self._start_episode()
         self.teacher_actions = self._teacher()
         return actor_input_array(self.obs), self.env.state()
 
@@ -290,4 +308,4 @@ class VecEnv:
             self.workers = -1
 
 
-__all__ = ["VecEnv", "EnvSlot", "make_slot", "is_cluster", "Rollouts", "CREDITS", "REFERENCES"]
+__all__ = ["VecEnv", "EnvCopy", "EnvSlot", "make_slot", "is_cluster", "Rollouts", "CREDITS", "REFERENCES"]
