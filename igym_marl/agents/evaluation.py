@@ -10,7 +10,7 @@ from igym_marl import serving_v0
 from igym_marl.sim.profiles import get_tier
 from igym_marl.workloads import TaskSpec, get_task
 
-from igym_marl.agents.policies.base import Policy
+from igym_marl.agents.policies.base import KnobPolicy, Policy
 
 
 def episode_record(env, info: dict, policy: Policy, agent_name: str) -> dict:
@@ -74,8 +74,12 @@ def run_episode(policy: Policy, task, seed: int, agent_name: str | None = None,
         policy.attach(env)
     first = env.possible_agents[0]
     info = infos[first]
+    knob_level = isinstance(policy, KnobPolicy)  # it decides Knobs: handed to the env as they are
     while env.agents:
-        obs, _, _, _, infos = env.step(policy.act(obs, infos, env.state()))
+        if knob_level:
+            obs, _, _, _, infos = env.step_knobs(policy.act_knobs(obs, infos, env.state()))
+        else:
+            obs, _, _, _, infos = env.step(policy.act(obs, infos, env.state()))
         info = infos[first]
     if "episode" in info and "metrics" not in info["episode"]:  # a cluster episode
         return cluster_episode_record(env, info, policy, agent_name or policy.name)

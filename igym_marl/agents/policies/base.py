@@ -36,13 +36,19 @@ class Policy:
 
 
 class KnobPolicy(Policy):
-    """A policy that decides Knobs whose values are all action levels."""
+    """A policy that thinks in knobs: ``act_knobs`` decides one Knobs whose values are all action
+    levels, which the episode loop hands to ``env.step_knobs`` as it is; ``act`` gives the same
+    decision as the agents' indices, for callers that need them (training teachers, frozen agents).
+    Simple rules implement ``decide(infos)``."""
 
     def decide(self, infos: dict) -> Knobs:
         raise NotImplementedError
 
+    def act_knobs(self, observations, infos, state=None) -> Knobs:
+        return self.decide(infos)
+
     def act(self, observations, infos, state=None):
-        return knobs_to_actions(self.decide(infos))
+        return knobs_to_actions(self.act_knobs(observations, infos, state))
 
 
 def metrics_of(infos: dict):

@@ -35,10 +35,9 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from igym_marl.envs import knobs_to_actions
 from igym_marl.sim import KNOB_LEVELS, Knobs, level_index
 
-from igym_marl.agents.policies.base import Policy, metrics_of
+from igym_marl.agents.policies.base import KnobPolicy, metrics_of
 from igym_marl.agents.policies.heuristic import HeuristicPolicy
 
 # The knobs in the InferenceGym field order, with the simulator's levels.
@@ -128,11 +127,11 @@ def validate_reply(content: str) -> Knobs:
     return Knobs(**values)
 
 
-class LLMPolicy(Policy):
+class LLMPolicy(KnobPolicy):
     name = "llm"
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_file: str | None = None,
-                 timeout_s: float = 30.0, fallback: Policy | None = None):
+                 timeout_s: float = 30.0, fallback: KnobPolicy | None = None):
         env = os.environ
         self.base_url = (base_url or env.get("IGYM_LLM_BASE_URL") or env.get("OPENAI_BASE_URL") or "").rstrip("/")
         self.model = model or env.get("IGYM_LLM_MODEL") or env.get("OPENAI_MODEL")
@@ -290,7 +289,7 @@ class LLMPolicy(Policy):
         self.counts["fallbacks"] += 1
         return None
 
-    def act(self, observations, infos, state=None):
-        heuristic_actions = self.fallback.act(observations, infos, state)  # keeps the fallback's state current
+    def act_knobs(self, observations, infos, state=None) -> Knobs:
+        fallback = self.fallback.act_knobs(observations, infos, state)  # keeps the fallback's state current
         knobs = self.choose(self._observation(infos))
-        return knobs_to_actions(knobs) if knobs is not None else heuristic_actions
+        return knobs if knobs is not None else fallback

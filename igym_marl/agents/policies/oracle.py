@@ -32,12 +32,12 @@ import dataclasses
 
 import numpy as np
 
-from igym_marl.envs import AGENT_KNOBS, joint_knobs, knobs_to_actions
+from igym_marl.envs import AGENT_KNOBS
 from igym_marl.envs.reward import request_values
 from igym_marl.sim.profiles import get_tier
 from igym_marl.sim import RUNNING, SLO_MET, SLO_OPEN, Knobs, nearest_level
 
-from igym_marl.agents.policies.base import Policy
+from igym_marl.agents.policies.base import KnobPolicy
 from igym_marl.agents.policies.heuristic import HeuristicPolicy
 from igym_marl.agents.analysis.tuning import best_constant_or_default
 
@@ -67,7 +67,7 @@ def neighbours(k: Knobs) -> list[Knobs]:
     return out
 
 
-class OraclePolicy(Policy):
+class OraclePolicy(KnobPolicy):
     """See the module docstring. ``evaluation.run_episode`` hands it the env (``sees_env``)."""
 
     name = "oracle"
@@ -145,10 +145,10 @@ class OraclePolicy(Policy):
         per = np.where(finish < t_switch, factor[0], factor[1])
         return float((values[met] * per[met]).sum() + values[on_track].sum() * factor[1])
 
-    def act(self, observations, infos, state=None):
+    def act_knobs(self, observations, infos, state=None) -> Knobs:
         if self.env is None:
             raise RuntimeError("the oracle needs the env: run it through igym_marl.agents.evaluation.run_episode")
-        proposal = joint_knobs(self.heuristic.act(observations, infos, state))  # it watches every window
+        proposal = self.heuristic.act_knobs(observations, infos, state)  # it watches every window
         left = self.env.task.episode_windows - self.env.window
         if self.env.window % self.horizon == 0:  # decide every `horizon` windows, hold in between
             windows = min(self.horizon, left)
@@ -165,7 +165,7 @@ class OraclePolicy(Policy):
             if best != self.incumbent:
                 self.counts["switches"] += 1
             self.incumbent = best
-        return knobs_to_actions(self.incumbent)
+        return self.incumbent
 
 
 __all__ = ["OraclePolicy", "neighbours"]
