@@ -138,3 +138,13 @@ def test_the_cluster_search_takes_every_fleet_size_to_its_final_round(monkeypatc
     assert best.target == 2
     assert sorted(c.target for _, c in ranked) == [1, 2]
     assert ranked[0][0] == pytest.approx((0.5 + 0.5 + 2 + 2) / 4)
+
+
+@pytest.mark.parametrize("task", ["cluster_conversation", "cluster_bursty"])
+def test_the_shipped_cluster_learners_play_through_the_cluster_registry(task):
+    from igym_marl.agents.cluster.evaluate import make_cluster_policy
+    pol = make_cluster_policy("mappo", task)
+    r = run_cluster_episode(pol, task, 1_000_000, episode_windows=4)
+    assert r["agent"] == "mappo" and r["task"] == task and len(r["targets"]) == 4
+    with pytest.raises(ValueError, match="policy='fastest' is unknown for a cluster task; allowed: random"):
+        make_cluster_policy("fastest", task)

@@ -179,8 +179,9 @@ def markdown(records: list[dict]) -> str:
 
 
 def curves(runs: list[Path], out: Path, log=print) -> None:
-    """Validation score against wall-clock time of cluster MAPPO runs (their metrics.csv), beside
-    the held-out baselines of their task and N when runs/cluster_<task>[_n<N>]/results.json has them."""
+    """Held-out evaluation score against training steps of cluster MAPPO runs (their eval.csv and
+    args.json, as train_marl.py writes them), beside the held-out baselines of their task and N when
+    runs/cluster_<task>[_n<N>]/results.json has them."""
     import csv
 
     import matplotlib
@@ -188,11 +189,11 @@ def curves(runs: list[Path], out: Path, log=print) -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
     for ax, run in zip(axes[0], runs):
-        rows = list(csv.DictReader(open(run / "metrics.csv")))
-        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
-        task, n = summary.get("task", run.name.split("-n")[0]), summary.get("replicas", 4)
-        ax.plot([float(r["seconds"]) / 60 for r in rows], [float(r["validation"]) for r in rows], "o-",
-                label="MAPPO (validation seeds)")
+        rows = list(csv.DictReader(open(run / "eval.csv")))
+        settings = json.loads((run / "args.json").read_text())
+        task, n = settings["task"], settings["replicas"]
+        ax.plot([int(r["step"]) for r in rows], [float(r["eval_score_mean"]) for r in rows], "o-",
+                label="MAPPO (held-out seeds)")
         res = Path("runs") / (f"cluster_{task.split('_', 1)[1]}" + ("" if n == 4 else f"_n{n}")) / "results.json"
         if res.exists():
             recs = json.loads(res.read_text())
@@ -201,7 +202,7 @@ def curves(runs: list[Path], out: Path, log=print) -> None:
                 if xs:
                     ax.axhline(np.mean(xs), ls=style, color="grey", label=f"{agent} (held-out)")
         ax.set_title(f"{task}, N={n}")
-        ax.set_xlabel("wall-clock minutes (2 cores, shared)")
+        ax.set_xlabel("training steps (windows)")
         ax.set_ylabel("score")
         ax.legend(fontsize=7)
     fig.tight_layout()
