@@ -140,7 +140,7 @@ def test_the_cluster_search_takes_every_fleet_size_to_its_final_round(monkeypatc
     assert ranked[0][0] == pytest.approx((0.5 + 0.5 + 2 + 2) / 4)
 
 
-@pytest.mark.parametrize("task", ["cluster_conversation", "cluster_bursty"])
+@pytest.mark.parametrize("task", ["cluster_conversation", "cluster_bursty", "cluster_diurnal"])
 def test_the_shipped_cluster_learners_play_through_the_cluster_registry(task):
     from igym_marl.agents.cluster.evaluate import make_cluster_policy
     pol = make_cluster_policy("mappo", task)
