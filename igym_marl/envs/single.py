@@ -26,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..sim.profiles import QUANT_TIERS
-from ..sim.types import Knobs
+from ..sim.types import BATCH_CAP_RANGE, KNOB_LEVELS, KV_BUDGET_RANGE, Knobs
 from .actions import AGENTS, AGENT_KNOBS
 from .features import INFERENCEGYM_FIELDS, STATE_DIM
 from .parallel import ServingParallelEnv
@@ -95,12 +95,12 @@ class InferenceGymEnv(gym.Env):
             self.action_space = spaces.MultiDiscrete([AGENT_KNOBS[a].n for a in AGENTS])
         else:
             self.action_space = spaces.Dict({
-                "batch_cap": spaces.Box(1, 512, (), np.int64),
-                "kv_budget_fraction": spaces.Box(0.1, 1.0, (), np.float64),
-                "speculation_depth": spaces.Discrete(9),
-                "quantization_tier": spaces.Discrete(3),
-                "prefill_decode_split": spaces.Discrete(2),
-                "priority_routing": spaces.Discrete(2),
+                "batch_cap": spaces.Box(*BATCH_CAP_RANGE, (), np.int64),
+                "kv_budget_fraction": spaces.Box(*KV_BUDGET_RANGE, (), np.float64),
+                "speculation_depth": spaces.Discrete(len(KNOB_LEVELS["speculation_depth"])),
+                "quantization_tier": spaces.Discrete(len(KNOB_LEVELS["quantization_tier"])),
+                "prefill_decode_split": spaces.Discrete(len(KNOB_LEVELS["prefill_decode_split"])),
+                "priority_routing": spaces.Discrete(len(KNOB_LEVELS["priority_routing"])),
             })
         if obs_mode == "state":
             self.observation_space = spaces.Box(0.0, 1.0, (STATE_DIM,), np.float32)
