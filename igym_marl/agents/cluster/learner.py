@@ -29,13 +29,31 @@ from igym_marl.envs.team import STANDARD
 from igym_marl.sim.cluster import ACTIVE, STARTING
 
 from igym_marl.agents.cluster.baselines import ClusterOracle, ClusterPolicy, cluster_baseline
-from igym_marl.agents.training.networks import Critic, mlp
+from igym_marl.agents.training.algos import RunningNorm
+from igym_marl.agents.training.networks import Critic, load_checkpoint, mlp
 from igym_marl.agents.training.vecenv import EnvCopy
 
 AGENT_TYPES = (*AGENTS, ROUTER, AUTOSCALER)
 OBS_WIDTH = max(max(OBS_DIM[a] for a in AGENTS) + N_REPLICA, N_CLUSTER)
 IN_DIM = OBS_WIDTH + len(AGENT_TYPES)
 TEACHERS = ("hpa", "oracle")  # a cluster warm start's teachers (the oracle sees the future: privileged, slow)
+
+
+def cluster_learner(policy: dict) -> "ClusterMAPPO":
+    """The learner a cluster rollout group samples with: {"hidden", "replicas"} -> ClusterMAPPO."""
+    return ClusterMAPPO(policy["replicas"], policy["hidden"])
+
+
+def load_learner(path, task: str | None = None):
+    """A cluster learner restored from its checkpoint -> (learner, blob)."""
+    blob = load_checkpoint(path, algos=("mappo",), task=task, cluster=True)
+    learner = ClusterMAPPO(int(blob["layout"]["replicas"]), int(blob["args"]["hidden"]))
+    if learner.layout() != blob["layout"]:
+        raise ValueError(f"{path} was made for another cluster layout: expected {learner.layout()}, found "
+                         f"{blob['layout']}")
+    for name, module in learner.modules_to_save().items():
+        module.load_state_dict(blob["state_dicts"][name])
+    return learner, blob
 
 
 def cluster_agents(replicas: int) -> list[str]:
@@ -77,7 +95,6 @@ class ClusterMAPPO(nn.Module):
 
     def __init__(self, replicas: int, hidden: int = 64):
         super().__init__()
-        from igym_marl.agents.training.algos import RunningNorm
         self.algo = "mappo"
         self.replicas = replicas
         self.agents = cluster_agents(replicas)
@@ -151,6 +168,8 @@ class ClusterSlot(EnvCopy):
     episode seeds, and a teacher (hpa or oracle) that labels every state the copy visits, its
     autoscaling memory synced to the replicas the fleet actually has up."""
 
+    TEACHERS = TEACHERS
+
     def __init__(self, env_kwargs: dict, index: int, n_envs: int, seed_base: int, episodes_done: int,
                  frozen: dict, credit: str, reference: str, teacher: str | None):
         if frozen or credit != "team":
@@ -209,8 +228,7 @@ class ClusterLearned(ClusterPolicy):
     name = "mappo"
 
     def __init__(self, checkpoint):
-        from igym_marl.agents.training.networks import load_learner
-        self.model, self.blob = load_learner(checkpoint, cluster=True)
+        self.model, self.blob = load_learner(checkpoint)
         self.model.eval()
 
     def start(self, env):
@@ -224,5 +242,5 @@ class ClusterLearned(ClusterPolicy):
         return dict(zip(self.model.agents, a[0].tolist()))
 
 
-__all__ = ["ClusterMAPPO", "ClusterSlot", "ClusterLearned", "actor_input", "agent_types", "cluster_agents",
-           "AGENT_TYPES", "IN_DIM", "TEACHERS"]
+__all__ = ["ClusterMAPPO", "ClusterSlot", "ClusterLearned", "cluster_learner", "load_learner", "actor_input",
+           "agent_types", "cluster_agents", "AGENT_TYPES", "IN_DIM", "TEACHERS"]

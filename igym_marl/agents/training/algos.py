@@ -184,16 +184,10 @@ class SingleAgent(_SingleReplica, nn.Module):
         return {"model": self.model, "vnorm": self.vnorm}
 
 
-def make_learner(algo: str, hidden: int, per_agent_values: bool = False, replicas: int | None = None) -> nn.Module:
-    """The learner adapter of `algo`; with `replicas`, the cluster MAPPO for that fleet size."""
+def make_learner(algo: str, hidden: int, per_agent_values: bool = False) -> nn.Module:
+    """The serving_v0 learner adapter of `algo` (the cluster's is igym_marl.agents.cluster.learner)."""
     if algo not in ALGOS:
         raise ValueError(f"algo={algo!r} is unknown; allowed: {', '.join(ALGOS)}")
-    if replicas is not None:
-        if algo != "mappo" or per_agent_values:
-            raise ValueError(f"cluster tasks train mappo with team credit; got algo={algo!r}"
-                             + (" and counterfactual credit" if per_agent_values else ""))
-        from igym_marl.agents.cluster.learner import ClusterMAPPO
-        return ClusterMAPPO(replicas, hidden)
     return (SingleAgent if algo == "ppo-single" else MultiAgent)(algo, hidden, per_agent_values)
 
 

@@ -183,7 +183,7 @@ def _non_finite(blob, prefix: str = "") -> str | None:
 def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None, cluster: bool = False) -> dict:
     """Load safely and check that the checkpoint fits this environment (and `task`, if given):
     serving_v0's layout, or with `cluster` a cluster learner's (its replicas come from the file;
-    :func:`load_learner` checks the rest)."""
+    ``igym_marl.agents.cluster.learner.load_learner`` checks the rest)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -225,15 +225,3 @@ def load_checkpoint(path, *, algos: tuple[str, ...], task: str | None = None, cl
                          f"{task!r}")
     return blob
 
-
-def load_learner(path, cluster: bool = True, task: str | None = None):
-    """A cluster learner restored from its checkpoint -> (learner, blob)."""
-    from igym_marl.agents.cluster.learner import ClusterMAPPO
-    blob = load_checkpoint(path, algos=("mappo",), task=task, cluster=cluster)
-    learner = ClusterMAPPO(int(blob["layout"]["replicas"]), int(blob["args"]["hidden"]))
-    if learner.layout() != blob["layout"]:
-        raise ValueError(f"{path} was made for another cluster layout: expected {learner.layout()}, found "
-                         f"{blob['layout']}")
-    for name, module in learner.modules_to_save().items():
-        module.load_state_dict(blob["state_dicts"][name])
-    return learner, blob

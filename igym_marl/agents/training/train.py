@@ -56,8 +56,8 @@ from igym_marl.agents.evaluation import run_episode
 from igym_marl.agents.policies.base import Policy
 from igym_marl.agents.policies.frozen import FrozenAgent, parse_freeze
 from igym_marl.agents.training.networks import load_checkpoint, save_checkpoint
-from igym_marl.agents.training.vecenv import CREDITS, REFERENCES, VecEnv
-from igym_marl.agents.training.warmstart import CLUSTER_TEACHERS, TEACHERS, bc_loss, clone, collect
+from igym_marl.agents.training.vecenv import CREDITS, REFERENCES, EnvSlot, VecEnv, default_learner
+from igym_marl.agents.training.warmstart import TEACHERS, bc_loss, clone, collect
 from igym_marl.workloads import EVAL_SEEDS, get_task
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS, get_cluster_task
 
@@ -262,6 +262,7 @@ def _validate_numbers(args: Args, error) -> None:
 
 
 def _validate_choices(args: Args, error) -> None:
+    from igym_marl.agents.cluster.learner import TEACHERS as CLUSTER_TEACHERS
     teachers = CLUSTER_TEACHERS if args.cluster else TEACHERS
     if args.warm_start not in (*teachers, "auto", "none"):
         error(f"--warm-start {args.warm_start!r}: allowed {', '.join(teachers)}, auto, none"
@@ -423,13 +424,24 @@ class Progress:
     t_upd: float = 0.0
 
 
+def _kind(args: Args):
+    """(env copy class, rollout learner factory) of the task's kind: serving_v0 or the cluster."""
+    if args.cluster:
+        from igym_marl.agents.cluster.learner import ClusterSlot, cluster_learner
+        return ClusterSlot, cluster_learner
+    return EnvSlot, default_learner
+
+
 def _setup(args: Args, run: RunFolder):
     """The learner, its optimizer, the frozen agents, the mask of policy rows that learn, and the
     progress so far (restored from the checkpoint on --resume)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # before the networks are initialised
-    learner = make_learner(args.algo, args.hidden, per_agent_values=args.credit == "counterfactual",
-                           replicas=args.replicas if args.cluster else None)
+    if args.cluster:
+        from igym_marl.agents.cluster.learner import ClusterMAPPO
+        learner = ClusterMAPPO(args.replicas, args.hidden)
+    else:
+        learner = make_learner(args.algo, args.hidden, per_agent_values=args.credit == "counterfactual")
     optimizer = torch.optim.Adam(learner.parameters(), lr=args.lr, eps=1e-5)
     frozen = parse_freeze(args.freeze)
     mask = torch.tensor([a not in frozen for a in learner.agents])  # policy rows that learn
@@ -449,7 +461,8 @@ def _warm_start(args: Args, learner, envs: VecEnv, mask: torch.Tensor) -> dict:
     """Behaviour-clone the teacher's episodes, then DAgger rounds: the learner's own states
     labelled with the teacher's actions, cloned again."""
     t0, T = time.perf_counter(), args.rollout
-    data = collect(args.env_kwargs, args.teacher, args.warm_episodes, args.seed, learner, args.gamma)
+    data = collect(args.env_kwargs, args.teacher, args.warm_episodes, args.seed, learner, args.gamma,
+                   slot_cls=_kind(args)[0])
     warm = clone(learner, data, mask, args.warm_epochs, 1e-3, 256, args.seed, value_targets=args.credit == "team",
                  smoothing=args.bc_smoothing)
     for r in range(args.dagger_rounds):
@@ -566,9 +579,10 @@ def train(args: Args) -> dict:
     total = math.ceil(args.steps / (E * T)) * E * T
     run.open_logs(args, p.step)
     policy = {"algo": args.algo, "hidden": args.hidden, "replicas": args.replicas if args.cluster else None}
+    slot_cls, learner_fn = _kind(args)
     envs = VecEnv(args.env_kwargs, E, seed_base=SEED_BLOCK * args.seed, policy=policy, seed=args.seed,
                   workers=args.workers, frozen=frozen, credit=args.credit, reference=args.cf_reference,
-                  teacher=args.teacher, episodes_done=p.episodes)
+                  teacher=args.teacher, episodes_done=p.episodes, slot_cls=slot_cls, learner_fn=learner_fn)
     envs.reset()
     if args.teacher and not args.resume:
         p.warm = _warm_start(args, learner, envs, mask)

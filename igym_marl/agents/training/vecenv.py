@@ -38,19 +38,6 @@ CREDITS = ("team", "counterfactual")
 REFERENCES = ("previous", "teacher")
 
 
-def is_cluster(env_kwargs: dict) -> bool:
-    from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
-    return env_kwargs.get("task") in CLUSTER_TASK_IDS
-
-
-def make_slot(env_kwargs: dict, *args):
-    """An env copy of the task's kind: EnvSlot (serving_v0) or ClusterSlot (serving_cluster_v0)."""
-    if is_cluster(env_kwargs):
-        from igym_marl.agents.cluster.learner import ClusterSlot
-        return ClusterSlot(env_kwargs, *args)
-    return EnvSlot(env_kwargs, *args)
-
-
 class EnvCopy:
     """What every env copy shares: its episode seeds (copy j's k-th episode has seed
     ``seed_base + j + n_envs x k``) and the start of an episode, its teacher reset on it."""
@@ -80,7 +67,9 @@ class EnvCopy:
 
 
 class EnvSlot(EnvCopy):
-    """One env copy with its episode seeds, frozen agents and (optional) teacher."""
+    """One env copy of serving_v0 with its episode seeds, frozen agents and (optional) teacher."""
+
+    TEACHERS = ("heuristic", "best-constant", "oracle")  # what a warm start may clone
 
     def __init__(self, env_kwargs: dict, index: int, n_envs: int, seed_base: int, episodes_done: int,
                  frozen: dict[str, str], credit: str, reference: str, teacher: str | None):
@@ -149,11 +138,10 @@ class Rollouts:
     generator (seeded by the run's seed and the copy's index), so a run is the same whether its
     copies are stepped in one process or spread over several."""
 
-    def __init__(self, slot_args: list, policy: dict, seed: int):
-        from igym_marl.agents.training.algos import make_learner
+    def __init__(self, slot_args: list, policy: dict, seed: int, slot_cls=None, learner_fn=None):
         torch.set_num_threads(1)
-        self.slots = [make_slot(*a) for a in slot_args]
-        self.learner = make_learner(policy["algo"], policy["hidden"], replicas=policy.get("replicas"))
+        self.slots = [(slot_cls or EnvSlot)(*a) for a in slot_args]
+        self.learner = (learner_fn or default_learner)(policy)
         self.n_agents = len(self.learner.agents)  # actions per step
         self.rngs = [np.random.default_rng([seed, a[1], 17]) for a in slot_args]
         self.obs = None
@@ -204,9 +192,15 @@ class Rollouts:
         return [s.episode for s in self.slots]
 
 
-def _worker(conn, slot_args: list, policy: dict, seed: int):
+def default_learner(policy: dict):
+    """The serving_v0 learner a rollout group samples with: {"algo", "hidden"} -> algos.make_learner."""
+    from igym_marl.agents.training.algos import make_learner
+    return make_learner(policy["algo"], policy["hidden"])
+
+
+def _worker(conn, slot_args: list, policy: dict, seed: int, slot_cls, learner_fn):
     try:
-        group = Rollouts(slot_args, policy, seed)
+        group = Rollouts(slot_args, policy, seed, slot_cls, learner_fn)
         conn.send(("ok", None))
         while True:
             cmd, data = conn.recv()
@@ -226,7 +220,10 @@ class VecEnv:
 
     def __init__(self, env_kwargs: dict, n_envs: int, seed_base: int, policy: dict, seed: int, workers: int = 0,
                  frozen: dict | None = None, credit: str = "team", reference: str = "previous",
-                 teacher: str | None = None, episodes_done=None):
+                 teacher: str | None = None, episodes_done=None, slot_cls=None, learner_fn=None):
+        """`slot_cls` makes one env copy (EnvSlot for serving_v0; the cluster's ClusterSlot) and
+        `learner_fn(policy)` the learner its rollout groups sample with (default_learner); both
+        are passed by reference to the worker processes."""
         if credit not in CREDITS:
             raise ValueError(f"credit={credit!r} is unknown; allowed: {', '.join(CREDITS)}")
         if reference not in REFERENCES:
@@ -238,13 +235,14 @@ class VecEnv:
         self.workers = min(max(workers, 0), n_envs)
         self.groups = [list(range(w, n_envs, max(self.workers, 1))) for w in range(max(self.workers, 1))]
         if self.workers == 0:
-            self.local = Rollouts(args, policy, seed)
+            self.local = Rollouts(args, policy, seed, slot_cls, learner_fn)
             return
         ctx = multiprocessing.get_context("spawn")  # no inherited locks from torch or numba threads
         self.pipes, self.procs = [], []
         for g in self.groups:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(child, [args[j] for j in g], policy, seed), daemon=True)
+            p = ctx.Process(target=_worker, args=(child, [args[j] for j in g], policy, seed, slot_cls, learner_fn),
+                            daemon=True)
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)
@@ -308,4 +306,4 @@ class VecEnv:
             self.workers = -1
 
 
-__all__ = ["VecEnv", "EnvCopy", "EnvSlot", "make_slot", "is_cluster", "Rollouts", "CREDITS", "REFERENCES"]
+__all__ = ["VecEnv", "EnvCopy", "EnvSlot", "default_learner", "Rollouts", "CREDITS", "REFERENCES"]

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 
-TEACHERS = ("heuristic", "best-constant", "oracle")
-CLUSTER_TEACHERS = ("hpa", "oracle")  # igym_marl.agents.cluster.learner.TEACHERS
+TEACHERS = ("heuristic", "best-constant", "oracle")  # serving_v0's (vecenv.EnvSlot.TEACHERS)
 BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range
 
 
@@ -29,15 +28,15 @@ def discounted_returns(rewards: list, gamma: float) -> list:
     return out[::-1]
 
 
-def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, gamma: float) -> dict:
+def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, gamma: float, slot_cls=None) -> dict:
     """Teacher episodes -> {"pol_in", "val_in", "actions", "returns", "score"} arrays (one row a
-    window), played on one env copy of the task's kind (``vecenv.make_slot``) whose teacher's
-    labels are the actions applied."""
-    from igym_marl.agents.training.vecenv import is_cluster, make_slot
-    allowed = CLUSTER_TEACHERS if is_cluster(env_kwargs) else TEACHERS
-    if teacher not in allowed:
-        raise ValueError(f"teacher={teacher!r} is unknown; allowed: {', '.join(allowed)}")
-    slot = make_slot(env_kwargs, 0, 1, BC_SEED_BASE + 1000 * seed, 0, {}, "team", "previous", teacher)
+    window), played on one env copy (`slot_cls`: vecenv.EnvSlot for serving_v0, the cluster's
+    ClusterSlot) whose teacher's labels are the actions applied."""
+    from igym_marl.agents.training.vecenv import EnvSlot
+    slot_cls = slot_cls or EnvSlot
+    if teacher not in slot_cls.TEACHERS:
+        raise ValueError(f"teacher={teacher!r} is unknown; allowed: {', '.join(slot_cls.TEACHERS)}")
+    slot = slot_cls(env_kwargs, 0, 1, BC_SEED_BASE + 1000 * seed, 0, {}, "team", "previous", teacher)
     pol, val, acts, rets, scores = [], [], [], [], []
     x, state = slot.reset()
     for k in range(episodes):
@@ -99,4 +98,4 @@ def clone(learner, data: dict, mask: torch.Tensor, epochs: int, lr: float, batch
     return {"teacher_score": data["score"], "windows": n, "agreement": [round(float(x), 3) for x in agree]}
 
 
-__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "CLUSTER_TEACHERS", "BC_SEED_BASE", "discounted_returns"]
+__all__ = ["collect", "clone", "bc_loss", "TEACHERS", "BC_SEED_BASE", "discounted_returns"]
