@@ -32,6 +32,16 @@ def _check_policy(policy: str, given: dict, what: str) -> None:
         raise _invalid(f"give {what} or policy, not both (got policy and {sorted(given)})")
 
 
+def _given_unless_policy(action, names, what: str) -> Optional[dict]:
+    """The fields of `names` the action gives, or None when it asks a server-side policy instead
+    (which must then be known and given alone)."""
+    given = {k: getattr(action, k) for k in names if getattr(action, k) is not None}
+    if action.policy is not None:
+        _check_policy(action.policy, given, what)
+        return None
+    return given
+
+
 # Server-side policies a client may ask to act for a window instead of sending knobs.
 SERVER_POLICIES = ("heuristic", "vllm-default", "best-constant", "mappo")
 KNOB_FIELDS = tuple(KNOB_SCHEMA)  # the six InferenceGym fields, in their order
@@ -51,9 +61,8 @@ class _ServingActionRules(Action):
 
     @model_validator(mode="after")
     def _check(self):
-        given = {k: getattr(self, k) for k in KNOB_FIELDS if getattr(self, k) is not None}
-        if self.policy is not None:
-            _check_policy(self.policy, given, "the six knob fields")
+        given = _given_unless_policy(self, KNOB_FIELDS, "the six knob fields")
+        if given is None:
             return self
         try:
             self._knobs = original_to_knobs(given)
@@ -115,9 +124,8 @@ class _MultiAgentActionRules(Action):
 
     @model_validator(mode="after")
     def _check(self):
-        given = {a: getattr(self, a) for a in AGENTS if getattr(self, a) is not None}
-        if self.policy is not None:
-            _check_policy(self.policy, given, "the agents' indices")
+        given = _given_unless_policy(self, AGENTS, "the agents' indices")
+        if given is None:
             return self
         missing = [a for a in AGENTS if a not in given]
         if missing:
