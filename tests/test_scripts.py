@@ -69,6 +69,7 @@ def test_evaluate_ctrl_c_keeps_what_finished_quietly(tmp_path):
     import time
     out = tmp_path / "r.json"
     for workers in ("1", "2"):
+        out.unlink(missing_ok=True)  # wait for this run's own first episode, not the last run's file
         proc = subprocess.Popen([sys.executable, "evaluate.py", "--agent", "vllm-default,heuristic", "--task",
                                  "static_workload", "--episodes", "6", "--workers", workers, "--out", str(out),
                                  "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -124,11 +125,11 @@ def test_evaluate_keeps_finished_episodes_when_an_agent_raises(tmp_path, monkeyp
             super().reset(task, seed)
             self.calls = 0
 
-        def act(self, observations, infos, state=None):
+        def act_knobs(self, observations, infos, state=None):  # a knob-level policy: the loop asks for knobs
             self.calls += 1
             if self.calls > 2:
                 raise RuntimeError("the policy broke")
-            return super().act(observations, infos, state)
+            return super().act_knobs(observations, infos, state)
 
     monkeypatch.setitem(agents.POLICIES, "boom", lambda arg, **kw: Boom("vllm-default"))
     out = tmp_path / "r.json"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sim.metrics import WindowMetrics
-from ..sim.types import KNOB_LEVELS, level_index
+from ..sim.types import KNOB_LEVELS
 from .featurespec import Feature, finite
 from .team import STANDARD, Team
 
@@ -138,8 +138,6 @@ class FeatureBuilder:
         for a in team.agents:
             self._slices[a.name] = slice(start, start + len(a.own))
             start += len(a.own)
-        self._frozen_levels = {k: level_index(k, getattr(team.base, k)) for k in team.frozen_knobs}
-        self._last = {}
 
     # the quantities own parts share
     def mean_iteration_s(self, m: WindowMetrics) -> float:
@@ -151,16 +149,8 @@ class FeatureBuilder:
         return max(1, m.kv_capacity_blocks * self.block_tokens)
 
     def last_action(self, actions: dict) -> list:
-        """Every knob's level index, in KNOB_LEVELS order: the agents' actions decoded, the knobs no
-        agent owns at their base levels."""
-        key = tuple(actions[a] for a in self.team.names)
-        out = self._last.get(key)
-        if out is None:
-            levels = dict(self._frozen_levels)
-            for a, i in zip(self.team.agents, key):
-                levels.update(zip(a.knobs, self.team.level_indices(a.name, int(i))))
-            out = self._last[key] = [float(levels[k]) for k in KNOB_LEVELS]
-        return list(out)
+        """Every knob's level index, in KNOB_LEVELS order (``Team.knob_levels``)."""
+        return list(self.team.knob_levels(actions))
 
     def _tenant_block(self, m: WindowMetrics | None) -> list:
         out = []

@@ -139,6 +139,7 @@ class Team:
         if not isinstance(self.base, Knobs):
             raise ValueError(f"base={self.base!r} must be a Knobs")
         object.__setattr__(self, "_joint_cache", {})
+        object.__setattr__(self, "_levels_cache", {})
 
     # ------------------------------------------------------------------ who
     @cached_property
@@ -217,6 +218,20 @@ class Team:
                 values.update(self.decode(a, i))
             knobs = self._joint_cache[key] = Knobs(**values)
         return knobs
+
+    def knob_levels(self, actions: dict) -> tuple[float, ...]:
+        """Every knob's level index, in KNOB_LEVELS order, under the agents' actions (the knobs no
+        agent owns at their base levels): the last-action features. Cached on the team, so every
+        env of the team shares one table."""
+        key = tuple(int(actions[a]) for a in self.names)
+        out = self._levels_cache.get(key)
+        if out is None:
+            base = self.base.as_dict()
+            levels = {k: level_index(k, base[k]) for k in self.frozen_knobs}
+            for a, i in zip(self.agents, key):
+                levels.update(zip(a.knobs, self.level_indices(a.name, i)))
+            out = self._levels_cache[key] = tuple(float(levels[k]) for k in KNOB_LEVELS)
+        return out
 
     def to_actions(self, knobs: Knobs) -> dict[str, int]:
         """Knobs whose owned values are all levels -> each agent's Discrete index."""
