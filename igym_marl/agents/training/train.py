@@ -6,6 +6,7 @@
     python train_marl.py --credit counterfactual --task adversarial_multitenant         # difference rewards
     python train_marl.py --task bursty_workload --freeze kv_manager=heuristic --freeze spec_controller=constant:0
     python train_marl.py --trace data/traces/azure_conv_2023_1h.csv --trace-format azure --steps 20000
+    python train_marl.py --task cluster_diurnal --replicas 4 --steps 20000              # cluster MAPPO (4N + 2 agents)
     python train_marl.py --quick                                                        # what `make demo` runs
     python train_marl.py --resume --out runs/adversarial_multitenant-mappo-s0 --steps 120000
 
@@ -17,6 +18,8 @@ advantages, run PPO epochs over minibatches, log, evaluate, checkpoint.
 * ``mappo``: one actor shared by the four agents, a centralized critic on ``env.state()``;
 * ``ippo``: the same actor, a critic on each agent's own observation;
 * ``ppo-single``: the single-agent wrapper's view, the global state in, four actions out.
+* on a cluster task (``--task cluster_*``): MAPPO over the fleet's 4 N + 2 agents, one actor for
+  all of them (``igym_marl/agents/cluster/learner.py``), warm-started from the tuned HPA.
 
 The recipe (the defaults): a **warm start** that behaviour-clones the tuned heuristic
 (``igym_marl/agents/training/warmstart.py``), then DAgger rounds that label the learner's own states with the
