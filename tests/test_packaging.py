@@ -21,3 +21,14 @@ def test_the_wheel_installs_only_igym_marl(tmp_path):
     # what the policies read ships with them
     assert "igym_marl/agents/data/best_constant.json" in names
     assert "igym_marl/agents/checkpoints/mappo/static_workload.pt" in names
+    assert "igym_marl/py.typed" in names  # typed package (PEP 561)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names), \
+        [n for n in names if "dist-info" in n]
+
+
+def test_the_package_reports_its_version():
+    import tomllib
+
+    import igym_marl
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert igym_marl.__version__ == declared

@@ -32,6 +32,7 @@ from openenv.core.env_server.types import ConcurrencyConfig
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from .. import __version__
 from ..envs import AGENT_KNOBS, AGENTS
 from ..workloads.tasks import get_task
 from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, EpisodeOver, MultiAgentServingEnvironment,
@@ -209,7 +210,7 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     allow_origins = check_origins(allow_origins)
     store = SessionStore(max_sessions, idle_timeout_s)  # validates both
     conc = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
-    app = FastAPI(title="igym-marl", version="0.1.0",
+    app = FastAPI(title="igym-marl", version=__version__,
                   description="LLM-serving control as an OpenEnv environment (docs/server.md)")
     single = HTTPEnvServer(ServingEnvironment, ServingAction, ServingObservation, concurrency_config=conc)
     single.register_routes(app)
