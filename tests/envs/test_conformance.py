@@ -126,3 +126,16 @@ def test_pickling_mid_episode():
         assert o1[1][a] == o2[1][a]
     single = pickle.loads(pickle.dumps(InferenceGymEnv("static_workload", episode_windows=3)))
     single.reset(seed=0)
+
+
+def test_gymnasiums_module_form_registers_and_makes_the_wrapper_in_one_step():
+    """gym.make("igym_marl.envs:igym_marl/InferenceGym-v0") imports the module that registers the id
+    (the README documents it), in a fresh interpreter where nothing imported igym_marl before."""
+    import subprocess
+    import sys
+    code = ("import gymnasium as gym; env = gym.make('igym_marl.envs:igym_marl/InferenceGym-v0', "
+            "task='static_workload', episode_windows=2); obs, _ = env.reset(seed=0); "
+            "print(type(env.unwrapped).__name__, obs.shape)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "InferenceGymEnv"

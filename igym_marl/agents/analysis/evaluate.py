@@ -11,8 +11,12 @@
     python evaluate.py --agent heuristic --task bursty_workload --timeline heuristic.png
 
 Agents: random, vllm-default, constant:KNOB=VALUE+KNOB=VALUE..., best-constant, heuristic, llm,
-ppo, mappo, oracle. Inside --agent, commas separate agents; a constant's knobs are joined by "+"
-(a comma followed by KNOB=VALUE also continues the constant before it).
+ppo, mappo, rllib (the ray extra; --checkpoint), and two probes: oracle (clairvoyant) and mpc (the
+oracle's search on a forecast). Inside --agent, commas separate agents; a constant's knobs are
+joined by "+" (a comma followed by KNOB=VALUE also continues the constant before it).
+Cluster tasks (--task cluster_diurnal, cluster_bursty, cluster_conversation) take the cluster
+agents: random, vllm-default, rule:RULE (round_robin, prefix_affinity, scored:0.43, ...),
+best-constant, hpa, oracle, mappo.
 Seeds: evaluation uses 1,000,000 + i (i < --episodes) unless --seeds lists others; every seed
 must lie in the evaluation range 1,000,000..1,999,999, disjoint from training seeds (0..999,999).
 Traces: --trace replays a BurstGPT or Azure file as the task `trace`. Nobody searched a best
@@ -209,8 +213,11 @@ def split_agents(text: str) -> list[str]:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=_Formatter)
-    ap.add_argument("--agent", default=None, help="policy name(s), comma-separated")
-    ap.add_argument("--task", default="all", help="task id(s) or aliases, comma-separated, or all")
+    ap.add_argument("--agent", default=None, help="policy name(s), comma-separated: random, vllm-default, "
+                    "constant:KNOB=VALUE+..., best-constant, heuristic, llm, ppo, mappo, rllib, oracle, mpc (cluster "
+                    "tasks: random, vllm-default, rule:RULE, best-constant, hpa, oracle, mappo)")
+    ap.add_argument("--task", default="all", help="task id(s) or aliases, comma-separated, or all (the "
+                    "single-replica tasks); cluster tasks by id")
     ap.add_argument("--trace", default=None, metavar="PATH", help="replay this trace file (BurstGPT or Azure CSV) as "
                                                                    "the task `trace` instead of --task")
     ap.add_argument("--trace-format", default="auto", help="the trace's format: auto (from its header), burstgpt, "
