@@ -72,7 +72,9 @@ def test_evaluate_ctrl_c_keeps_what_finished_quietly(tmp_path):
         out.unlink(missing_ok=True)  # wait for this run's own first episode, not the last run's file
         proc = subprocess.Popen([sys.executable, "evaluate.py", "--agent", "vllm-default,heuristic", "--task",
                                  "static_workload", "--episodes", "6", "--workers", workers, "--out", str(out),
-                                 "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                # a run started in the background (`cmd &`) inherits SIGINT ignored; Ctrl-C is what is tested
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not (out.exists() and json.loads(out.read_text() or "[]")):
             time.sleep(0.2)
