@@ -81,6 +81,7 @@ def run_episode(policy: Policy, task, seed: int, agent_name: str | None = None,
         else:
             obs, _, _, _, infos = env.step(policy.act(obs, infos, env.state()))
         info = infos[first]
-    if "episode" in info and "metrics" not in info["episode"]:  # a cluster episode
+    from igym_marl.envs.cluster import ServingClusterEnv
+    if isinstance(env, ServingClusterEnv):
         return cluster_episode_record(env, info, policy, agent_name or policy.name)
     return episode_record(env, info, policy, agent_name or policy.name)

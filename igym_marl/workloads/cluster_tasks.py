@@ -103,13 +103,6 @@ BATCH_BACKGROUND = 0.05
 CLUSTER_STORMS = (0.2, 0.2, (300, 600), (3, 5), (60.0, 180.0), (0.6, 0.9))
 
 
-def cluster_bursty_rate(task: ClusterTask, rng) -> np.ndarray:
-    """Per-second rate of the bursty tenants (req/s): quiet ~20 % of the fleet with a slow wobble,
-    3-5 storms of 60-180 s at 0.6-0.9x the fleet (20 % ramps): a fleet sized for its storms
-    (before the conversations' later turns: ``tasks.conversation_rate``)."""
-    return storm_rate(task, rng, *CLUSTER_STORMS)
-
-
 def _cluster_bursty(task: ClusterTask, rng) -> tuple[Workload, tuple]:
     """The traffic, and its phases: quiet, or storm where the bursty tenants offer more than half
     the fleet's capacity."""
@@ -166,4 +159,4 @@ def get_cluster_task(task_id: str, replicas: int | None = None, **overrides) -> 
     return task
 
 
-__all__ = ["ClusterTask", "CLUSTER_TASKS", "CLUSTER_TASK_IDS", "get_cluster_task", "cluster_bursty_rate"]
+__all__ = ["ClusterTask", "CLUSTER_TASKS", "CLUSTER_TASK_IDS", "get_cluster_task"]

@@ -102,9 +102,21 @@ def test_a_checkpoint_is_refused_by_another_teams_names():
     check_team(STANDARD.signature(), STANDARD.signature(), "checkpoint x.pt")
 
 
-def test_the_standard_team_is_the_only_list_of_agents():
-    """AGENTS, the action tables and the features all come from STANDARD."""
-    from igym_marl.envs import AGENT_KNOBS
-    from igym_marl.envs.features import OWN
-    assert AGENTS == STANDARD.names and list(OWN) == list(AGENTS)
-    assert all(AGENT_KNOBS[a.name] is a.action for a in STANDARD.agents)
+def test_no_env_or_server_module_but_the_team_names_an_agent():
+    """The agents are enumerated in team.py alone: no other module of the env or the server holds an
+    agent's name as a string of its own (a dict key, a comparison), as the hard-coded shaping and
+    nearest-action tables once did. Docstrings and labels that mention them in passing are text."""
+    import ast
+    from pathlib import Path
+
+    import igym_marl
+    root = Path(igym_marl.__file__).parent
+    names = set(STANDARD.names)
+    found = []
+    for path in sorted((root / "envs").glob("*.py")) + sorted((root / "server").glob("*.py")):
+        if path.name == "team.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.value!r}")
+    assert found == []

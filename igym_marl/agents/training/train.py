@@ -60,7 +60,7 @@ from igym_marl.agents.policies.base import Policy
 from igym_marl.agents.policies.frozen import FrozenAgent, parse_freeze
 from igym_marl.agents.training.networks import load_checkpoint, save_checkpoint
 from igym_marl.agents.training.vecenv import CREDITS, REFERENCES, EnvSlot, VecEnv, default_learner
-from igym_marl.agents.training.warmstart import TEACHERS, bc_loss, clone, collect
+from igym_marl.agents.training.warmstart import bc_loss, clone, collect
 from igym_marl.workloads import EVAL_SEEDS, get_task
 from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS, get_cluster_task
 
@@ -265,8 +265,7 @@ def _validate_numbers(args: Args, error) -> None:
 
 
 def _validate_choices(args: Args, error) -> None:
-    from igym_marl.agents.cluster.learner import TEACHERS as CLUSTER_TEACHERS
-    teachers = CLUSTER_TEACHERS if args.cluster else TEACHERS
+    teachers = _kind(args)[0].TEACHERS
     if args.warm_start not in (*teachers, "auto", "none"):
         error(f"--warm-start {args.warm_start!r}: allowed {', '.join(teachers)}, auto, none"
               + (" on a cluster task" if args.cluster else ""))

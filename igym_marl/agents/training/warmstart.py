@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 
-TEACHERS = ("heuristic", "best-constant", "oracle")  # serving_v0's (vecenv.EnvSlot.TEACHERS)
+from igym_marl.agents.training.vecenv import EnvSlot
+
+TEACHERS = EnvSlot.TEACHERS  # serving_v0's teachers; a cluster env copy names its own
 BC_SEED_BASE = 900_000  # warm-start episodes: seeds 900,000 + 1,000 x seed + k, below the evaluation range
 
 
@@ -32,7 +34,6 @@ def collect(env_kwargs: dict, teacher: str, episodes: int, seed: int, learner, g
     """Teacher episodes -> {"pol_in", "val_in", "actions", "returns", "score"} arrays (one row a
     window), played on one env copy (`slot_cls`: vecenv.EnvSlot for serving_v0, the cluster's
     ClusterSlot) whose teacher's labels are the actions applied."""
-    from igym_marl.agents.training.vecenv import EnvSlot
     slot_cls = slot_cls or EnvSlot
     if teacher not in slot_cls.TEACHERS:
         raise ValueError(f"teacher={teacher!r} is unknown; allowed: {', '.join(slot_cls.TEACHERS)}")
