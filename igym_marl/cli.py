@@ -120,18 +120,20 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def serve(args) -> None:
     try:
-        import uvicorn
-
-        from .server.app import check_origins, create_app
+        from .server.origins import check_origins  # light: the server stack is imported below
     except ImportError as e:
         raise SystemExit(f"igym-marl serve: {e}; install the server extra: pip install -e '.[server]'") from None
     try:
         origins = check_origins(args.allow_origin)
     except ValueError as e:
         raise SystemExit(f"igym-marl serve: --allow-origin: {e}") from None
+    sock = _bind(args.host, args.port)  # connections wait in the backlog until the app is up
+    print(f"igym-marl: listening on http://{args.host}:{args.port}; loading the server ...", flush=True)
+    import uvicorn
+
+    from .server import create_app
     app = create_app(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
                      max_body_bytes=args.max_body_bytes, allow_origins=origins)
-    sock = _bind(args.host, args.port)
     print(f"igym-marl: serving on http://{args.host}:{args.port} (dashboard: /web, API docs: /docs)", flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, ws_max_size=args.max_body_bytes)
     uvicorn.Server(config).run(sockets=[sock])

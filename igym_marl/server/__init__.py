@@ -18,12 +18,22 @@ The simulator and the envs know nothing of this package: it is an adapter over
 
 from __future__ import annotations
 
-try:
-    import fastapi  # noqa: F401
-    import openenv  # noqa: F401
-except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError("igym_marl.server needs the server extra: pip install -e '.[server]'") from e
+import importlib.util
 
-from .app import create_app  # noqa: E402
+from ._openenv import skip_openenv_web_interface
+
+skip_openenv_web_interface()  # openenv's Gradio web interface is never mounted here: seconds off every start
+
+if any(importlib.util.find_spec(m) is None for m in ("fastapi", "openenv", "uvicorn")):  # pragma: no cover
+    raise ImportError("igym_marl.server needs the server extra: pip install -e '.[server]'")
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str):
+    # the server stack (openenv, FastAPI, the envs) is imported on first use, so that `igym-marl serve`
+    # can bind its port and say so, and check its settings, before the seconds that import takes
+    if name == "create_app":
+        from .app import create_app
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

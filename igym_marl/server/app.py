@@ -39,6 +39,7 @@ from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, 
                           ServingEnvironment, replay, run_baseline)
 from .models import (KNOB_FIELDS, SERVER_POLICIES, MultiAgentAction, MultiAgentObservation, ServingAction,
                      ServingObservation)
+from .origins import check_origins
 from .sessions import MODES, SessionBusy, SessionLimit, SessionStore, UnknownSession, check_mode, check_session_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -133,17 +134,6 @@ class OriginGuard:
             await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
             return None
         return await self.app(scope, receive, send)
-
-
-def check_origins(origins) -> tuple[str, ...]:
-    """--allow-origin values: scheme://host[:port], nothing else."""
-    out = []
-    for o in origins or ():
-        if not isinstance(o, str) or not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o.rstrip("/")):
-            raise ValueError(f"allow_origin={o!r} is not an origin; allowed: scheme://host[:port], "
-                             f"e.g. http://localhost:3000")
-        out.append(o.rstrip("/"))
-    return tuple(out)
 
 
 def _errors(e: ValidationError) -> list:
