@@ -907,3 +907,25 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
         rid = run[j]
         if rf[rid, FIRST] != rf[rid, FIRST] and clock - rf[rid, ARR] > tf[TF_TTFT_S, ri[rid, TEN]]:
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
+
+
+_ANNOUNCED = []
+
+
+def announce_compilation() -> None:
+    """Say so, once a process, when the kernel is about to be compiled rather than loaded from numba's
+    on-disk cache (``cache=True``): the first run after installing or changing the package takes
+    tens of seconds, later runs load the compiled kernel in a fraction of a second. The check reads
+    numba's cache index; should numba's internals change, nothing is printed."""
+    if _ANNOUNCED:
+        return
+    _ANNOUNCED.append(True)
+    try:
+        cached = bool(run_window._cache._cache_file._load_index())
+        where = run_window._cache._cache_path
+    except Exception:  # noqa: BLE001 - numba's private cache API; a missing message is harmless
+        return
+    if not cached:
+        import sys
+        print(f"igym_marl: compiling the simulator's kernel (first run only, about a minute; cached in {where})",
+              file=sys.stderr, flush=True)

@@ -364,6 +364,8 @@ class Simulator:
         return self._window_metrics(t_start, seconds, arrived_before, reload_s, knobs)
 
     def _run_window(self, t_end: float, knobs: Knobs) -> None:
+        if not engine.run_window.signatures:  # the first window of this process
+            engine.announce_compilation()
         engine.run_window(t_end, knobs.batch_cap, knobs.speculation_depth, knobs.prefill_decode_split,
                           knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
                           np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,

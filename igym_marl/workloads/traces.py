@@ -46,12 +46,15 @@ import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..sim.types import Tenant, Workload, take_keys
 from .generators import API, API_TIMEOUT_S, CONVERSATION
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BURSTGPT_COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type")
 BURSTGPT_OPTIONAL = ("Session ID", "Elapsed time")
@@ -232,6 +235,7 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
           categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV; numeric columns come back as float64, the rest as given. Fast path: pandas'
     C parser with numeric dtypes; any bad value sends us to a string read that finds its line."""
+    import pandas as pd  # on first parse: importing igym_marl need not pay for pandas
     check_trace_file(path)
     compression = "gzip" if is_gzip(path) else None
     try:
@@ -282,6 +286,7 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
 
 def _numeric(path: Path, df: pd.DataFrame, col: str, integer: bool, max_value: float = math.inf,
              unit: str = "tokens") -> np.ndarray:
+    import pandas as pd  # on first parse: importing igym_marl need not pay for pandas
     if pd.api.types.is_numeric_dtype(df[col]):
         v = df[col].to_numpy(dtype=np.float64)
     else:
@@ -403,6 +408,7 @@ def detect_format(path) -> str:
 
 def _datetimes(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
     """A column of date-times; every stamp must share one time zone (or none)."""
+    import pandas as pd  # on first parse: importing igym_marl need not pay for pandas
     text = df[col].astype(str).str.strip()
     try:
         stamps = pd.to_datetime(text, errors="coerce", format="mixed")
