@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test test-ray serve bench calibrate leaderboard adaptivity clean
+.PHONY: demo test test-ray test-wheel serve bench calibrate leaderboard adaptivity clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 RAY_VENV := .venv-ray
 RAY_STAMP := $(RAY_VENV)/.installed
 
-$(RAY_STAMP): pyproject.toml
+$(RAY_STAMP): pyproject.toml setup.py
 	test -x $(RAY_VENV)/bin/python || $(PYTHON) -m venv $(RAY_VENV)
 	$(RAY_VENV)/bin/python -m pip install --upgrade pip
 	$(RAY_VENV)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
@@ -39,6 +39,11 @@ test: $(STAMP)
 
 test-ray: $(RAY_STAMP)
 	$(RAY_VENV)/bin/python -m pytest -q tests/ray tests/envs tests/agents/test_policies.py
+
+# The sdist and the wheel built from it, installed in a clean venv far from the checkout: scores
+# there must equal the checkout's to the last digit (scripts/check_wheel.py).
+test-wheel: $(STAMP)
+	TORCH_PIN='$(TORCH_PIN)' $(BIN)/python scripts/check_wheel.py $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX))
 
 serve: $(STAMP)
 	$(BIN)/igym-marl serve

@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..envs import AGENT_KNOBS, AGENTS
+from ..paths import LEADERBOARD_FILE
 from ..workloads.tasks import get_task
 from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, EpisodeOver, MultiAgentServingEnvironment,
                           ServingEnvironment, replay, run_baseline)
@@ -43,7 +44,7 @@ from .origins import check_origins
 from .sessions import MODES, SessionBusy, SessionLimit, SessionStore, UnknownSession, check_mode, check_session_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-LEADERBOARD = Path(__file__).resolve().parents[2] / "docs" / "leaderboard.md"
+LEADERBOARD = LEADERBOARD_FILE
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 
@@ -164,7 +165,7 @@ def task_catalog() -> dict:
 def read_leaderboard(path: Path = LEADERBOARD) -> dict:
     """The first table of docs/leaderboard.md (written by `make leaderboard`) as rows of cells."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `make leaderboard` in a clone of the repository")
+        raise FileNotFoundError(f"{path} is missing: it ships with igym-marl (reinstall the package); `make leaderboard` writes it in a clone of the repository")
     lines = [ln.strip() for ln in path.read_text().splitlines()]
     table = []
     for ln in lines:

@@ -22,7 +22,7 @@ EVAL_SEEDS).
 
 from __future__ import annotations
 
-from igym_marl.paths import TUNED_DIR
+from igym_marl.paths import TUNED_DIR, shipped_json
 
 import argparse
 import itertools
@@ -132,13 +132,18 @@ def successive_halving(task_id: str, configs: list[int] | None = None, halving=H
 
 
 # ---------------------------------------------------------------------------------- cache
-def _load(path: Path) -> dict:
+def _load_for_update(path: Path) -> dict:
+    """What a search adds its result to: the file so far, or nothing yet."""
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _best_constants() -> dict:
+    return shipped_json(BEST_CONSTANT_FILE, "igym-marl tune best-constant")
 
 
 def load_best_constant(task_id: str) -> Knobs:
     """The task's global best constant (``python -m igym_marl.agents.analysis.tuning best-constant`` computes it)."""
-    data = _load(BEST_CONSTANT_FILE)
+    data = _best_constants()
     if task_id not in data.get("best", {}):
         raise ValueError(f"no best constant configuration for task {task_id!r} in {BEST_CONSTANT_FILE}; "
                          f"searched tasks: {sorted(data.get('best', {}))} (run python -m igym_marl.agents.analysis.tuning best-constant)")
@@ -148,7 +153,7 @@ def load_best_constant(task_id: str) -> Knobs:
 def best_constant_or_default(task_id: str) -> tuple[Knobs, bool]:
     """(the task's searched best constant, True), or (vLLM's default, False) for a task nobody
     searched (a trace): the fallback the best-constant policy and the oracle state in their stats."""
-    data = _load(BEST_CONSTANT_FILE)
+    data = _best_constants()
     if task_id in data.get("best", {}):
         return Knobs(**data["best"][task_id]["knobs"]), True
     return VLLM_DEFAULT, False
@@ -156,7 +161,7 @@ def best_constant_or_default(task_id: str) -> tuple[Knobs, bool]:
 
 def top_constants(task_id: str) -> list[tuple[Knobs, float]]:
     """The task's ten best constants with their mean training score (16 seeds), best first."""
-    data = _load(BEST_CONSTANT_FILE)
+    data = _best_constants()
     if task_id not in data.get("best", {}):
         raise ValueError(f"no best constant configuration for task {task_id!r} in {BEST_CONSTANT_FILE}")
     return [(Knobs(**e["knobs"]), e["score"]) for e in data["best"][task_id]["top10"]]
@@ -168,7 +173,7 @@ def _write_best_constant(task_id: str, result: dict) -> dict:
     entry = {"knobs": top[0]["knobs"], "score": top[0]["score"], "training_seeds": _seeds(HALVING[-1][0]),
              "top10": top, "rounds": result["rounds"],
              "log": {str(i): [round(x, 6) for x in v] for i, v in sorted(result["scores"].items())}}
-    data = _load(BEST_CONSTANT_FILE)
+    data = _load_for_update(BEST_CONSTANT_FILE)
     data["grid"] = {"order": "joint_grid(): agents' Discrete indices, batch_scheduler slowest",
                     "agents": {a: AGENT_KNOBS[a].n for a in AGENTS}, "configurations": len(grid)}
     data["search"] = {"method": "successive halving", "halving": [list(h) for h in HALVING]}
@@ -236,7 +241,7 @@ def main(argv=None):
         else:
             from igym_marl.agents.policies.heuristic import HEURISTIC_GRID, PARAMS_FILE
             best, value, log, start_value = tune_heuristic(task_id, args.seeds, args.passes, args.workers)
-            data = _load(PARAMS_FILE)
+            data = _load_for_update(PARAMS_FILE)
             data["grid"] = {k: list(v) for k, v in HEURISTIC_GRID.items()}
             data["training_seeds"] = _seeds(args.seeds)
             data.setdefault("params", {})[task_id] = asdict(best)

@@ -32,7 +32,7 @@ constants (igym_marl/agents/data/best_constant.json), the rule and N are searche
 
 from __future__ import annotations
 
-from igym_marl.paths import TUNED_DIR
+from igym_marl.paths import TUNED_DIR, shipped_json
 
 import json
 import math
@@ -220,9 +220,13 @@ def run_cluster_episode(policy, task, seed: int, **env_kwargs) -> dict:
 CLUSTER_CACHE = TUNED_DIR / "cluster_best_constant.json"
 
 
-def load_cluster_cache() -> dict:
-    """{task: best constant, its ranking and the tuned HPA threshold} (scripts/cluster_baselines.py --search)."""
-    return json.loads(CLUSTER_CACHE.read_text()) if CLUSTER_CACHE.exists() else {}
+def load_cluster_cache(for_update: bool = False) -> dict:
+    """{task: best constant, its ranking and the tuned HPA threshold} (scripts/cluster_baselines.py --search).
+    It ships with the package; a missing file is an error naming it, unless a search is about to
+    write it (``for_update``)."""
+    if for_update and not CLUSTER_CACHE.exists():
+        return {}
+    return shipped_json(CLUSTER_CACHE, "igym-marl cluster-baselines --search")
 
 
 def cluster_baseline(task: str, kind: str):

@@ -44,7 +44,7 @@ def search(tasks, log=print) -> None:
                          for seed in TRAIN_SEEDS[:4]])
             hpa.append((float(s), target))
             log(f"{task}: hpa target_outstanding {target:g}: {s:.3f}")
-        data = load_cluster_cache()  # re-read: another task's search may have written meanwhile
+        data = load_cluster_cache(for_update=True)  # re-read: another task's search may have written meanwhile
         data[task] = {"knobs": best.knobs.as_dict(), "rule": best.rule, "target": best.target,
                       "ranked": [{"score": s, "describe": c.describe()} for s, c in ranked],
                       "hpa_target_outstanding": max(hpa)[1], "hpa_rule": best.rule, "hpa_grid": hpa,

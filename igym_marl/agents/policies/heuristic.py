@@ -31,9 +31,8 @@ seeds; the result is cached in ``igym_marl/agents/data/heuristic_params.json`` (
 
 from __future__ import annotations
 
-from igym_marl.paths import TUNED_DIR
+from igym_marl.paths import TUNED_DIR, shipped_json
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -135,11 +134,11 @@ UNTUNED = HeuristicParams.playing(VLLM_DEFAULT)
 
 
 def load_tuned(task_id: str) -> HeuristicParams:
-    """The tuned parameters for a task; UNTUNED where none were tuned (e.g. `trace`)."""
-    if PARAMS_FILE.exists():
-        data = json.loads(PARAMS_FILE.read_text())
-        if task_id in data.get("params", {}):
-            return HeuristicParams.from_dict(data["params"][task_id])
+    """The tuned parameters for a task; UNTUNED where none were tuned (e.g. `trace`). The file ships
+    with the package: if it is missing, that is an error naming it."""
+    data = shipped_json(PARAMS_FILE, "igym-marl tune heuristic")
+    if task_id in data.get("params", {}):
+        return HeuristicParams.from_dict(data["params"][task_id])
     return UNTUNED
 
 
