@@ -112,6 +112,43 @@ class WebSocketEndGuard:
             pass
 
 
+class DetailedWsErrors:
+    """openenv-core answers an invalid WebSocket message with the message "Invalid message" and the
+    details in ``data.errors``; its own client prints only the message and the code. Here the first
+    error's text joins the message (``Invalid message: kv_budget_fraction=3 is out of range ...``),
+    so every client shows what was wrong; ``data.errors`` is unchanged."""
+
+    def __init__(self, app):
+        self.app = app
+
+    @staticmethod
+    def detailed(text: str) -> str:
+        if '"VALIDATION_ERROR"' not in text or '"Invalid message"' not in text:
+            return text
+        try:
+            reply = json.loads(text)
+            data = reply["data"]
+            first = data["errors"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return text
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("data",))
+        msg = str(first.get("msg", "")).removeprefix("Value error, ")
+        data["message"] = f"Invalid message: {msg}" + (f" (at {where})" if where else "")
+        if len(data["errors"]) > 1:
+            data["message"] += f"; and {len(data['errors']) - 1} more in data.errors"
+        return json.dumps(reply)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+
+        async def send_detailed(message):
+            if message.get("type") == "websocket.send" and message.get("text"):
+                message = {**message, "text": self.detailed(message["text"])}
+            await send(message)
+        return await self.app(scope, receive, send_detailed)
+
+
 class OriginGuard:
     """WebSocket handshakes from a web page of another origin are refused (HTTP 403), so a page
     the user happens to open cannot fill a local server's session slots. Allowed: no ``Origin``
@@ -220,6 +257,7 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     _dashboard_and_reaper(app, store, idle_timeout_s)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(WebSocketEndGuard)
+    app.add_middleware(DetailedWsErrors)
     app.add_middleware(OriginGuard, allow_origins=allow_origins)
     return app
 

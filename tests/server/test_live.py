@@ -63,6 +63,18 @@ def test_ws_validation_errors_name_the_field(live_server):
     asyncio.run(go())
 
 
+def test_openenvs_own_client_shows_what_was_wrong(live_server):
+    """OpenEnv's client prints the error's message and code only: the detail must be in the message."""
+    async def go():
+        async with GenericEnvClient(base_url=live_server.url) as env:
+            await env.reset(task_id="static_workload", seed=1)
+            with pytest.raises(Exception) as e:
+                await env.step(dict(GOOD, kv_budget_fraction=3))
+            return str(e.value)
+    text = asyncio.run(go())
+    assert "kv_budget_fraction=3 is out of range" in text and "VALIDATION_ERROR" in text, text
+
+
 def _load_with_health_probe(server, seed: int) -> tuple[dict, list[float]]:
     """32 WebSocket sessions playing whole bursty episodes and 2 clients polling /server/status, in
     a load-generator process; meanwhile this process probes /health every 50 ms, as a load balancer
