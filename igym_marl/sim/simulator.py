@@ -89,6 +89,17 @@ class RequestTable:
         return self.first_token_s - self.arrival_s
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """The block-key arrays as the kernel always sees them, read-only: a workload's own arrays are
+    read-only and the simulator's copies are not, and numba compiles the kernel once for each
+    (about a minute each on a cold cache), so both are handed over as read-only views."""
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 class Simulator:
     """One serving replica, advanced window by window (fast numba kernel)."""
 
@@ -182,7 +193,7 @@ class Simulator:
         self.si[S_CAP_NEXT] = self._capacity(knobs)  # the kernel fills the empty pool to it
         self.si[S_WATERMARK] = int(self.config.watermark_fraction * self.si[S_CAP_NEXT])
         engine.resize_pool(self.ri, self.rf, self.si, self.run, self.q, self.qh, self.ql, self.tf, False, self.cnt,
-                           self._prm, self.nd, self.ht, self.ndstack, self.kptr, self.keys)
+                           self._prm, self.nd, self.ht, self.ndstack, _readonly(self.kptr), _readonly(self.keys))
 
     # the arrays the kernel mutates (everything else is immutable once reset: config, workload,
     # cost constants) -- clone() copies exactly these
@@ -370,7 +381,8 @@ class Simulator:
                           knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
                           np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,
                           self.qh, self.ql, self.cnt, self.ev, self.ev_n, self.itl, self._edges, self._pf_ids,
-                          self._pf_chunk, self.oldest_arrival, self.nd, self.ht, self.ndstack, self.kptr, self.keys)
+                          self._pf_chunk, self.oldest_arrival, self.nd, self.ht, self.ndstack, _readonly(self.kptr),
+                          _readonly(self.keys))
 
     # ------------------------------------------------------------------ observation
     def _state_summary(self, arrived_before: int) -> dict:
