@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
-	$(BIN)/python -m pip install -e '.[test,server]'
+	$(BIN)/python -m pip install -e '.[test,server,torchrl]'
 	touch $(STAMP)
 
 # The ray extra in its own environment: Ray pins its own gymnasium (1.2.2 for ray 2.60), and the

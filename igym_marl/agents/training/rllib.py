@@ -5,7 +5,7 @@ Needs the ray extra (``pip install -e '.[ray]'``); nothing else in the package i
 Two ways to map the four agents to RLlib modules:
 
 * ``shared`` (default): one module for all four, as parameter-shared MAPPO does. The agents'
-  observations differ in size (45 or 46) and their Discrete actions in count (2 to 30), so each
+  observations differ in size and their Discrete actions in count (2 to 30), so each
   agent's observation is zero-padded to the largest, followed by a one-hot of the agent, and the
   shared action space is the largest Discrete with a mask of the agent's own actions (RLlib's
   action-masking PPO module). The env refuses a masked action: nothing is clamped.
@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 try:
-    import gymnasium as gym
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
     from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 except ImportError as e:  # pragma: no cover - exercised only without the extra
@@ -27,6 +26,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from igym_marl import serving_v0
 from igym_marl.envs import AGENT_KNOBS, AGENTS
+from igym_marl.envs.shared import SharedSpaces
 
 from igym_marl.agents.policies.base import Policy
 
@@ -41,28 +41,6 @@ def _parallel_env(config: dict):
     if task == "trace":
         options["path"] = config["trace_path"]
     return serving_v0.parallel_env(task=task, **options)
-
-
-class SharedSpaces:
-    """The padded observation and masked action layout of the shared module."""
-
-    def __init__(self, penv):
-        self.obs_dims = {a: penv.observation_space(a).shape[0] for a in AGENTS}
-        self.n_actions = {a: AGENT_KNOBS[a].n for a in AGENTS}
-        self.width = max(self.obs_dims.values()) + len(AGENTS)
-        self.n = max(self.n_actions.values())
-        self.observation_space = gym.spaces.Dict({
-            "observations": gym.spaces.Box(0.0, 1.0, (self.width,), np.float32),
-            "action_mask": gym.spaces.Box(0.0, 1.0, (self.n,), np.float32)})
-        self.action_space = gym.spaces.Discrete(self.n)
-        self._masks = {a: np.array([1.0] * self.n_actions[a] + [0.0] * (self.n - self.n_actions[a]), np.float32)
-                       for a in AGENTS}
-
-    def encode(self, agent: str, obs) -> dict:
-        x = np.zeros(self.width, np.float32)
-        x[: self.obs_dims[agent]] = obs
-        x[self.width - len(AGENTS) + AGENTS.index(agent)] = 1.0
-        return {"observations": x, "action_mask": self._masks[agent]}
 
 
 class SharedServingEnv(MultiAgentEnv):
@@ -82,10 +60,7 @@ class SharedServingEnv(MultiAgentEnv):
         return {a: self.spaces.encode(a, obs[a]) for a in obs}, {a: {} for a in obs}
 
     def step(self, action_dict):
-        for a, act in action_dict.items():
-            if not 0 <= int(act) < self.spaces.n_actions[a]:
-                raise ValueError(f"agent {a!r}: action={int(act)} is masked; allowed: 0..{self.spaces.n_actions[a] - 1}")
-        obs, rew, term, trunc, _ = self.penv.step({a: int(v) for a, v in action_dict.items()})
+        obs, rew, term, trunc, _ = self.penv.step(self.spaces.check(action_dict))
         out_obs = {a: self.spaces.encode(a, obs[a]) for a in obs}  # the last one too: RLlib bootstraps from it
         terminateds = {**{a: bool(v) for a, v in term.items()}, "__all__": all(term.values())}
         truncateds = {**{a: bool(v) for a, v in trunc.items()}, "__all__": all(trunc.values())}
