@@ -171,6 +171,12 @@ def test_counterfactual_credit_is_the_exact_difference_of_two_futures():
 
 def test_trained_checkpoint_evaluates(tmp_path):
     s = train(tiny(tmp_path))
+    # the held-out evaluation at the end, in marl-eval's layout too
+    from igym_marl.agents.analysis.marl_eval import check
+    me = json.loads((Path(s["run"]) / "marl_eval.json").read_text())
+    check(me)
+    run = me["igym_marl"]["bursty_workload"]["mappo"]["run_0"]
+    assert run["step_0"]["step_count"] == s["steps"] and run["absolute_metrics"]["score"] == [pytest.approx(s["eval_score"])]
     # two spawn workers: a learned policy in the parent must not deadlock the workers (it did with fork)
     r = subprocess.run([sys.executable, "evaluate.py", "--agent", "mappo", "--task", "bursty_workload", "--episodes", "2",
                         "--workers", "2", "--checkpoint", str(Path(s["run"]) / "checkpoint.pt"), "--no-progress"],

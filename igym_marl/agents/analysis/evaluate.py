@@ -232,6 +232,8 @@ def parse_args(argv=None):
     ap.add_argument("--workers", type=int, default=1, help="processes running episodes")
     ap.add_argument("--out", default=None, help="write per-episode records as JSON (and CSV beside it)")
     ap.add_argument("--markdown", default=None, help="write the summary table as Markdown")
+    ap.add_argument("--marl-eval", default=None, metavar="PATH",
+                    help="write the episodes in marl-eval's JSON format (what marl-eval and BenchMARL read)")
     ap.add_argument("--plot", default=None, help="write a bar chart of scores with CIs (PNG)")
     ap.add_argument("--timeline", default=None, help="write the first episode's timeline of the first agent (PNG)")
     ap.add_argument("--compare", action="store_true", help=f"the leaderboard: {', '.join(COMPARE)} on every task")
@@ -318,10 +320,10 @@ def prepare_outputs(args, error) -> None:
     """Create the folders of every output path and check, by creating the file, that it can be
     written, before any episode runs."""
     from igym_marl.agents.outputs import check_output_file
-    for flag in ("out", "markdown", "plot", "timeline"):
+    for flag in ("out", "markdown", "plot", "timeline", "marl_eval"):
         path = getattr(args, flag)
         if path is not None:
-            problem = check_output_file(path, f"--{flag}")
+            problem = check_output_file(path, f"--{flag.replace('_', '-')}")
             if problem:
                 error(problem)
 
@@ -431,6 +433,10 @@ def main(argv=None) -> int:
         if args.plot:
             plot_scores(rows, args.plot)
             written.append(args.plot)
+        if args.marl_eval:
+            from igym_marl.agents.analysis.marl_eval import from_episodes
+            Path(args.marl_eval).write_text(json.dumps(from_episodes(records), indent=1) + "\n")
+            written.append(args.marl_eval)
     if args.timeline and records and not interrupted:
         first = records[0]
         ref = next(ref for ref in refs if _task_label(ref) == first["task"])

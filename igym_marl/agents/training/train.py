@@ -30,7 +30,7 @@ previous action), computed on simulator clones.
 
 Training episodes use seeds below 1,000,000; evaluation is greedy on held-out seeds from
 1,000,000. The run folder (``--out``) holds ``args.json``, ``checkpoint.pt`` (atomic), ``metrics.csv``,
-``eval.csv``, ``summary.json`` and TensorBoard events with stable tags: ``train/episode_score``,
+``eval.csv``, ``marl_eval.json`` (the held-out evaluations in marl-eval's format), ``summary.json`` and TensorBoard events with stable tags: ``train/episode_score``,
 ``train/episode_return``, ``eval/score``, ``loss/policy``, ``loss/value``, ``loss/entropy``,
 ``loss/bc``, ``train/approx_kl``, ``time/steps_per_s``. A folder that already holds a run is
 refused unless ``--resume`` (continue: task, algorithm and settings come from its ``args.json``;
@@ -55,6 +55,7 @@ from torch import nn
 
 from igym_marl.agents.training.algos import ALGOS, make_learner, policy_rows
 from igym_marl.agents.outputs import check_output_dir
+from igym_marl.agents.analysis.marl_eval import add_training_eval
 from igym_marl.agents.evaluation import run_episode
 from igym_marl.agents.policies.base import Policy
 from igym_marl.agents.policies.frozen import FrozenAgent, parse_freeze
@@ -623,6 +624,7 @@ def train(args: Args) -> dict:
                 run.log("eval", {"step": p.step, "eval_score_mean": float(np.mean(p.last_eval)),
                                  "eval_score_std": float(np.std(p.last_eval)), "episodes": len(p.last_eval)})
                 run.scalar("eval/score", float(np.mean(p.last_eval)), p.step)
+                add_training_eval(run.path / "marl_eval.json", args.task, args.algo, args.seed, p.step, p.last_eval)
                 next_eval += eval_period
             if p.step >= next_ck or p.step >= total:
                 _save(run, args, learner, optimizer, envs, p, frozen)
