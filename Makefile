@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test test-ray test-wheel serve bench calibrate leaderboard adaptivity clean
+.PHONY: demo test test-ray test-wheel docs serve bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test-ray: $(RAY_STAMP)
 # there must equal the checkout's to the last digit (scripts/check_wheel.py).
 test-wheel: $(STAMP)
 	TORCH_PIN='$(TORCH_PIN)' $(BIN)/python scripts/check_wheel.py $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX))
+
+# The documentation site in site/: the README, docs/ and an API reference from the docstrings.
+# --strict: a broken link or anchor, or any other warning, fails the build.
+docs: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 serve: $(STAMP)
 	$(BIN)/igym-marl serve
