@@ -1,5 +1,6 @@
 """The dashboard in a real headless browser (Debian's chromium, driven by Playwright)."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -67,10 +68,46 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
         if (d[i + 3] > 0 && (d[i] < 200 || d[i + 2] < 200)) n++; return n; }""")
     assert drawn > 500
     page.screenshot(path=str(tmp_path / "heuristic.png"))
+    # the score is explained, and the baselines on this seed arrive as reference lines
+    assert "share of the episode's offered value served within its SLO" in page.inner_text("#explain")
+    page.wait_for_function("typeof window.dashboard.refs().heuristic === 'number' && "
+                           "typeof window.dashboard.refs()['vllm-default'] === 'number'", timeout=60_000)
+    refs = page.evaluate("window.dashboard.refs()")
+    import httpx
+    for policy in ("heuristic", "vllm-default"):
+        direct = httpx.get(live_server.url + "/baseline", params={"policy": policy, "task_id": "adversarial_multitenant",
+                                                                  "seed": 1000002}, timeout=120).json()
+        assert refs[policy] == direct["score"]
+    # per-tenant scores: one row per tenant, each a share in [0, 1]
+    last = page.evaluate("window.dashboard.last()")
+    for t in last["tenants"]:
+        cell = page.inner_text(f"#tenants [data-tenant='{t['name']}']")
+        assert 0.0 <= float(cell) <= 1.0 and abs(float(cell) - t["score_so_far"]) < 1e-3
+    # the per-agent panel: each agent's knobs in real units and the index that encodes them
+    from igym_marl.envs.actions import knobs_to_actions
+    from igym_marl.sim import Knobs
+    indices = knobs_to_actions(Knobs(**last["knobs"]))
+    agents_text = page.inner_text("#agents")
+    for agent, i in indices.items():
+        assert f"{i} of " in page.inner_text(f"#agents tr:has([data-agent='{agent}'])"), agents_text
+    assert f"batch_cap = {last['knobs']['batch_cap']}" in agents_text
+    # export: the log is the grader's input, the CSV one row a window
+    assert page.is_visible("#export-json") and page.is_visible("#export-csv")
+    with page.expect_download() as dl:
+        page.click("#export-json")
+    log = json.loads(Path(dl.value.path()).read_text())
+    assert set(log) == {"task_id", "seed", "actions"} and log["seed"] == 1000002
+    assert len(log["actions"]) == page.evaluate("window.dashboard.points().windows") - 1
+    with page.expect_download() as dl:
+        page.click("#export-csv")
+    rows = Path(dl.value.path()).read_text().strip().splitlines()
+    assert len(rows) == 1 + page.evaluate("window.dashboard.points().windows") and "interactive.slo_met" in rows[0]
+    assert page.is_disabled("#grade")  # only a finished episode is graded
 
     # manual: change the knobs and step; the engine applies them
     page.select_option("#policy", "manual")
     assert page.is_visible("#manual")
+    assert page.inner_text("#status").endswith(", manual")  # the header names the policy now stepping
     running = page.evaluate("window.dashboard.last().knobs")  # the form starts from the engine's knobs
     assert int(page.input_value("#k-batch_cap")) == running["batch_cap"]
     assert page.is_checked("#k-priority_routing") == running["priority_routing"]
@@ -90,6 +127,13 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
                              "quantization_tier": "INT4", "prefill_decode_split": False, "priority_routing": True}
     assert last["active_requests"] <= 8  # the batch cap holds in the engine
     assert "8 seqs" in page.inner_text("#knobs") and "INT4" in page.inner_text("#knobs")
+    assert "2 tokens" in page.inner_text("#knobs")
+    # an empty field is refused in the page, never sent as 0
+    page.fill("#k-batch_cap", "")
+    page.click("#step")
+    page.wait_for_function("document.querySelector('#manual-error').textContent.includes('batch_cap is empty')")
+    assert page.evaluate("window.dashboard.points().windows") == before
+    page.fill("#k-batch_cap", "8")
     # a bad manual value is refused with the server's message, not clamped
     page.fill("#k-batch_cap", "9999")
     page.click("#step")
@@ -102,7 +146,15 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
     page.click("#run")
     page.wait_for_function(f"window.dashboard.points().windows > {before + 15}", timeout=60_000)
     page.click("#pause")
-    page.wait_for_timeout(300)
+    page.wait_for_function("document.querySelector('#pause').disabled && !window.dashboard.busy()")
+    # to the end, then grade: the server replays the log and finds the episode's own score
+    page.click("#run")
+    page.wait_for_function("window.dashboard.last().done === true", timeout=120_000)
+    page.click("#grade")
+    page.wait_for_function("document.querySelector('#grade-result').textContent.includes('score')")
+    final = page.evaluate("window.dashboard.last().episode.score")
+    assert f"score {final:.4f}" in page.inner_text("#grade-result")
+    assert page.inner_text("#status").startswith("episode over")
     shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "dashboard.png")
     if not shot.is_absolute():
         shot = ROOT / shot

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   catalog: null, task: null, session: null, running: false, busy: false,
-  hist: [], lastRenderMs: null, renders: 0,
+  hist: [], lastRenderMs: null, renders: 0, refs: {}, policyShown: null,
 };
 
 async function api(method, path, body) {
@@ -44,22 +44,30 @@ function drawChart(canvas, series, opts) {
   if (!isFinite(lo)) { lo = log ? 0 : 0; hi = 1; }
   if (!log) lo = Math.min(lo, 0);
   if (hi - lo < 1e-9) hi = lo + 1;
-  const pad = (hi - lo) * 0.08; hi += pad; if (log) lo -= pad;
+  if (opts.ymax !== undefined) hi = tf(opts.ymax);  // a fixed top (a percentage stops at 100)
+  else if (log) { lo = Math.floor(lo); hi = Math.ceil(hi); if (hi - lo < 1) hi = lo + 1; }  // whole decades
+  else hi += (hi - lo) * 0.08;
   const X = (i) => L + (W - L - R) * (n <= 1 ? 0 : i / (n - 1));
   const Y = (v) => T + (H - T - B) * (1 - (tf(v) - lo) / (hi - lo));
   ctx.strokeStyle = "#d0d5dd"; ctx.fillStyle = "#667085"; ctx.font = "10px system-ui"; ctx.lineWidth = 1;
-  for (let k = 0; k <= 4; k++) {
-    const tv = lo + (hi - lo) * k / 4, y = T + (H - T - B) * (1 - k / 4);
+  // ticks: each decade on a log axis (1, 10, 100 ...), round steps on a linear one
+  const ticks = [];
+  if (log) { for (let d = lo; d <= hi + 1e-9; d++) ticks.push(d); }
+  else { const step = niceStep((hi - lo) / 4); for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) ticks.push(v); }
+  ticks.forEach((tv) => {
+    const y = T + (H - T - B) * (1 - (tv - lo) / (hi - lo));
     ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
-    const v = log ? Math.pow(10, tv) : tv;
-    ctx.fillText(v >= 1000 ? v.toExponential(0) : (Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(2)), 2, y + 3);
-  }
+    ctx.fillText(tickLabel(log ? Math.pow(10, tv) : tv), 2, y + 3);
+  });
   ctx.fillText("window", W - R - 36, H - 6);
   ctx.fillText("0", L, H - 6); ctx.fillText(String(n - 1), W - R - 14, H - 16);
   (opts.hlines || []).forEach((h) => {
     ctx.save(); ctx.setLineDash([5, 4]); ctx.strokeStyle = h.color; ctx.beginPath();
     ctx.moveTo(L, Y(h.y)); ctx.lineTo(W - R, Y(h.y)); ctx.stroke(); ctx.restore();
-    if (h.label) { ctx.fillStyle = h.color; ctx.fillText(h.label, W - R - ctx.measureText(h.label).width - 2, Y(h.y) - 3); }
+    if (h.label) {  // at the right end, or the left (two lines close together keep both labels readable)
+      ctx.fillStyle = h.color;
+      ctx.fillText(h.label, h.left ? L + 4 : W - R - ctx.measureText(h.label).width - 2, Y(h.y) + (h.left ? 11 : -3));
+    }
   });
   let lx = L + 4;
   series.forEach((s) => {
@@ -73,6 +81,20 @@ function drawChart(canvas, series, opts) {
     ctx.fillStyle = s.color; ctx.fillText(s.name, lx, T + 10); lx += ctx.measureText(s.name).width + 12;
   });
 }
+
+function niceStep(raw) {
+  const p = Math.pow(10, Math.floor(Math.log10(raw > 0 ? raw : 1)));
+  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => m >= raw) || 10 * p;
+}
+
+function tickLabel(v) {
+  if (v === 0) return "0";
+  if (Math.abs(v) >= 1e4) return v.toExponential(0).replace("e+", "e");
+  if (Math.abs(v) >= 10 || Number.isInteger(v)) return String(Math.round(v));
+  return String(Number(v.toPrecision(2)));
+}
+
+function plural(n, one, many) { return `${n} ${n === 1 ? one : many}`; }
 
 function col(key) { return state.hist.map((h) => h[key]); }
 
@@ -91,31 +113,47 @@ function render() {
     })), { n, log: true, hlines: tenants.map((t, i) => ({ y: t[slo], color: COLORS[i], label: `${t.name} SLO` })) });
   }
   drawChart($("c-mem"), [
-    { name: "KV %", color: COLORS[3], data: hist.map((h) => 100 * h.kv_cache_occupancy) },
-    { name: "GPU GB", color: COLORS[0], data: col("gpu_memory_used_gb") },
-  ], { n, hlines: [{ y: 100, color: "#c92a2a", label: "full KV pool" }] });
+    { name: "KV pool occupied %", color: COLORS[3], data: hist.map((h) => 100 * h.kv_cache_occupancy) },
+  ], { n, ymax: 100 });
   drawChart($("c-knobs"), [
-    { name: "log2 batch cap", color: COLORS[0], data: hist.map((h) => Math.log2(h.knobs.batch_cap)) },
-    { name: "KV budget x10", color: COLORS[3], data: hist.map((h) => 10 * h.knobs.kv_budget_fraction) },
+    { name: "batch cap (log2)", color: COLORS[0], data: hist.map((h) => Math.log2(h.knobs.batch_cap)) },
+    { name: "KV budget (tenths)", color: COLORS[3], data: hist.map((h) => 10 * h.knobs.kv_budget_fraction) },
     { name: "draft depth", color: COLORS[2], data: hist.map((h) => h.knobs.speculation_depth) },
   ], { n });
+  const refs = Object.entries(state.refs).filter(([, v]) => typeof v === "number");
   drawChart($("c-score"), [
     { name: "score so far", color: COLORS[2], data: col("score_so_far") },
     { name: "window pace (reward x windows / 100)", color: COLORS[1],
       data: hist.map((h) => (h.window ? h.reward * h.episode_windows / 100 : null)) },
-  ], { n });
+  ], { n, hlines: refs.map(([name, y], i) => ({ y, color: ["#495057", "#ae3ec9"][i % 2], label: `${name} ends at ${y.toFixed(3)}`, left: i % 2 === 1 })) });
   const last = hist[hist.length - 1];
   if (last) {
     $("score").textContent = last.score_so_far.toFixed(3);
     $("window").textContent = `${last.window} / ${last.episode_windows}`;
     $("slo").textContent = (100 * last.slo_compliance_rate).toFixed(1) + " %";
     $("tps").textContent = last.throughput_tps.toFixed(0) + " tok/s";
+    $("gpu").textContent = last.gpu_memory_used_gb.toFixed(1) + " GB";
     const k = last.knobs;
     $("knobs").innerHTML = [
-      ["batch cap", `${k.batch_cap} seqs`], ["KV budget", `${(100 * k.kv_budget_fraction).toFixed(0)} % of pool`],
-      ["draft depth", `${k.speculation_depth} tokens`], ["weights", k.quantization_tier],
+      ["batch cap", plural(k.batch_cap, "seq", "seqs")], ["KV budget", `${(100 * k.kv_budget_fraction).toFixed(0)} % of pool`],
+      ["draft depth", plural(k.speculation_depth, "token", "tokens")], ["weights", k.quantization_tier],
       ["chunked prefill", k.prefill_decode_split ? "on" : "off"], ["priority routing", k.priority_routing ? "on" : "off"],
     ].map(([a, b]) => `<span>${a}: <b data-knob="${a}">${b}</b></span>`).join("");
+    $("tenants").innerHTML = "<tr><th>tenant</th><th>weight</th><th>score so far</th><th>SLO met / missed</th></tr>" +
+      last.tenants.map((t, i) => {
+        const met = hist.reduce((a, h) => a + (h.tenants[i] ? h.tenants[i].slo_met : 0), 0);
+        const missed = hist.reduce((a, h) => a + (h.tenants[i] ? h.tenants[i].slo_missed : 0), 0);
+        const sc = t.score_so_far === null ? "-" : t.score_so_far.toFixed(3);
+        return `<tr><td style="color:${COLORS[i]}">${t.name}</td><td>${t.weight}</td><td data-tenant="${t.name}">${sc}</td><td>${met} / ${missed}</td></tr>`;
+      }).join("");
+    $("agents").innerHTML = "<tr><th>agent</th><th>its knobs now</th><th>action index</th></tr>" +
+      Object.entries(state.catalog.multi_agent.agents).map(([name, a]) => {
+        const values = a.knobs.map((kn) => k[kn]);
+        // the agent's Discrete index: its knobs' level indices, the first knob slowest
+        const idx = a.levels.reduce((acc, lv, j) => (acc < 0 || lv.indexOf(values[j]) < 0 ? -1 : acc * lv.length + lv.indexOf(values[j])), 0);
+        const shown = a.knobs.map((kn, j) => `${kn} = ${values[j]}`).join(", ");
+        return `<tr><td>${name}</td><td data-agent="${name}">${shown}</td><td>${idx >= 0 ? `${idx} of ${a.n}` : "between levels"}</td></tr>`;
+      }).join("");
   }
   state.lastRenderMs = performance.now() - t0;
   state.renders += 1;
@@ -141,7 +179,7 @@ function fillManual(k) {
 
 function record(resp) {
   const o = resp.observation;
-  state.hist.push({ ...o, reward: resp.reward || 0 });
+  state.hist.push({ ...o, reward: resp.reward || 0, done: !!resp.done });
   const t0 = performance.now();
   render();
   state.stepToRenderMs = performance.now() - t0;
@@ -149,6 +187,7 @@ function record(resp) {
     const e = o.episode || {};
     setStatus(`episode over: score ${(e.score || 0).toFixed(3)} (goodput ${(e.goodput || 0).toFixed(3)})`);
     stop(); $("step").disabled = true; $("run").disabled = true;
+    $("grade").disabled = false;
   }
 }
 
@@ -157,13 +196,17 @@ async function start() {
   if (state.session) { api("DELETE", `/sessions/${state.session}`).catch(() => {}); state.session = null; }
   const taskId = $("task").value, seed = Number($("seed").value);
   state.task = state.catalog.tasks.find((t) => t.id === taskId);
-  state.hist = [];
+  state.hist = []; state.refs = {};
+  $("grade").disabled = true; $("grade-result").textContent = "";
   setStatus("starting...");
   try {
     const resp = await api("POST", "/sessions", { task_id: taskId, seed });
     state.session = resp.session_id;
     record(resp);
-    setStatus(`session ${state.session.slice(0, 8)}: ${taskId}, seed ${resp.observation.seed}, ${policyName()}`);
+    state.sessionTitle = `session ${state.session.slice(0, 8)}: ${taskId}, seed ${resp.observation.seed}`;
+    showPolicy();
+    loadReferences(taskId, resp.observation.seed);
+    $("export").classList.remove("hidden");
     $("run").disabled = policyName() === "manual"; $("step").disabled = false;
   } catch (e) { setStatus(`could not start: ${e.message}`); }
 }
@@ -172,6 +215,14 @@ async function stepOnce() {
   if (!state.session || state.busy) return false;
   state.busy = true;
   $("manual-error").textContent = "";
+  if (policyName() === "manual") {
+    const empty = ["batch_cap", "kv_budget_fraction", "speculation_depth"].filter((f) => $("k-" + f).value.trim() === "");
+    if (empty.length) {
+      $("manual-error").textContent = `${empty.join(", ")} is empty: give a value (the engine is not stepped)`;
+      state.busy = false;
+      return false;
+    }
+  }
   const action = policyName() === "manual" ? manualAction() : { policy: policyName() };
   try {
     const resp = await api("POST", `/sessions/${state.session}/step`, { action });
@@ -192,6 +243,59 @@ async function runLoop() {
     await new Promise((r) => setTimeout(r, Number($("delay").value)));
   }
   stop();
+}
+
+function showPolicy() {
+  if (state.session && !(state.hist.length && state.hist[state.hist.length - 1].done)) {
+    setStatus(`${state.sessionTitle}, ${policyName()}`);
+  }
+}
+
+// Where vLLM's default and the tuned heuristic end on this task and seed (run by the server):
+// dashed lines on the score chart.
+async function loadReferences(taskId, seed) {
+  const mine = state.session;
+  state.refs = { "vllm-default": "running", heuristic: "running" };
+  for (const p of ["vllm-default", "heuristic"]) {
+    try {
+      const r = await api("GET", `/baseline?policy=${p}&task_id=${taskId}&seed=${seed}`);
+      if (state.session === mine) state.refs[p] = r.score;
+    } catch (e) { if (state.session === mine) state.refs[p] = `failed: ${e.message}`; }
+    if (state.session === mine) render();
+  }
+}
+
+function download(name, text, type) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+async function exportLog() {  // {task_id, seed, actions}: what /grader replays
+  const log = await api("GET", `/sessions/${state.session}/log`);
+  download(`episode-${log.task_id}-${log.seed}.json`, JSON.stringify(log, null, 1), "application/json");
+  return log;
+}
+
+function exportCsv() {  // one row a window: the observation's numbers
+  const keys = Object.keys(state.hist[0]).filter((k) => typeof state.hist[0][k] === "number");
+  const tkeys = state.hist[0].tenants.flatMap((t) => ["slo_met", "slo_missed", "ttft_p99_ms", "tpot_p99_ms"].map((f) => [t.name, f]));
+  const kkeys = Object.keys(state.hist[0].knobs);
+  const rows = [[...keys, ...kkeys, ...tkeys.map(([n, f]) => `${n}.${f}`)].join(",")];
+  state.hist.forEach((h) => rows.push([...keys.map((k) => h[k]), ...kkeys.map((k) => h.knobs[k]),
+    ...tkeys.map(([n, f]) => { const t = h.tenants.find((x) => x.name === n); return t && t[f] !== null ? t[f] : ""; })].join(",")));
+  const last = state.hist[state.hist.length - 1];
+  download(`episode-${last.task_id}-${last.seed}.csv`, rows.join("\n") + "\n", "text/csv");
+  return rows.length - 1;
+}
+
+async function grade() {
+  try {
+    const g = await api("POST", "/grader", { session_id: state.session });
+    $("grade-result").textContent = `grader (replayed the log): score ${g.score.toFixed(4)}, goodput ${g.goodput.toFixed(4)}`;
+  } catch (e) { $("grade-result").textContent = e.message; }
 }
 
 function stop() {
@@ -219,8 +323,12 @@ async function init() {
     $("manual").classList.toggle("hidden", !manual);
     const last = state.hist[state.hist.length - 1];
     if (manual && last) fillManual(last.knobs);  // start from the knobs the engine runs with
+    showPolicy();  // the header names the policy that steps from now on
     stop();
   });
+  $("export-json").addEventListener("click", () => exportLog().catch((e) => setStatus(e.message)));
+  $("export-csv").addEventListener("click", exportCsv);
+  $("grade").addEventListener("click", grade);
   $("start").addEventListener("click", start);
   $("run").addEventListener("click", runLoop);
   $("pause").addEventListener("click", stop);
@@ -237,6 +345,8 @@ window.dashboard = {
   stepToRenderMs: () => state.stepToRenderMs,
   last: () => state.hist[state.hist.length - 1] || null,
   session: () => state.session,
+  refs: () => ({ ...state.refs }),
+  exportCsv, exportLog,
   busy: () => state.busy,  // a step is in flight (pausing lets it land)
 };
 
