@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test test-ray test-wheel docs serve bench calibrate leaderboard adaptivity clean
+.PHONY: demo test test-ray ray-env test-wheel docs serve bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=tests/server
 	$(BIN)/python -m pytest -q tests/server
 
+ray-env: $(RAY_STAMP)
+
+# RLlib and Ray, and the envs under Ray's gymnasium (the policies do not touch gymnasium: make test has them)
 test-ray: $(RAY_STAMP)
-	$(RAY_VENV)/bin/python -m pytest -q tests/ray tests/envs tests/agents/test_policies.py
+	$(RAY_VENV)/bin/python -m pytest -q tests/ray tests/envs
 
 # The sdist and the wheel built from it, installed in a clean venv far from the checkout: scores
 # there must equal the checkout's to the last digit (scripts/check_wheel.py).
