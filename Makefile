@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test test-ray ray-env test-wheel docs serve bench calibrate leaderboard adaptivity clean
+.PHONY: demo test test-ray ray-env test-benchmarl benchmarl-env test-wheel docs serve bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,23 @@ $(RAY_STAMP): pyproject.toml setup.py
 	$(RAY_VENV)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
 	$(RAY_VENV)/bin/python -m pip install -e '.[test,ray]'
 	touch $(RAY_STAMP)
+
+# BenchMARL in its own environment: benchmarl 1.5.2 pins torchrl < 0.12 (the main one has 0.14.1);
+# torch stays on the same pin.
+BM_VENV := .venv-benchmarl
+BM_STAMP := $(BM_VENV)/.installed
+
+$(BM_STAMP): pyproject.toml setup.py
+	test -x $(BM_VENV)/bin/python || $(PYTHON) -m venv $(BM_VENV)
+	$(BM_VENV)/bin/python -m pip install --upgrade pip
+	$(BM_VENV)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
+	$(BM_VENV)/bin/python -m pip install -e '.[benchmarl]' 'pytest>=8' '$(TORCH_PIN)'
+	touch $(BM_STAMP)
+
+benchmarl-env: $(BM_STAMP)
+
+test-benchmarl: $(BM_STAMP)
+	$(BM_VENV)/bin/python -m pytest -q tests/benchmarl
 
 demo: $(STAMP)
 	$(BIN)/python -m igym_marl.demo

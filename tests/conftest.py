@@ -7,8 +7,10 @@ import pytest
 from igym_marl.paths import DATA_DIR
 
 
-# RLlib's tests run in the ray extra's own environment (make test-ray); elsewhere they are not collected.
-collect_ignore_glob = [] if importlib.util.find_spec("ray") else ["ray/*"]
+# RLlib's and BenchMARL's tests run in their extras' own environments (make test-ray, make
+# test-benchmarl); elsewhere they are not collected.
+collect_ignore_glob = ([] if importlib.util.find_spec("ray") else ["ray/*"]) + \
+    ([] if importlib.util.find_spec("benchmarl") else ["benchmarl/*"])
 
 
 def same(a, b):
