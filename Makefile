@@ -8,15 +8,22 @@ STAMP := $(VENV)/.installed
 # build on Linux, several GB.
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
+comma := ,
+
+# One environment: $(call venv,DIR,PACKAGES): a venv at DIR, torch on its pin first, then PACKAGES
+# (this package with its extras, editable), and the stamp that says it is built.
+define venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --upgrade pip
+	$(1)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
+	$(1)/bin/python -m pip install $(2)
+	touch $(1)/.installed
+endef
 
 .PHONY: demo test test-ray ray-env test-benchmarl benchmarl-env test-wheel docs serve bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml setup.py
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
-	$(BIN)/python -m pip install -e '.[test,server,torchrl]'
-	touch $(STAMP)
+	$(call venv,$(VENV),-e '.[test$(comma)server$(comma)torchrl]')
 
 # The ray extra in its own environment: Ray pins its own gymnasium (1.2.2 for ray 2.60), and the
 # package is tested on it there; the main environment never pulls Ray.
@@ -24,11 +31,7 @@ RAY_VENV := .venv-ray
 RAY_STAMP := $(RAY_VENV)/.installed
 
 $(RAY_STAMP): pyproject.toml setup.py
-	test -x $(RAY_VENV)/bin/python || $(PYTHON) -m venv $(RAY_VENV)
-	$(RAY_VENV)/bin/python -m pip install --upgrade pip
-	$(RAY_VENV)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
-	$(RAY_VENV)/bin/python -m pip install -e '.[test,ray]'
-	touch $(RAY_STAMP)
+	$(call venv,$(RAY_VENV),-e '.[test$(comma)ray]')
 
 # BenchMARL in its own environment: benchmarl 1.5.2 pins torchrl < 0.12 (the main one has 0.14.1);
 # torch stays on the same pin.
@@ -36,11 +39,7 @@ BM_VENV := .venv-benchmarl
 BM_STAMP := $(BM_VENV)/.installed
 
 $(BM_STAMP): pyproject.toml setup.py
-	test -x $(BM_VENV)/bin/python || $(PYTHON) -m venv $(BM_VENV)
-	$(BM_VENV)/bin/python -m pip install --upgrade pip
-	$(BM_VENV)/bin/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
-	$(BM_VENV)/bin/python -m pip install -e '.[benchmarl]' 'pytest>=8' '$(TORCH_PIN)'
-	touch $(BM_STAMP)
+	$(call venv,$(BM_VENV),-e '.[benchmarl]' 'pytest>=8' '$(TORCH_PIN)')
 
 benchmarl-env: $(BM_STAMP)
 

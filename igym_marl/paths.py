@@ -41,9 +41,12 @@ def data_path(*parts: str) -> Path:
     return path
 
 
-def shipped_json(path: Path, made_by: str) -> dict:
+def shipped_json(path: Path, made_by: str, for_update: bool = False) -> dict:
     """A parameter file that ships with the package (tuned baselines); FileNotFoundError naming it and
-    the command that writes it if it is absent, never an empty fallback."""
+    the command that writes it if it is absent, never an empty fallback. ``for_update``: the command
+    itself, about to add its result, starts from nothing when the file is absent."""
+    if for_update and not path.exists():
+        return {}
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: it ships with igym-marl (reinstall the package) and "
                                 f"`{made_by}` writes it")

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                     help="the index torch is installed from in the clean venv (default: pip's own)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and say where it is")
     args = ap.parse_args(argv)
-    pin = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     work = Path(tempfile.mkdtemp(prefix="igym-wheel-"))
     try:
         dist = work / "dist"
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
                 if a != b:
                     diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
                     print(f"{a['agent']} seed {a['seed']}: installed vs checkout {diff}")
-            print(f"FAIL: the installed wheel's scores differ from the checkout's ({pin['name']} {pin['version']})")
+            print(f"FAIL: the installed wheel's scores differ from the checkout's ({project['name']} {project['version']})")
             return 1
         print(f"ok: {wheel.name} installed in a clean venv at {venv} reads everything from {site}; "
               f"{len(installed)} episodes identical to the checkout's: "

@@ -64,6 +64,8 @@ class ScoreKeeper:
     met_value: float = 0.0  # sum of v over requests that met their SLOs
     quality_sum: float = 0.0  # sum of v x q over them
     memory_sum: float = 0.0  # sum of v x m over them
+    tenant_offered: tuple[float, ...] = ()  # offered value per tenant (sums to offered_value)
+    tenant_met: tuple[float, ...] = ()  # met value per tenant so far (a tuple: copies of a keeper stay apart)
 
     @classmethod
     def for_episode(cls, workload: Workload, horizon_s: float, total_gpu_gb: float,
@@ -71,7 +73,12 @@ class ScoreKeeper:
         if value not in VALUE_BASES:
             raise ValueError(f"value={value!r} is unknown; allowed: {', '.join(VALUE_BASES)}")
         keeper = cls(tuple(t.weight for t in workload.tenants), total_gpu_gb, memory_cost, value)
-        keeper.offered_value = float(request_values(workload, value)[workload.arrival_s < horizon_s].sum())
+        live = workload.arrival_s < horizon_s
+        per_tenant = np.bincount(workload.tenant[live], weights=request_values(workload, value)[live],
+                                 minlength=len(workload.tenants))
+        keeper.tenant_offered = tuple(float(v) for v in per_tenant)
+        keeper.tenant_met = (0.0,) * len(workload.tenants)
+        keeper.offered_value = float(request_values(workload, value)[live].sum())
         return keeper
 
     def memory_factor(self, m: WindowMetrics) -> float:
@@ -80,10 +87,12 @@ class ScoreKeeper:
     def window(self, m: WindowMetrics) -> float:
         """The score earned in this window (unscaled)."""
         if self.value == "requests":
-            met_v = sum(w * t.slo_met for w, t in zip(self.weights, m.tenants))
+            per_tenant = [w * t.slo_met for w, t in zip(self.weights, m.tenants)]
         else:
-            met_v = sum(w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
-                        for w, t in zip(self.weights, m.tenants))
+            per_tenant = [w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
+                          for w, t in zip(self.weights, m.tenants)]
+        self.tenant_met = tuple(a + b for a, b in zip(self.tenant_met, per_tenant))
+        met_v = sum(per_tenant)
         q = m.quality  # the tier in force in this window, as the simulator applied it
         mf = self.memory_factor(m)
         self.met_value += met_v
@@ -92,6 +101,10 @@ class ScoreKeeper:
         r = met_v * q * mf / self.offered_value if self.offered_value > 0 else 0.0
         self.score += r
         return r
+
+    def tenant_shares(self) -> list:
+        """Each tenant's met value so far as a share of its own offered value (None if it offers none)."""
+        return [met / off if off > 0 else None for met, off in zip(self.tenant_met, self.tenant_offered)]
 
     def components(self) -> dict:
         """goodput: the share of offered value served within SLO; quality and memory: the

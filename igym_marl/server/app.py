@@ -44,7 +44,6 @@ from .origins import check_origins
 from .sessions import MODES, SessionBusy, SessionLimit, SessionStore, UnknownSession, check_mode, check_session_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-LEADERBOARD = LEADERBOARD_FILE
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 
@@ -199,7 +198,7 @@ def task_catalog() -> dict:
             "multi_agent": {"agents": agents, "action_schema": MultiAgentAction.model_json_schema()}}
 
 
-def read_leaderboard(path: Path = LEADERBOARD) -> dict:
+def read_leaderboard(path: Path = LEADERBOARD_FILE) -> dict:
     """The first table of docs/leaderboard.md (written by `make leaderboard`) as rows of cells."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: it ships with igym-marl (reinstall the package); `make leaderboard` writes it in a clone of the repository")

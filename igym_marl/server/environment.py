@@ -19,7 +19,6 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from ..envs import AGENTS
 from ..envs.features import INFERENCEGYM_FIELDS
 from ..envs.parallel import ServingParallelEnv
-from ..envs.reward import OUTPUT_PRICE, request_values
 from ..envs.single import original_to_knobs
 from ..workloads.tasks import TASKS, get_task
 from .models import (MultiAgentAction, MultiAgentObservation, ServingAction, ServingObservation, ServingState)
@@ -45,6 +44,18 @@ def check_task(task_id: Any) -> str:
 def _num(x) -> Optional[float]:
     x = float(x)
     return None if math.isnan(x) or math.isinf(x) else x
+
+
+def _agent_actions(team, knobs: dict) -> dict:
+    """Each agent's Discrete index for the knobs in force (``Team.encode``), None where a manual
+    value lies between the agent's levels."""
+    out = {}
+    for a in team.agents:
+        try:
+            out[a.name] = team.encode(a.name, **{k: knobs[k] for k in a.knobs})
+        except ValueError:
+            out[a.name] = None
+    return out
 
 
 class Episode:
@@ -75,13 +86,6 @@ class Episode:
         self.log = []
         self.episode_id = episode_id if episode_id is not None else uuid.uuid4().hex
         self._policies = {}
-        # each tenant's share of its own offered value served within SLO so far (the dashboard's
-        # per-tenant score): offered over the whole episode, as the score counts it
-        wl, k = penv.workload, penv.keeper
-        values = request_values(wl, k.value)
-        live = wl.arrival_s < penv.task.horizon_s
-        self.tenant_offered = [float(values[live & (wl.tenant == i)].sum()) for i in range(len(penv.task.tenants))]
-        self.tenant_met = [0.0] * len(self.tenant_offered)
 
     def log_record(self, finished: bool = False) -> dict:
         """The episode so far as the grader takes it: {task_id, seed, actions}. EpisodeOver if no
@@ -131,10 +135,6 @@ class Episode:
     def _after(self, obs, rewards, terms, truncs, infos) -> float:
         self.obs, self.infos = obs, infos
         self.log.append(dict(infos[AGENTS[0]]["knobs"]))
-        m, k = infos[AGENTS[0]]["metrics"], self.penv.keeper
-        for i, t in enumerate(m.tenants):
-            self.tenant_met[i] += k.weights[i] * (t.slo_met if k.value == "requests" else
-                                                  t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
         return float(rewards[AGENTS[0]])
 
     # ---------------------------------------------------------------- views
@@ -145,7 +145,7 @@ class Episode:
     def dashboard_fields(self) -> dict:
         info, penv = self.info, self.penv
         m = info.get("metrics")
-        tenants = []
+        tenants, shares = [], penv.keeper.tenant_shares()  # each tenant's score so far
         for i, spec in enumerate(penv.task.tenants):
             t = m.tenants[i] if m is not None else None
             tenants.append({
@@ -156,13 +156,15 @@ class Episode:
                 "slo_attainment": _num(t.slo_attainment) if t else None,
                 "slo_met": t.slo_met if t else 0, "slo_missed": t.slo_missed if t else 0,
                 "oldest_wait_ms": float(t.oldest_wait_ms) if t else 0.0,
-                "score_so_far": self.tenant_met[i] / self.tenant_offered[i] if self.tenant_offered[i] > 0 else None,
+                "score_so_far": shares[i],
                 "weight": spec.weight,
             })
         ep = info.get("episode")
+        knobs = dict(info.get("knobs", penv.knobs.as_dict()))
         return {
+            "agent_actions": _agent_actions(penv.team, knobs),
             "task_id": self.task_id, "seed": int(penv.episode_seed), "window": int(penv.window),
-            "episode_windows": int(penv.task.episode_windows), "window_s": float(penv.task.window_s), "knobs": dict(info.get("knobs", penv.knobs.as_dict())),
+            "episode_windows": int(penv.task.episode_windows), "window_s": float(penv.task.window_s), "knobs": knobs,
             "score_so_far": float(penv.keeper.score), "tenants": tenants,
             "episode": {k: float(ep[k]) for k in ("score", "goodput", "quality", "memory")} if ep else None,
         }

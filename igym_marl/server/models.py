@@ -91,6 +91,8 @@ class _EpisodeObservation(Observation):
     episode_windows: int = 0
     window_s: float = 0.0
     knobs: Dict[str, Any] = Field(default_factory=dict)
+    agent_actions: Dict[str, Optional[int]] = Field(
+        default_factory=dict, description="each agent's Discrete index for the knobs in force (null between levels)")
     score_so_far: float = 0.0
     episode: Optional[Dict[str, float]] = Field(default=None, description="score components once the episode ends")
 

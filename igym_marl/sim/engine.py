@@ -32,7 +32,9 @@ per allocation and release whatever their length.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -909,23 +911,17 @@ def run_window(t_end, batch_cap, k, split, priority, c, prm, seed, tf,
             _decide(ri, rf, tf, rid, SLO_MISSED, ev, ev_n)
 
 
-_ANNOUNCED = []
-
-
+@functools.cache
 def announce_compilation() -> None:
     """Say so, once a process, when the kernel is about to be compiled rather than loaded from numba's
     on-disk cache (``cache=True``): the first run after installing or changing the package takes
     tens of seconds, later runs load the compiled kernel in a fraction of a second. The check reads
     numba's cache index; should numba's internals change, nothing is printed."""
-    if _ANNOUNCED:
-        return
-    _ANNOUNCED.append(True)
     try:
-        cached = bool(run_window._cache._cache_file._load_index())
+        cached = bool(run_window.signatures) or bool(run_window._cache._cache_file._load_index())
         where = run_window._cache._cache_path
     except Exception:  # noqa: BLE001 - numba's private cache API; a missing message is harmless
         return
     if not cached:
-        import sys
         print(f"igym_marl: compiling the simulator's kernel (first run only, about a minute; cached in {where})",
               file=sys.stderr, flush=True)

@@ -192,6 +192,7 @@ class Simulator:
         self.windows = 0
         self.si[S_CAP_NEXT] = self._capacity(knobs)  # the kernel fills the empty pool to it
         self.si[S_WATERMARK] = int(self.config.watermark_fraction * self.si[S_CAP_NEXT])
+        engine.announce_compilation()  # the first kernel call of a process compiles unless cached
         engine.resize_pool(self.ri, self.rf, self.si, self.run, self.q, self.qh, self.ql, self.tf, False, self.cnt,
                            self._prm, self.nd, self.ht, self.ndstack, _readonly(self.kptr), _readonly(self.keys))
 
@@ -375,8 +376,6 @@ class Simulator:
         return self._window_metrics(t_start, seconds, arrived_before, reload_s, knobs)
 
     def _run_window(self, t_end: float, knobs: Knobs) -> None:
-        if not engine.run_window.signatures:  # the first window of this process
-            engine.announce_compilation()
         engine.run_window(t_end, knobs.batch_cap, knobs.speculation_depth, knobs.prefill_decode_split,
                           knobs.priority_routing, self._consts[knobs.quantization_tier], self._prm,
                           np.uint64(self.seed), self.tf, self.ri, self.rf, self.si, self.sf, self.run, self.q,

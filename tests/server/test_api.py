@@ -34,9 +34,14 @@ def test_session_lifecycle(client):
     step = r.json()
     assert step["observation"]["window"] == 1 and step["observation"]["knobs"] == GOOD
     assert step["reward"] > 0 and step["observation"]["throughput_tps"] > 0
+    from igym_marl.envs.actions import knobs_to_actions
+    from igym_marl.sim import Knobs
+    assert step["observation"]["agent_actions"] == knobs_to_actions(Knobs(**GOOD))  # each agent's index
     st = client.get(f"/sessions/{sid}/state").json()
     assert st["window"] == 1 and st["step_count"] == 1 and st["seed"] == 11 and not st["done"]
     assert client.get(f"/sessions/{sid}/log").json() == {"task_id": "static_workload", "seed": 11, "actions": [GOOD]}
+    off_level = client.post(f"/sessions/{sid}/step", json={"action": dict(GOOD, kv_budget_fraction=0.35)}).json()
+    assert off_level["observation"]["agent_actions"]["kv_manager"] is None  # between the KV manager's levels
     assert client.delete(f"/sessions/{sid}").status_code == 204
     for method, path in (("get", f"/sessions/{sid}/state"), ("post", f"/sessions/{sid}/step"),
                          ("delete", f"/sessions/{sid}")):

@@ -59,47 +59,50 @@ def add_training_eval(path: Path, task: str, algorithm: str, seed: int, step_cou
 
 def check(data: dict) -> None:
     """ValueError naming the first place where ``data`` departs from marl-eval's layout."""
-    def bad(where: str, what: str):
-        raise ValueError(f"marl-eval layout: {where}: {what}")
-    if not isinstance(data, dict) or not data:
-        bad("top", "a non-empty {environment: ...} object is required")
-    for env, tasks in data.items():
-        for task, algos in _items(tasks, env, bad):
-            for algo, runs in _items(algos, f"{env}/{task}", bad):
-                for run, body in _items(runs, f"{env}/{task}/{algo}", bad):
-                    where = f"{env}/{task}/{algo}/{run}"
-                    if not run.startswith("run_"):
-                        bad(where, "run keys are run_<i>")
-                    steps = sorted((k for k in body if k.startswith("step_")), key=lambda k: int(k[5:]))
-                    if not steps or "absolute_metrics" not in body or set(body) - set(steps) - {"absolute_metrics"}:
-                        bad(where, f"needs step_<i> entries and absolute_metrics, got {sorted(body)}")
-                    if steps != [f"step_{i}" for i in range(len(steps))]:
-                        bad(where, f"steps must be step_0..step_{len(steps) - 1}, got {steps}")
-                    counts = []
-                    for k in steps:
-                        step = body[k]
-                        if not isinstance(step.get("step_count"), int) or isinstance(step.get("step_count"), bool):
-                            bad(f"{where}/{k}", "step_count must be an integer")
-                        counts.append(step["step_count"])
-                        _metrics({m: v for m, v in step.items() if m != "step_count"}, f"{where}/{k}", bad)
-                    if counts != sorted(counts):
-                        bad(where, f"step_count must not decrease: {counts}")
-                    _metrics(body["absolute_metrics"], f"{where}/absolute_metrics", bad)
+    for where, run, body in _runs(data):
+        if not run.startswith("run_"):
+            _bad(where, "run keys are run_<i>")
+        steps = sorted((k for k in body if k.startswith("step_")), key=lambda k: int(k[5:]))
+        if not steps or "absolute_metrics" not in body or set(body) - set(steps) - {"absolute_metrics"}:
+            _bad(where, f"needs step_<i> entries and absolute_metrics, got {sorted(body)}")
+        if steps != [f"step_{i}" for i in range(len(steps))]:
+            _bad(where, f"steps must be step_0..step_{len(steps) - 1}, got {steps}")
+        counts = [body[k].get("step_count") for k in steps]
+        for k, count in zip(steps, counts):
+            if not isinstance(count, int) or isinstance(count, bool):
+                _bad(f"{where}/{k}", "step_count must be an integer")
+            _metrics({m: v for m, v in body[k].items() if m != "step_count"}, f"{where}/{k}")
+        if counts != sorted(counts):
+            _bad(where, f"step_count must not decrease: {counts}")
+        _metrics(body["absolute_metrics"], f"{where}/absolute_metrics")
 
 
-def _items(obj, where: str, bad):
+def _runs(data: dict):
+    """(where, run key, run body) of every run, each level checked to be a non-empty object."""
+    for env, tasks in _items(data, "top"):
+        for task, algos in _items(tasks, env):
+            for algo, runs in _items(algos, f"{env}/{task}"):
+                for run, body in _items(runs, f"{env}/{task}/{algo}"):
+                    yield f"{env}/{task}/{algo}/{run}", run, body
+
+
+def _bad(where: str, what: str):
+    raise ValueError(f"marl-eval layout: {where}: {what}")
+
+
+def _items(obj, where: str):
     if not isinstance(obj, dict) or not obj:
-        bad(where, "a non-empty object is required")
+        _bad(where, "a non-empty object is required")
     return obj.items()
 
 
-def _metrics(metrics: dict, where: str, bad) -> None:
+def _metrics(metrics: dict, where: str) -> None:
     if not metrics:
-        bad(where, "no metrics")
+        _bad(where, "no metrics")
     for m, values in metrics.items():
         if not isinstance(values, list) or not values or not all(
                 isinstance(v, float) and math.isfinite(v) for v in values):
-            bad(f"{where}/{m}", "a non-empty list of finite floats (one per evaluation episode) is required")
+            _bad(f"{where}/{m}", "a non-empty list of finite floats (one per evaluation episode) is required")
 
 
 __all__ = ["ENVIRONMENT", "EPISODE_METRICS", "from_episodes", "add_training_eval", "check"]

@@ -32,7 +32,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -132,13 +131,8 @@ def successive_halving(task_id: str, configs: list[int] | None = None, halving=H
 
 
 # ---------------------------------------------------------------------------------- cache
-def _load_for_update(path: Path) -> dict:
-    """What a search adds its result to: the file so far, or nothing yet."""
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _best_constants() -> dict:
-    return shipped_json(BEST_CONSTANT_FILE, "igym-marl tune best-constant")
+def _best_constants(for_update: bool = False) -> dict:
+    return shipped_json(BEST_CONSTANT_FILE, "igym-marl tune best-constant", for_update)
 
 
 def load_best_constant(task_id: str) -> Knobs:
@@ -173,7 +167,7 @@ def _write_best_constant(task_id: str, result: dict) -> dict:
     entry = {"knobs": top[0]["knobs"], "score": top[0]["score"], "training_seeds": _seeds(HALVING[-1][0]),
              "top10": top, "rounds": result["rounds"],
              "log": {str(i): [round(x, 6) for x in v] for i, v in sorted(result["scores"].items())}}
-    data = _load_for_update(BEST_CONSTANT_FILE)
+    data = _best_constants(for_update=True)
     data["grid"] = {"order": "joint_grid(): agents' Discrete indices, batch_scheduler slowest",
                     "agents": {a: AGENT_KNOBS[a].n for a in AGENTS}, "configurations": len(grid)}
     data["search"] = {"method": "successive halving", "halving": [list(h) for h in HALVING]}
@@ -241,7 +235,7 @@ def main(argv=None):
         else:
             from igym_marl.agents.policies.heuristic import HEURISTIC_GRID, PARAMS_FILE
             best, value, log, start_value = tune_heuristic(task_id, args.seeds, args.passes, args.workers)
-            data = _load_for_update(PARAMS_FILE)
+            data = shipped_json(PARAMS_FILE, "igym-marl tune heuristic", for_update=True)
             data["grid"] = {k: list(v) for k, v in HEURISTIC_GRID.items()}
             data["training_seeds"] = _seeds(args.seeds)
             data.setdefault("params", {})[task_id] = asdict(best)

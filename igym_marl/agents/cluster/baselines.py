@@ -224,9 +224,7 @@ def load_cluster_cache(for_update: bool = False) -> dict:
     """{task: best constant, its ranking and the tuned HPA threshold} (scripts/cluster_baselines.py --search).
     It ships with the package; a missing file is an error naming it, unless a search is about to
     write it (``for_update``)."""
-    if for_update and not CLUSTER_CACHE.exists():
-        return {}
-    return shipped_json(CLUSTER_CACHE, "igym-marl cluster-baselines --search")
+    return shipped_json(CLUSTER_CACHE, "igym-marl cluster-baselines --search", for_update)
 
 
 def cluster_baseline(task: str, kind: str):

@@ -148,11 +148,9 @@ function render() {
       }).join("");
     $("agents").innerHTML = "<tr><th>agent</th><th>its knobs now</th><th>action index</th></tr>" +
       Object.entries(state.catalog.multi_agent.agents).map(([name, a]) => {
-        const values = a.knobs.map((kn) => k[kn]);
-        // the agent's Discrete index: its knobs' level indices, the first knob slowest
-        const idx = a.levels.reduce((acc, lv, j) => (acc < 0 || lv.indexOf(values[j]) < 0 ? -1 : acc * lv.length + lv.indexOf(values[j])), 0);
-        const shown = a.knobs.map((kn, j) => `${kn} = ${values[j]}`).join(", ");
-        return `<tr><td>${name}</td><td data-agent="${name}">${shown}</td><td>${idx >= 0 ? `${idx} of ${a.n}` : "between levels"}</td></tr>`;
+        const idx = (last.agent_actions || {})[name];  // the server encodes it (Team.encode)
+        const shown = a.knobs.map((kn) => `${kn} = ${k[kn]}`).join(", ");
+        return `<tr><td>${name}</td><td data-agent="${name}">${shown}</td><td>${idx === null || idx === undefined ? "between levels" : `${idx} of ${a.n}`}</td></tr>`;
       }).join("");
   }
   state.lastRenderMs = performance.now() - t0;
