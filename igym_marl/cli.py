@@ -38,6 +38,7 @@ LEADERBOARD_ARGS = ["--compare", "--episodes", "10", "--workers", "2", "--markdo
                     "--plot", "leaderboard.png"]
 
 MIN_BODY_BYTES = 1024  # as igym_marl.server.app.MIN_BODY_BYTES (the server extra may be missing here)
+DEFAULT_MAX_BODY_BYTES = 256 * 1024  # as igym_marl.server.app.DEFAULT_MAX_BODY_BYTES
 
 
 def _positive_int(name):
@@ -89,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HTTP sessions, and WebSocket sessions per OpenEnv endpoint, each at most this many (default 64)")
     s.add_argument("--idle-timeout", type=_seconds, default=600.0,
                    help="seconds after which an idle session is closed (default 600)")
-    s.add_argument("--max-body-bytes", type=_body_bytes, default=65536,
+    s.add_argument("--max-body-bytes", type=_body_bytes, default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest HTTP request body and WebSocket message accepted, >= {MIN_BODY_BYTES} "
-                        f"(default 65536)")
+                        f"(default {DEFAULT_MAX_BODY_BYTES}: a cluster episode's grader log with per-replica "
+                        f"knobs is about 130 kB)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a web origin (scheme://host[:port]) whose pages may open WebSockets here, besides the "
                         "server's own; repeatable. Clients that send no Origin (programs) are always allowed")

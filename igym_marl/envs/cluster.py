@@ -30,6 +30,17 @@ def router_routing(action: int) -> Routing:
     if name.startswith("scored:"):
         return Routing("scored", prefix_weight=float(name.split(":")[1]))
     return Routing(name)
+
+
+def rule_name(routing: Routing) -> str:
+    """The ROUTER_RULES name of a Routing (the inverse of router_routing); ValueError for a rule the
+    router agent cannot choose (``weighted``, or a prefix weight off SCORED_WEIGHTS)."""
+    name = routing.rule if routing.rule != "scored" else f"scored:{routing.prefix_weight:g}"
+    if name not in ROUTER_RULES:
+        raise ValueError(f"routing {name!r} is not one of the router agent's rules: {', '.join(ROUTER_RULES)}")
+    return name
+
+
 ROUTER, AUTOSCALER = "router", "autoscaler"
 _INT_TYPES = {int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64}
 
@@ -306,5 +317,5 @@ class ServingClusterEnv(EpisodeMixin, ParallelEnv):
         pass
 
 
-__all__ = ["ServingClusterEnv", "ROUTER_RULES", "router_routing", "ROUTER", "AUTOSCALER", "CLUSTER_FEATURES", "TENANT_FEATURES", "REPLICA_FEATURES",
+__all__ = ["ServingClusterEnv", "ROUTER_RULES", "router_routing", "rule_name", "ROUTER", "AUTOSCALER", "CLUSTER_FEATURES", "TENANT_FEATURES", "REPLICA_FEATURES",
            "N_CLUSTER", "N_REPLICA", "replica_agent"]

@@ -51,6 +51,19 @@ def request_values(workload: Workload, value: str = "tokens") -> np.ndarray:
     return w[workload.tenant] * (workload.prompt_tokens + OUTPUT_PRICE * workload.output_tokens)
 
 
+def tenant_offered(workload: Workload, horizon_s: float, value: str = "tokens") -> tuple[float, ...]:
+    """The value each tenant offers over the horizon (the tenants sum to the offered value)."""
+    live = workload.arrival_s < horizon_s
+    per_tenant = np.bincount(workload.tenant[live], weights=request_values(workload, value)[live],
+                             minlength=len(workload.tenants))
+    return tuple(float(v) for v in per_tenant)
+
+
+def tenant_shares(met: tuple, offered: tuple) -> list:
+    """Each tenant's met value as a share of its own offered value (None if it offers none)."""
+    return [m / off if off > 0 else None for m, off in zip(met, offered)]
+
+
 @dataclass
 class ScoreKeeper:
     """Accumulates an episode's score window by window."""
@@ -73,12 +86,9 @@ class ScoreKeeper:
         if value not in VALUE_BASES:
             raise ValueError(f"value={value!r} is unknown; allowed: {', '.join(VALUE_BASES)}")
         keeper = cls(tuple(t.weight for t in workload.tenants), total_gpu_gb, memory_cost, value)
-        live = workload.arrival_s < horizon_s
-        per_tenant = np.bincount(workload.tenant[live], weights=request_values(workload, value)[live],
-                                 minlength=len(workload.tenants))
-        keeper.tenant_offered = tuple(float(v) for v in per_tenant)
+        keeper.tenant_offered = tenant_offered(workload, horizon_s, value)
         keeper.tenant_met = (0.0,) * len(workload.tenants)
-        keeper.offered_value = float(request_values(workload, value)[live].sum())
+        keeper.offered_value = float(request_values(workload, value)[workload.arrival_s < horizon_s].sum())
         return keeper
 
     def memory_factor(self, m: WindowMetrics) -> float:
@@ -104,7 +114,7 @@ class ScoreKeeper:
 
     def tenant_shares(self) -> list:
         """Each tenant's met value so far as a share of its own offered value (None if it offers none)."""
-        return [met / off if off > 0 else None for met, off in zip(self.tenant_met, self.tenant_offered)]
+        return tenant_shares(self.tenant_met, self.tenant_offered)
 
     def components(self) -> dict:
         """goodput: the share of offered value served within SLO; quality and memory: the
@@ -144,13 +154,22 @@ class ClusterScoreKeeper:
     quality_sum: float = 0.0
     billed_usd: float = 0.0
     fleet_usd: float = 0.0
+    tenant_offered: tuple[float, ...] = ()  # offered value per tenant (sums to offered_value)
+    tenant_met: tuple[float, ...] = ()  # met value per tenant so far, over the fleet
 
     @classmethod
     def for_episode(cls, workload: Workload, horizon_s: float, windows: int,
                     cost_weight: float = CLUSTER_COST_WEIGHT) -> "ClusterScoreKeeper":
         keeper = cls(tuple(t.weight for t in workload.tenants), windows, cost_weight)
         keeper.offered_value = float(request_values(workload)[workload.arrival_s < horizon_s].sum())
+        keeper.tenant_offered = tenant_offered(workload, horizon_s)
+        keeper.tenant_met = (0.0,) * len(workload.tenants)
         return keeper
+
+    def tenant_shares(self) -> list:
+        """Each tenant's met value so far, over the fleet, as a share of its own offered value
+        (None if it offers none)."""
+        return tenant_shares(self.tenant_met, self.tenant_offered)
 
     def window(self, cw) -> float:
         """The score earned in a ClusterWindow (unscaled): served value minus GPU cost."""
@@ -158,8 +177,10 @@ class ClusterScoreKeeper:
         self.fleet_usd += cw.fleet_usd
         earned = 0.0
         for m in cw.replicas:
-            met_v = sum(w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
-                        for w, t in zip(self.weights, m.tenants))
+            per_tenant = [w * (t.goodput_prompt_tokens + OUTPUT_PRICE * t.goodput_tokens)
+                          for w, t in zip(self.weights, m.tenants)]
+            self.tenant_met = tuple(a + b for a, b in zip(self.tenant_met, per_tenant))
+            met_v = sum(per_tenant)
             self.met_value += met_v
             self.quality_sum += met_v * m.quality
             earned += met_v * m.quality

@@ -5,7 +5,8 @@ Route layout (docs/server.md):
 
 * OpenEnv, single agent: ``POST /reset``, ``POST /step``, ``GET /state``, ``GET /health``,
   ``GET /schema``, ``GET /metadata``, WebSocket ``/ws``.
-* OpenEnv, four agents: the same under ``/multi``.
+* OpenEnv, four agents: the same under ``/multi``; cluster mode (replicas, router, autoscaler)
+  under ``/cluster``.
 * HTTP sessions: ``POST /sessions``, ``POST /sessions/{id}/reset``, ``POST /sessions/{id}/step``,
   ``GET /sessions/{id}/state``, ``GET /sessions/{id}/log``, ``DELETE /sessions/{id}``. They live
   under their own prefix, so they never collide with OpenEnv's ``/reset`` and ``/step``.
@@ -36,15 +37,18 @@ from .. import __version__
 from ..envs import AGENT_KNOBS, AGENTS
 from ..paths import LEADERBOARD_FILE
 from ..workloads.tasks import get_task
-from .environment import (BASELINES, DEFAULT_TASK, LIVE_EPISODES, SERVER_TASKS, EpisodeOver, MultiAgentServingEnvironment,
-                          ServingEnvironment, replay, run_baseline)
-from .models import (KNOB_FIELDS, SERVER_POLICIES, MultiAgentAction, MultiAgentObservation, ServingAction,
-                     ServingObservation)
+from ..envs.cluster import ROUTER_RULES
+from ..workloads.cluster_tasks import CLUSTER_TASK_IDS, get_cluster_task
+from .environment import (BASELINES, CLUSTER_BASELINES, DEFAULT_CLUSTER_TASK, DEFAULT_TASK, LIVE_EPISODES, SINGLE_TASKS,
+                          ClusterServingEnvironment, EpisodeOver, MultiAgentServingEnvironment, ServingEnvironment,
+                          replay, run_baseline)
+from .models import (CLUSTER_SERVER_POLICIES, KNOB_FIELDS, SERVER_POLICIES, ClusterAction, ClusterObservation,
+                     MultiAgentAction, MultiAgentObservation, ServingAction, ServingObservation)
 from .origins import check_origins
 from .sessions import MODES, SessionBusy, SessionLimit, SessionStore, UnknownSession, check_mode, check_session_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a cluster grader log with per-replica knobs is ~130 kB
 
 
 class BodyLimit:
@@ -182,20 +186,26 @@ def _validation_422(e: ValidationError) -> HTTPException:
     return HTTPException(status_code=422, detail=_errors(e))  # inputs come from a JSON body: serialisable
 
 
+def _task_entry(t) -> dict:
+    return {"id": t.id, "description": t.description, "window_s": t.window_s,
+            "episode_windows": t.episode_windows, "capacity_rps": t.capacity_rps,
+            "tenants": [{"name": x.name, "ttft_slo_ms": x.ttft_slo_ms, "tpot_slo_ms": x.tpot_slo_ms,
+                         "priority": x.priority, "weight": x.weight} for x in t.tenants]}
+
+
 def task_catalog() -> dict:
-    tasks = []
-    for tid in SERVER_TASKS:
-        t = get_task(tid)
-        tasks.append({"id": t.id, "description": t.description, "window_s": t.window_s,
-                      "episode_windows": t.episode_windows, "capacity_rps": t.capacity_rps,
-                      "tenants": [{"name": x.name, "ttft_slo_ms": x.ttft_slo_ms, "tpot_slo_ms": x.tpot_slo_ms,
-                                   "priority": x.priority, "weight": x.weight} for x in t.tenants]})
+    tasks = [_task_entry(get_task(tid)) for tid in SINGLE_TASKS]
+    cluster_tasks = [{**_task_entry(t), "replicas": t.replicas, "replica_capacity_rps": t.replica_capacity_rps}
+                     for t in map(get_cluster_task, CLUSTER_TASK_IDS)]
     agents = {a: {"n": AGENT_KNOBS[a].n, "knobs": list(AGENT_KNOBS[a].knobs),
                   "levels": [list(lv) for lv in AGENT_KNOBS[a].levels]} for a in AGENTS}
     return {"tasks": tasks, "default_task": DEFAULT_TASK, "policies": list(SERVER_POLICIES),
             "baselines": list(BASELINES), "knob_fields": list(KNOB_FIELDS),
             "action_schema": ServingAction.model_json_schema(),
-            "multi_agent": {"agents": agents, "action_schema": MultiAgentAction.model_json_schema()}}
+            "multi_agent": {"agents": agents, "action_schema": MultiAgentAction.model_json_schema()},
+            "cluster": {"tasks": cluster_tasks, "default_task": DEFAULT_CLUSTER_TASK,
+                        "policies": list(CLUSTER_SERVER_POLICIES), "baselines": list(CLUSTER_BASELINES),
+                        "rules": list(ROUTER_RULES), "action_schema": ClusterAction.model_json_schema()}}
 
 
 def read_leaderboard(path: Path = LEADERBOARD_FILE) -> dict:
@@ -219,7 +229,7 @@ def _obs_response(obs) -> dict:
     return {"observation": data, "reward": reward, "done": done}
 
 
-MIN_BODY_BYTES = 1024  # the largest valid request (a grader log of 200 windows) is ~40 kB; 1 kB holds any step
+MIN_BODY_BYTES = 1024  # 1 kB holds any single-replica step; grader logs need the default
 
 
 def check_body_bytes(max_body_bytes) -> int:
@@ -246,10 +256,14 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
                           concurrency_config=conc)
     multi.register_routes(multi_app)
     app.mount("/multi", multi_app)
-    app.state.sessions, app.state.openenv = store, {"single": single, "multi": multi}
+    cluster_app = FastAPI(title="igym-marl, cluster mode")
+    cluster = HTTPEnvServer(ClusterServingEnvironment, ClusterAction, ClusterObservation, concurrency_config=conc)
+    cluster.register_routes(cluster_app)
+    app.mount("/cluster", cluster_app)
+    app.state.sessions, app.state.openenv = store, {"single": single, "multi": multi, "cluster": cluster}
     app.state.max_body_bytes = max_body_bytes
 
-    _error_handlers(app, multi_app)
+    _error_handlers(app, multi_app, cluster_app)
     _session_routes(app, store)
     _benchmark_routes(app, store)
     _status_routes(app, store, max_sessions, idle_timeout_s, max_body_bytes)
@@ -261,21 +275,22 @@ def create_app(max_sessions: int = 64, idle_timeout_s: float = 600.0,
     return app
 
 
-def _error_handlers(app: FastAPI, multi_app: FastAPI) -> None:
-    """A finished episode is 409, a bad value 422, on both apps."""
+def _error_handlers(app: FastAPI, *mounted: FastAPI) -> None:
+    """A finished episode is 409, a bad value 422, on every app."""
 
     @app.exception_handler(EpisodeOver)
     async def _episode_over(request: Request, exc: EpisodeOver):
         hint = ("; OpenEnv's plain-HTTP /step builds a fresh env per request: play episodes over /ws or "
-                "/sessions (docs/server.md)") if request.url.path in ("/step", "/multi/step") else ""
+                "/sessions (docs/server.md)") if request.url.path in ("/step", "/multi/step", "/cluster/step") else ""
         return JSONResponse({"detail": f"{exc}{hint}"}, status_code=409)
 
     @app.exception_handler(ValueError)
     async def _bad_value(request: Request, exc: ValueError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    multi_app.add_exception_handler(EpisodeOver, _episode_over)
-    multi_app.add_exception_handler(ValueError, _bad_value)
+    for sub in mounted:
+        sub.add_exception_handler(EpisodeOver, _episode_over)
+        sub.add_exception_handler(ValueError, _bad_value)
 
 
 def _exclusive_factory(store: SessionStore):
@@ -342,11 +357,12 @@ def _session_routes(app: FastAPI, store: SessionStore) -> None:
 
     @app.post("/sessions/{sid}/step", tags=["Sessions"])
     async def step_session(sid: str, body: dict = Body(...)):
-        """{action: {...}}: the six knob fields, or {policy: name} (or, in multi mode, the agents' indices)."""
+        """{action: {...}}: the six knob fields, or {policy: name} (in multi mode, the agents' indices; in
+        cluster mode, {knobs, rule, target})."""
         if set(body) != {"action"} or not isinstance(body["action"], dict):
             raise ValueError(f"the body must be {{\"action\": {{...}}}}; got fields {sorted(body)}")
         with _exclusive(sid, "step") as s:
-            cls = MultiAgentAction if s.mode == "multi" else ServingAction
+            cls = {"single": ServingAction, "multi": MultiAgentAction, "cluster": ClusterAction}[s.mode]
             try:
                 action = cls.model_validate(body["action"])
             except ValidationError as e:
@@ -386,7 +402,8 @@ def _benchmark_routes(app: FastAPI, store: SessionStore) -> None:
     @app.post("/grader", tags=["Benchmark"])
     async def grader(body: dict = Body(...)):
         """Recompute an episode's score by replaying its log: {task_id, seed, actions} (actions: one
-        dict of the six knob fields per window), or {session_id} of a finished session."""
+        dict of the six knob fields per window; for a cluster task one {knobs, rule, target} per
+        window), or {session_id} of a finished session."""
         if set(body) == {"session_id"}:
             with _exclusive(check_session_id(body["session_id"]), "grading") as s:
                 record = s.env.episode.log_record(finished=True)
@@ -399,7 +416,8 @@ def _benchmark_routes(app: FastAPI, store: SessionStore) -> None:
 
     @app.get("/baseline", tags=["Benchmark"])
     async def baseline(policy: str = "heuristic", task_id: str = DEFAULT_TASK, seed: int = 1_000_000):
-        """One episode of `policy` (heuristic or vllm-default) on `task_id` and `seed`, run here."""
+        """One episode of `policy` on `task_id` and `seed`, run here: heuristic or vllm-default on a
+        single-replica task; vllm-default, hpa or best-constant on a cluster task."""
         return await run_in_threadpool(run_baseline, policy, task_id, seed)
 
     @app.get("/leaderboard", tags=["Benchmark"])
@@ -412,7 +430,7 @@ def _benchmark_routes(app: FastAPI, store: SessionStore) -> None:
 
 def _status_routes(app: FastAPI, store: SessionStore, max_sessions: int, idle_timeout_s: float,
                    max_body_bytes: int) -> None:
-    single, multi = app.state.openenv["single"], app.state.openenv["multi"]
+    single, multi, cluster = (app.state.openenv[k] for k in ("single", "multi", "cluster"))
     collecting: dict = {}
 
     async def _collect() -> None:
@@ -433,7 +451,8 @@ def _status_routes(app: FastAPI, store: SessionStore, max_sessions: int, idle_ti
         if collect:
             await _collect()
         return {"live_envs": len(LIVE_EPISODES), "http_sessions": len(store), "ws_sessions": single.active_sessions,
-                "multi_ws_sessions": multi.active_sessions, "max_sessions": max_sessions,
+                "multi_ws_sessions": multi.active_sessions, "cluster_ws_sessions": cluster.active_sessions,
+                "max_sessions": max_sessions,
                 "idle_timeout_s": idle_timeout_s, "expired_http_sessions": store.expired,
                 "max_body_bytes": max_body_bytes, "rss_mb": _rss_mb()}
 

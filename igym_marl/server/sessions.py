@@ -20,9 +20,9 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .environment import MultiAgentServingEnvironment, ServingEnvironment
+from .environment import ClusterServingEnvironment, MultiAgentServingEnvironment, ServingEnvironment
 
-MODES = {"single": ServingEnvironment, "multi": MultiAgentServingEnvironment}
+MODES = {"single": ServingEnvironment, "multi": MultiAgentServingEnvironment, "cluster": ClusterServingEnvironment}
 
 
 class SessionLimit(RuntimeError):

@@ -21,3 +21,24 @@ def test_tenant_accounts_sum_to_the_episode_and_a_copy_keeps_its_own():
     assert abs(sum(k.tenant_met) - k.met_value) < 1e-6 * max(k.met_value, 1.0)
     assert sum(k.tenant_met) > sum(frozen) and copy.tenant_met == frozen  # the copy did not move with the env
     assert all(s is None or 0.0 <= s <= 1.0 for s in k.tenant_shares())
+
+
+def test_cluster_tenant_accounts_sum_over_the_fleet_to_the_episode():
+    from igym_marl.agents.cluster.evaluate import make_cluster_policy
+    from igym_marl.envs.cluster import ServingClusterEnv
+    env = ServingClusterEnv("cluster_bursty", episode_windows=20)
+    env.reset(seed=1_000_004)
+    policy = make_cluster_policy("hpa", "cluster_bursty")
+    policy.reset(env.task, 1_000_004)
+    policy.attach(env)
+    while env.agents:
+        env.step(policy.act(env.last_obs, {}))
+    k = env.keeper
+    assert len(k.tenant_offered) == len(k.tenant_met) == 3
+    assert abs(sum(k.tenant_offered) - k.offered_value) < 1e-6 * k.offered_value
+    assert k.met_value > 0 and abs(sum(k.tenant_met) - k.met_value) < 1e-6 * k.met_value
+    shares = k.tenant_shares()
+    assert all(s is None or 0.0 <= s <= 1.0 for s in shares)
+    # the tenants' shares, weighted by what each offers, make the episode's goodput
+    good = sum(s * off for s, off in zip(shares, k.tenant_offered) if s is not None) / k.offered_value
+    assert abs(good - k.components()["goodput"]) < 1e-9
