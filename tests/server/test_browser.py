@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from igym_marl.workloads import TASKS
+from igym_marl.workloads.cluster_tasks import CLUSTER_TASK_IDS
 
 from .conftest import CHROMIUM, ROOT, browser_required
 
@@ -40,7 +41,7 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
 
     page.goto(live_server.url + "/")  # redirects to /web/
     assert page.url.endswith("/web/")
-    page.wait_for_function(f"document.querySelector('#task').options.length === {len(TASKS)}")
+    page.wait_for_function(f"document.querySelector('#task').options.length === {len(TASKS) + len(CLUSTER_TASK_IDS)}")
     page.wait_for_function("document.querySelectorAll('#leaderboard tbody tr').length >= 5")
 
     # a heuristic episode, run live
@@ -165,3 +166,99 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
     assert len(http_errors) <= 1
     page.close()
     assert shot.stat().st_size > 20_000
+
+
+CLUSTER_SCREENSHOT_ENV = "IGYM_CLUSTER_SCREENSHOT"  # docs/img/dashboard-cluster.png, written on request
+
+
+def _drawn(page, canvas_id: str) -> int:
+    return page.evaluate(f"""() => {{ const c = document.getElementById('{canvas_id}'); const d = c.getContext('2d')
+        .getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 0 && (d[i] < 200 || d[i + 2] < 200)) n++; return n; }}""")
+
+
+def test_dashboard_watches_a_cluster(live_server, browser, tmp_path):
+    import httpx
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(live_server.url + "/web/")
+    page.wait_for_function("document.querySelector('#task').options.length > 4")
+    # a cluster task offers the cluster controllers, and the manual form its rule and target
+    page.select_option("#task", "cluster_bursty")
+    options = page.eval_on_selector_all("#policy option", "os => os.map(o => o.value)")
+    assert options == ["vllm-default", "rule:round_robin", "rule:prefix_affinity", "rule:scored:0.43", "best-constant",
+                       "hpa", "mappo", "manual"]
+    page.fill("#seed", "1000003")
+    page.select_option("#policy", "hpa")
+    page.click("#start")
+    page.wait_for_function("window.dashboard.session() !== null")
+    assert page.evaluate("window.dashboard.kind()") == "cluster"
+    assert page.is_visible("#replicas") and page.is_visible("#c-fleet") and not page.is_visible("#c-ttft")
+    assert "GPU-hours billed" in page.inner_text("#explain-cluster") and not page.is_visible("#explain")
+    page.fill("#delay", "0")
+    page.click("#run")
+    page.wait_for_function("window.dashboard.points().windows > 30", timeout=60_000)
+    page.click("#pause")
+    page.wait_for_function("document.querySelector('#pause').disabled && !window.dashboard.busy()")
+    last = page.evaluate("window.dashboard.last()")
+    # the replicas table: one row each, its state and the arrivals routed to it, as the server sent them
+    rows = page.query_selector_all("#replicas tr[data-replica]")
+    assert len(rows) == 4
+    for r in last["replicas"]:
+        row = page.inner_text(f"#replicas tr[data-replica='{r['index']}']")
+        assert r["state"] in row and str(r["routed"]) in row
+    assert page.inner_text("#fleet") == f"{last['fleet']['active']} / {last['fleet']['target']}"
+    assert page.inner_text("#rule") == last["fleet"]["rule"]
+    for cid in ("c-fleet", "c-routed", "c-ckv", "c-cost", "c-cscore"):
+        assert _drawn(page, cid) > 300, cid
+    for t in last["tenants"]:
+        assert abs(float(page.inner_text(f"#tenants [data-tenant='{t['name']}']")) - t["score_so_far"]) < 1e-3
+    # the baselines on this seed arrive as reference lines: every replica at vLLM's default, and HPA
+    page.wait_for_function("typeof window.dashboard.refs().hpa === 'number' && "
+                           "typeof window.dashboard.refs()['vllm-default'] === 'number'", timeout=60_000)
+    refs = page.evaluate("window.dashboard.refs()")
+    direct = httpx.get(live_server.url + "/baseline", params={"policy": "hpa", "task_id": "cluster_bursty",
+                                                              "seed": 1000003}, timeout=120).json()
+    assert refs["hpa"] == direct["score"]
+    # manual: the knobs on every replica, a rule and a target
+    page.select_option("#policy", "manual")
+    assert page.is_visible("#k-rule") and page.is_visible("#k-target")
+    assert page.input_value("#k-rule") == last["fleet"]["rule"]  # the form starts from what runs
+    page.select_option("#k-rule", "round_robin")
+    page.fill("#k-target", "2")
+    page.fill("#k-batch_cap", "32")
+    before = page.evaluate("window.dashboard.points().windows")
+    page.click("#step")
+    page.wait_for_function(f"window.dashboard.points().windows > {before}")
+    last = page.evaluate("window.dashboard.last()")
+    assert last["fleet"]["rule"] == "round_robin" and last["fleet"]["target"] == 2
+    assert all(r["knobs"]["batch_cap"] == 32 for r in last["replicas"])
+    page.fill("#k-target", "7")  # refused by the server, naming the range
+    page.click("#step")
+    page.wait_for_function("document.querySelector('#manual-error').textContent.length > 0")
+    assert "target=7 must be an integer in 1..4" in page.inner_text("#manual-error")
+    # export: the cluster log and one CSV row a window, with every replica's columns
+    with page.expect_download() as dl:
+        page.click("#export-csv")
+    rows = Path(dl.value.path()).read_text().strip().splitlines()
+    assert len(rows) == 1 + page.evaluate("window.dashboard.points().windows")
+    assert "fleet.target" in rows[0] and "r3.routed" in rows[0] and "r0.batch_cap" in rows[0]
+    # to the end with mappo, then grade: the replayed log scores what the episode scored
+    page.select_option("#policy", "mappo")
+    page.click("#run")
+    page.wait_for_function("window.dashboard.last().done === true", timeout=120_000)
+    with page.expect_download() as dl:
+        page.click("#export-json")
+    log = json.loads(Path(dl.value.path()).read_text())
+    assert len(log["actions"]) == 120 and set(log["actions"][0]) == {"knobs", "rule", "target"}
+    page.click("#grade")
+    page.wait_for_function("document.querySelector('#grade-result').textContent.includes('score')")
+    final = page.evaluate("window.dashboard.last().episode.score")
+    assert f"score {final:.4f}" in page.inner_text("#grade-result")
+    shot = os.environ.get(CLUSTER_SCREENSHOT_ENV)
+    path = (ROOT / shot) if shot and not Path(shot).is_absolute() else Path(shot or tmp_path / "cluster.png")
+    page.screenshot(path=str(path), full_page=True)
+    assert [p for p in problems if "422" not in p] == [], problems
+    page.close()

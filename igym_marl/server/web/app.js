@@ -6,9 +6,15 @@ const COLORS = ["#2f6fed", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#495057"
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  catalog: null, task: null, session: null, running: false, busy: false,
+  catalog: null, task: null, kind: "single", session: null, running: false, busy: false,
   hist: [], lastRenderMs: null, renders: 0, refs: {}, policyShown: null,
 };
+// The server-side policies the dashboard offers per kind of task, and the baselines it draws.
+const SINGLE_POLICIES = ["heuristic", "vllm-default", "best-constant", "mappo"];
+const REFERENCES = { single: ["vllm-default", "heuristic"], cluster: ["vllm-default", "hpa"] };
+
+function clusterTask(id) { return state.catalog.cluster.tasks.find((t) => t.id === id) || null; }
+function taskEntry(id) { return clusterTask(id) || state.catalog.tasks.find((t) => t.id === id); }
 
 async function api(method, path, body) {
   const opts = { method, headers: {} };
@@ -100,6 +106,74 @@ function col(key) { return state.hist.map((h) => h[key]); }
 
 function render() {
   const t0 = performance.now();
+  if (state.kind === "cluster") renderCluster(); else renderSingle();
+  state.lastRenderMs = performance.now() - t0;
+  state.renders += 1;
+}
+
+function scoreHlines() {
+  const refs = Object.entries(state.refs).filter(([, v]) => typeof v === "number");
+  return refs.map(([name, y], i) => ({ y, color: ["#495057", "#ae3ec9"][i % 2], label: `${name} ends at ${y.toFixed(3)}`, left: i % 2 === 1 }));
+}
+
+function renderTenants(last, hist) {
+  const cluster = state.kind === "cluster";
+  $("tenants").innerHTML = "<tr><th>tenant</th><th>weight</th><th>score so far</th><th>SLO met / missed</th>" +
+    (cluster ? "<th>routed last window, per replica</th>" : "") + "</tr>" +
+    last.tenants.map((t, i) => {
+      const met = hist.reduce((a, h) => a + (h.tenants[i] ? h.tenants[i].slo_met : 0), 0);
+      const missed = hist.reduce((a, h) => a + (h.tenants[i] ? h.tenants[i].slo_missed : 0), 0);
+      const sc = t.score_so_far === null ? "-" : t.score_so_far.toFixed(3);
+      const routed = cluster ? `<td>${(t.routed || []).map((x, r) => `r${r}: ${x}`).join(", ") || "-"}</td>` : "";
+      return `<tr><td style="color:${COLORS[i]}">${t.name}</td><td>${t.weight}</td><td data-tenant="${t.name}">${sc}</td><td>${met} / ${missed}</td>${routed}</tr>`;
+    }).join("");
+}
+
+function renderCluster() {
+  const task = state.task, hist = state.hist, n = task.episode_windows + 1, N = task.replicas;
+  const reps = Array.from({ length: N }, (_, i) => i);
+  const perReplica = (f) => reps.map((i) => ({ name: `r${i}`, color: COLORS[i % COLORS.length], data: hist.map((h) => f(h.replicas[i], h)) }));
+  drawChart($("c-fleet"), [
+    { name: "active", color: COLORS[2], data: hist.map((h) => h.fleet.active) },
+    { name: "starting", color: COLORS[1], data: hist.map((h) => h.fleet.starting) },
+    { name: "draining", color: COLORS[3], data: hist.map((h) => h.fleet.draining) },
+    { name: "target", color: COLORS[0], data: hist.map((h) => h.fleet.target) },
+  ], { n, ymax: N });
+  drawChart($("c-routed"), perReplica((r, h) => (h.window ? r.routed / h.window_s : null)),
+    { n, hlines: [{ y: task.replica_capacity_rps, color: "#c92a2a", label: "one replica's capacity req/s" }] });
+  drawChart($("c-cqueue"), perReplica((r) => r.queue_depth), { n, log: true });
+  drawChart($("c-ckv"), perReplica((r) => 100 * r.kv_occupancy), { n, ymax: 100 });
+  drawChart($("c-cost"), [
+    { name: "GPU-hours billed %", color: COLORS[5], data: hist.map((h) => (h.window && h.fleet.fleet_usd ? 100 * h.fleet.billed_usd / h.fleet.fleet_usd : null)) },
+    { name: "SLO attainment %", color: COLORS[2], data: hist.map((h) => {
+      const met = h.replicas.reduce((a, r) => a + r.slo_met, 0), all = met + h.replicas.reduce((a, r) => a + r.slo_missed, 0);
+      return all ? 100 * met / all : null;
+    }) },
+  ], { n, ymax: 100 });
+  drawChart($("c-cscore"), [{ name: "score so far", color: COLORS[2], data: col("score_so_far") }], { n, hlines: scoreHlines() });
+  const last = hist[hist.length - 1];
+  if (!last) return;
+  $("score").textContent = last.score_so_far.toFixed(3);
+  $("window").textContent = `${last.window} / ${last.episode_windows}`;
+  $("fleet").textContent = `${last.fleet.active} / ${last.fleet.target}`;
+  $("rule").textContent = last.fleet.rule;
+  $("gpushare").textContent = (100 * last.fleet.gpu_share_so_far).toFixed(1) + " %";
+  renderTenants(last, hist);
+  const pct = (v) => (v === null || v === undefined ? "-" : (100 * v).toFixed(0) + " %");
+  $("replicas").innerHTML = "<tr><th>replica</th><th>state</th><th>routed (share)</th><th>waiting</th><th>running</th>" +
+    "<th>KV</th><th>busy</th><th>prefix hits</th><th>SLO met / missed</th><th>knobs</th></tr>" +
+    last.replicas.map((r) => {
+      const k = r.knobs, share = last.fleet.arrivals ? r.routed / last.fleet.arrivals : null;
+      const knobs = `batch ${k.batch_cap}, KV ${(100 * k.kv_budget_fraction).toFixed(0)} %, draft ${k.speculation_depth}, ${k.quantization_tier}, ` +
+        `${k.prefill_decode_split ? "chunked" : "prefill-first"}, priority ${k.priority_routing ? "on" : "off"}`;
+      return `<tr data-replica="${r.index}"><td style="color:${COLORS[r.index % COLORS.length]}">r${r.index}</td>` +
+        `<td class="state-${r.state}" data-state="${r.state}">${r.state}</td><td>${r.routed} (${pct(share)})</td><td>${r.queue_depth}</td>` +
+        `<td>${r.running}</td><td>${pct(r.kv_occupancy)}</td><td>${pct(r.busy_fraction)}</td><td>${pct(r.prefix_hit_rate)}</td>` +
+        `<td>${r.slo_met} / ${r.slo_missed}</td><td>${knobs}</td></tr>`;
+    }).join("");
+}
+
+function renderSingle() {
   const task = state.task, hist = state.hist, n = task ? task.episode_windows + 1 : 2;
   const tenants = task ? task.tenants : [];
   drawChart($("c-load"), [
@@ -120,12 +194,11 @@ function render() {
     { name: "KV budget (tenths)", color: COLORS[3], data: hist.map((h) => 10 * h.knobs.kv_budget_fraction) },
     { name: "draft depth", color: COLORS[2], data: hist.map((h) => h.knobs.speculation_depth) },
   ], { n });
-  const refs = Object.entries(state.refs).filter(([, v]) => typeof v === "number");
   drawChart($("c-score"), [
     { name: "score so far", color: COLORS[2], data: col("score_so_far") },
     { name: "window pace (reward x windows / 100)", color: COLORS[1],
       data: hist.map((h) => (h.window ? h.reward * h.episode_windows / 100 : null)) },
-  ], { n, hlines: refs.map(([name, y], i) => ({ y, color: ["#495057", "#ae3ec9"][i % 2], label: `${name} ends at ${y.toFixed(3)}`, left: i % 2 === 1 })) });
+  ], { n, hlines: scoreHlines() });
   const last = hist[hist.length - 1];
   if (last) {
     $("score").textContent = last.score_so_far.toFixed(3);
@@ -139,13 +212,7 @@ function render() {
       ["draft depth", plural(k.speculation_depth, "token", "tokens")], ["weights", k.quantization_tier],
       ["chunked prefill", k.prefill_decode_split ? "on" : "off"], ["priority routing", k.priority_routing ? "on" : "off"],
     ].map(([a, b]) => `<span>${a}: <b data-knob="${a}">${b}</b></span>`).join("");
-    $("tenants").innerHTML = "<tr><th>tenant</th><th>weight</th><th>score so far</th><th>SLO met / missed</th></tr>" +
-      last.tenants.map((t, i) => {
-        const met = hist.reduce((a, h) => a + (h.tenants[i] ? h.tenants[i].slo_met : 0), 0);
-        const missed = hist.reduce((a, h) => a + (h.tenants[i] ? h.tenants[i].slo_missed : 0), 0);
-        const sc = t.score_so_far === null ? "-" : t.score_so_far.toFixed(3);
-        return `<tr><td style="color:${COLORS[i]}">${t.name}</td><td>${t.weight}</td><td data-tenant="${t.name}">${sc}</td><td>${met} / ${missed}</td></tr>`;
-      }).join("");
+    renderTenants(last, hist);
     $("agents").innerHTML = "<tr><th>agent</th><th>its knobs now</th><th>action index</th></tr>" +
       Object.entries(state.catalog.multi_agent.agents).map(([name, a]) => {
         const idx = (last.agent_actions || {})[name];  // the server encodes it (Team.encode)
@@ -153,8 +220,6 @@ function render() {
         return `<tr><td>${name}</td><td data-agent="${name}">${shown}</td><td>${idx === null || idx === undefined ? "between levels" : `${idx} of ${a.n}`}</td></tr>`;
       }).join("");
   }
-  state.lastRenderMs = performance.now() - t0;
-  state.renders += 1;
 }
 
 // ------------------------------------------------------------------ episode control
@@ -162,17 +227,32 @@ function policyName() { return $("policy").value; }
 
 function manualAction() {
   const v = (id) => $("k-" + id);
-  return {
+  const knobs = {
     batch_cap: Number(v("batch_cap").value), kv_budget_fraction: Number(v("kv_budget_fraction").value),
     speculation_depth: Number(v("speculation_depth").value), quantization_tier: v("quantization_tier").value,
     prefill_decode_split: v("prefill_decode_split").checked, priority_routing: v("priority_routing").checked,
   };
+  // a cluster window: the knobs on every replica, the routing rule and the autoscaler's target
+  return state.kind === "cluster" ? { knobs, rule: v("rule").value, target: Number(v("target").value) } : knobs;
 }
 
-function fillManual(k) {
+function fillManual(last) {  // start from what the engine runs with
+  const k = state.kind === "cluster" ? last.replicas[0].knobs : last.knobs;
   $("k-batch_cap").value = k.batch_cap; $("k-kv_budget_fraction").value = k.kv_budget_fraction;
   $("k-speculation_depth").value = k.speculation_depth; $("k-quantization_tier").value = k.quantization_tier;
   $("k-prefill_decode_split").checked = k.prefill_decode_split; $("k-priority_routing").checked = k.priority_routing;
+  if (state.kind === "cluster") { $("k-rule").value = last.fleet.rule; $("k-target").value = last.fleet.target; }
+}
+
+// The policy menu offers what the selected task's kind takes; changing the task waits for Start.
+function fillPolicies() {
+  const cluster = clusterTask($("task").value) !== null;
+  const names = [...(cluster ? state.catalog.cluster.policies : SINGLE_POLICIES), "manual"];
+  const sel = $("policy"), keep = sel.value;
+  sel.innerHTML = names.map((p) => `<option value="${p}">${p}</option>`).join("");
+  sel.value = names.includes(keep) ? keep : names[0];
+  $("manual-cluster").classList.toggle("hidden", !cluster);
+  if (cluster) $("k-target").max = clusterTask($("task").value).replicas;
 }
 
 function record(resp) {
@@ -193,12 +273,14 @@ async function start() {
   stop();
   if (state.session) { api("DELETE", `/sessions/${state.session}`).catch(() => {}); state.session = null; }
   const taskId = $("task").value, seed = Number($("seed").value);
-  state.task = state.catalog.tasks.find((t) => t.id === taskId);
+  state.task = taskEntry(taskId);
+  state.kind = clusterTask(taskId) ? "cluster" : "single";
+  document.body.classList.toggle("cluster-mode", state.kind === "cluster");
   state.hist = []; state.refs = {};
   $("grade").disabled = true; $("grade-result").textContent = "";
   setStatus("starting...");
   try {
-    const resp = await api("POST", "/sessions", { task_id: taskId, seed });
+    const resp = await api("POST", "/sessions", { mode: state.kind, task_id: taskId, seed });
     state.session = resp.session_id;
     record(resp);
     state.sessionTitle = `session ${state.session.slice(0, 8)}: ${taskId}, seed ${resp.observation.seed}`;
@@ -214,7 +296,8 @@ async function stepOnce() {
   state.busy = true;
   $("manual-error").textContent = "";
   if (policyName() === "manual") {
-    const empty = ["batch_cap", "kv_budget_fraction", "speculation_depth"].filter((f) => $("k-" + f).value.trim() === "");
+    const fields = ["batch_cap", "kv_budget_fraction", "speculation_depth", ...(state.kind === "cluster" ? ["target"] : [])];
+    const empty = fields.filter((f) => $("k-" + f).value.trim() === "");
     if (empty.length) {
       $("manual-error").textContent = `${empty.join(", ")} is empty: give a value (the engine is not stepped)`;
       state.busy = false;
@@ -249,12 +332,12 @@ function showPolicy() {
   }
 }
 
-// Where vLLM's default and the tuned heuristic end on this task and seed (run by the server):
-// dashed lines on the score chart.
+// Where vLLM's default and the tuned heuristic (on a cluster: the tuned HPA autoscaler) end on this
+// task and seed (run by the server): dashed lines on the score chart.
 async function loadReferences(taskId, seed) {
-  const mine = state.session;
-  state.refs = { "vllm-default": "running", heuristic: "running" };
-  for (const p of ["vllm-default", "heuristic"]) {
+  const mine = state.session, names = REFERENCES[state.kind];
+  state.refs = Object.fromEntries(names.map((p) => [p, "running"]));
+  for (const p of names) {
     try {
       const r = await api("GET", `/baseline?policy=${p}&task_id=${taskId}&seed=${seed}`);
       if (state.session === mine) state.refs[p] = r.score;
@@ -278,12 +361,32 @@ async function exportLog() {  // {task_id, seed, actions}: what /grader replays
 }
 
 function exportCsv() {  // one row a window: the observation's numbers
+  if (state.kind === "cluster") return exportClusterCsv();
   const keys = Object.keys(state.hist[0]).filter((k) => typeof state.hist[0][k] === "number");
   const tkeys = state.hist[0].tenants.flatMap((t) => ["slo_met", "slo_missed", "ttft_p99_ms", "tpot_p99_ms"].map((f) => [t.name, f]));
   const kkeys = Object.keys(state.hist[0].knobs);
   const rows = [[...keys, ...kkeys, ...tkeys.map(([n, f]) => `${n}.${f}`)].join(",")];
   state.hist.forEach((h) => rows.push([...keys.map((k) => h[k]), ...kkeys.map((k) => h.knobs[k]),
     ...tkeys.map(([n, f]) => { const t = h.tenants.find((x) => x.name === n); return t && t[f] !== null ? t[f] : ""; })].join(",")));
+  const last = state.hist[state.hist.length - 1];
+  download(`episode-${last.task_id}-${last.seed}.csv`, rows.join("\n") + "\n", "text/csv");
+  return rows.length - 1;
+}
+
+function exportClusterCsv() {  // one row a window: the fleet's numbers, then each replica's
+  const h0 = state.hist[0], N = h0.replicas.length;
+  const fkeys = Object.keys(h0.fleet), rkeys = ["state", "routed", "queue_depth", "running", "kv_occupancy", "busy_fraction",
+    "prefix_hit_rate", "slo_met", "slo_missed", "throughput_tps"];
+  const kkeys = Object.keys(h0.replicas[0].knobs);
+  const head = ["window", "score_so_far", "reward", ...fkeys.map((k) => `fleet.${k}`)];
+  for (let i = 0; i < N; i++) head.push(...[...rkeys, ...kkeys].map((k) => `r${i}.${k}`));
+  const rows = [head.join(",")];
+  const cell = (v) => (v === null || v === undefined ? "" : v);
+  state.hist.forEach((h) => {
+    const row = [h.window, h.score_so_far, h.reward, ...fkeys.map((k) => h.fleet[k])];
+    h.replicas.forEach((r) => row.push(...rkeys.map((k) => cell(r[k])), ...kkeys.map((k) => r.knobs[k])));
+    rows.push(row.join(","));
+  });
   const last = state.hist[state.hist.length - 1];
   download(`episode-${last.task_id}-${last.seed}.csv`, rows.join("\n") + "\n", "text/csv");
   return rows.length - 1;
@@ -314,13 +417,27 @@ async function loadLeaderboard() {
 async function init() {
   state.catalog = await api("GET", "/tasks");
   const sel = $("task");
-  state.catalog.tasks.forEach((t) => { const o = document.createElement("option"); o.value = t.id; o.textContent = t.id; sel.appendChild(o); });
+  for (const [label, tasks] of [["one replica", state.catalog.tasks], ["cluster: replicas, router, autoscaler", state.catalog.cluster.tasks]]) {
+    const g = document.createElement("optgroup"); g.label = label;
+    tasks.forEach((t) => { const o = document.createElement("option"); o.value = t.id; o.textContent = t.id; g.appendChild(o); });
+    sel.appendChild(g);
+  }
   sel.value = state.catalog.default_task;
+  $("k-rule").innerHTML = state.catalog.cluster.rules.map((r) => `<option value="${r}">${r}</option>`).join("");
+  fillPolicies();
+  sel.addEventListener("change", () => {  // another task: its policies; the episode under way stops
+    fillPolicies();
+    stop();
+    if (state.session && (clusterTask(sel.value) !== null) !== (state.kind === "cluster")) {
+      $("run").disabled = true; $("step").disabled = true;
+      setStatus(`press Start to play ${sel.value}`);
+    }
+  });
   $("policy").addEventListener("change", () => {
     const manual = policyName() === "manual";
     $("manual").classList.toggle("hidden", !manual);
     const last = state.hist[state.hist.length - 1];
-    if (manual && last) fillManual(last.knobs);  // start from the knobs the engine runs with
+    if (manual && last) fillManual(last);  // start from the knobs the engine runs with
     showPolicy();  // the header names the policy that steps from now on
     stop();
   });
@@ -343,6 +460,7 @@ window.dashboard = {
   stepToRenderMs: () => state.stepToRenderMs,
   last: () => state.hist[state.hist.length - 1] || null,
   session: () => state.session,
+  kind: () => state.kind,
   refs: () => ({ ...state.refs }),
   exportCsv, exportLog,
   busy: () => state.busy,  // a step is in flight (pausing lets it land)
