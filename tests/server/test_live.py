@@ -30,7 +30,7 @@ def _wait_for(server, pred, timeout_s=10.0):
     return server.status(collect=True)
 
 
-def test_openenv_generic_client_single_and_multi(live_server):
+def test_openenv_generic_client_single_multi_and_cluster(live_server):
     async def play():
         async with GenericEnvClient(base_url=live_server.url) as env:
             r = await env.reset(task_id="static_workload", seed=7)
@@ -49,6 +49,15 @@ def test_openenv_generic_client_single_and_multi(live_server):
                                                           "tenant_router"}
             r = await env.step({"batch_scheduler": 5, "kv_manager": 3, "spec_controller": 0, "tenant_router": 1})
             assert r.observation["window"] == 1 and r.observation["knobs"]["priority_routing"] is True
+        async with GenericEnvClient(base_url=live_server.url + "/cluster") as env:
+            r = await env.reset(task_id="cluster_conversation", seed=4)
+            assert len(r.observation["replicas"]) == 4 and r.observation["fleet"]["active"] == 4
+            r = await env.step({"knobs": GOOD, "rule": "prefix_affinity", "target": 3})
+            assert r.observation["window"] == 1 and r.observation["fleet"]["target"] == 3
+            r = await env.step({"policy": "hpa"})
+            assert r.observation["window"] == 2 and (await env.state())["step_count"] == 2
+            with pytest.raises(RuntimeError, match="target=9 must be an integer in 1..4"):
+                await env.step({"knobs": GOOD, "rule": "prefix_affinity", "target": 9})
     asyncio.run(play())
 
 
