@@ -20,7 +20,7 @@ define venv
 	touch $(1)/.installed
 endef
 
-.PHONY: demo test test-ray ray-env test-benchmarl benchmarl-env test-wheel docs serve bench calibrate leaderboard adaptivity clean
+.PHONY: demo test test-ray ray-env test-benchmarl benchmarl-env test-rliable rliable-env leaderboard-rliable test-wheel docs serve bench calibrate leaderboard adaptivity clean
 
 $(STAMP): pyproject.toml setup.py
 	$(call venv,$(VENV),-e '.[test$(comma)server$(comma)torchrl]')
@@ -42,6 +42,24 @@ $(BM_STAMP): pyproject.toml setup.py
 	$(call venv,$(BM_VENV),-e '.[benchmarl]' 'pytest>=8' '$(TORCH_PIN)')
 
 benchmarl-env: $(BM_STAMP)
+
+# rliable in its own environment: rliable 1.2.0 requires arch < 8, and arch 7 does not import under
+# pandas 3 (the main environment's); this one runs pandas 2.
+RL_VENV := .venv-rliable
+RL_STAMP := $(RL_VENV)/.installed
+
+$(RL_STAMP): pyproject.toml setup.py
+	$(call venv,$(RL_VENV),-e '.[rliable]' 'pytest>=8' '$(TORCH_PIN)')
+
+rliable-env: $(RL_STAMP)
+
+test-rliable: $(RL_STAMP)
+	$(RL_VENV)/bin/python -m pytest -q tests/rliable
+
+# rliable's report of the shipped leaderboard (docs/leaderboard_episodes.json, from make leaderboard)
+leaderboard-rliable: $(RL_STAMP)
+	$(RL_VENV)/bin/python -m igym_marl.agents.analysis.rliable_report docs/leaderboard_episodes.json \
+		--markdown docs/leaderboard_rliable.md --plot docs/img/performance_profiles.png
 
 test-benchmarl: $(BM_STAMP)
 	$(BM_VENV)/bin/python -m pytest -q tests/benchmarl
@@ -80,7 +98,7 @@ bench: $(STAMP)
 	$(BIN)/igym-marl bench
 
 leaderboard: $(STAMP)
-	$(BIN)/igym-marl leaderboard --markdown docs/leaderboard.md --plot docs/img/leaderboard.png
+	$(BIN)/igym-marl leaderboard --markdown docs/leaderboard.md --plot docs/img/leaderboard.png --out docs/leaderboard_episodes.json
 
 adaptivity: $(STAMP)
 	$(BIN)/python scripts/analysis/measure_adaptivity.py --tasks all --episodes 10 --workers 2

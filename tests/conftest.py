@@ -7,10 +7,9 @@ import pytest
 from igym_marl.paths import DATA_DIR
 
 
-# RLlib's and BenchMARL's tests run in their extras' own environments (make test-ray, make
-# test-benchmarl); elsewhere they are not collected.
-collect_ignore_glob = ([] if importlib.util.find_spec("ray") else ["ray/*"]) + \
-    ([] if importlib.util.find_spec("benchmarl") else ["benchmarl/*"])
+# RLlib's, BenchMARL's and rliable's tests run in their extras' own environments (make test-ray,
+# make test-benchmarl, make test-rliable); elsewhere they are not collected.
+collect_ignore_glob = [f"{d}/*" for d in ("ray", "benchmarl", "rliable") if not importlib.util.find_spec(d)]
 
 
 def same(a, b):
