@@ -21,7 +21,6 @@ import contextlib
 import gc
 import json
 import os
-import re
 from pathlib import Path
 from typing import Optional
 

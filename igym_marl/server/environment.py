@@ -86,9 +86,11 @@ class _Episode:
     the env and the policies, and write a window's log entry and dashboard fields."""
 
     info_agent = ""  # the agent whose info holds the window's metrics
+    default_task = ""
+    env_cls: type = object  # built with the task id
 
-    def __init__(self, task_id: str):
-        self.task_id = self.check_task(task_id)
+    def __init__(self, task_id: Optional[str] = None):
+        self.task_id = self.check_task(self.default_task if task_id is None else task_id)
         self.penv = None
         self.obs = self.infos = None
         self.log: list[dict] = []
@@ -98,9 +100,6 @@ class _Episode:
 
     @staticmethod
     def check_task(task_id: Any) -> str:
-        raise NotImplementedError
-
-    def _new_env(self, task_id: str):
         raise NotImplementedError
 
     def _make_policy(self, name: str):
@@ -116,7 +115,7 @@ class _Episode:
         task_id = self.check_task(task_id) if task_id is not None else self.task_id
         if episode_id is not None and not isinstance(episode_id, str):
             raise ValueError(f"episode_id={episode_id!r} must be a string")
-        penv = self.penv if self.penv is not None and task_id == self.task_id else self._new_env(task_id)
+        penv = self.penv if self.penv is not None and task_id == self.task_id else self.env_cls(task_id)
         # A new task gets a new env, committed only once it has reset; the env under way refuses a
         # bad seed before it changes anything (EpisodeMixin._episode_seed).
         obs, infos = penv.reset(seed=seed)
@@ -199,14 +198,8 @@ class Episode(_Episode):
 
     info_agent = AGENTS[0]
     episode_keys = ("score", "goodput", "quality", "memory")
-
-    def __init__(self, task_id: str = DEFAULT_TASK):
-        super().__init__(task_id)
-
+    default_task, env_cls = DEFAULT_TASK, ServingParallelEnv
     check_task = staticmethod(check_task)
-
-    def _new_env(self, task_id: str) -> ServingParallelEnv:
-        return ServingParallelEnv(task_id)
 
     def _make_policy(self, name: str):
         from igym_marl.agents import make_policy
@@ -257,14 +250,8 @@ class ClusterEpisode(_Episode):
     # the score's components (ClusterScoreKeeper.components) and what the clients saw (service_summary)
     episode_keys = ("score", "goodput", "quality", "gpu_share", "cost", "billed_usd", "ttft_attainment",
                     "ttft_p50_ms", "prefix_hit_rate")
-
-    def __init__(self, task_id: str = DEFAULT_CLUSTER_TASK):
-        super().__init__(task_id)
-
+    default_task, env_cls = DEFAULT_CLUSTER_TASK, ServingClusterEnv
     check_task = staticmethod(check_cluster_task)
-
-    def _new_env(self, task_id: str) -> ServingClusterEnv:
-        return ServingClusterEnv(task_id)
 
     def _make_policy(self, name: str):
         from igym_marl.agents.cluster.evaluate import make_cluster_policy
@@ -347,7 +334,7 @@ class _EpisodeEnvironment(Environment):
 
     def __init__(self, task_id: Optional[str] = None):
         super().__init__()
-        self.episode = self.episode_cls() if task_id is None else self.episode_cls(task_id)
+        self.episode = self.episode_cls(task_id)
 
     def reset(self, seed: Optional[int] = None, episode_id: Optional[str] = None,
               task_id: Optional[str] = None, **kwargs: Any):

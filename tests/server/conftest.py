@@ -80,6 +80,21 @@ def live_server(tmp_path_factory):
     server.stop()
 
 
+# A valid single-replica action: the six knob fields.
+GOOD = dict(batch_cap=64, kv_budget_fraction=0.9, speculation_depth=0, quantization_tier="FP16",
+            prefill_decode_split=True, priority_routing=False)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The whole app in-process, no socket: 8 sessions, 10 minutes' idle timeout."""
+    from fastapi.testclient import TestClient
+
+    from igym_marl.server import create_app
+    with TestClient(create_app(max_sessions=8, idle_timeout_s=600)) as c:
+        yield c
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -32,6 +32,23 @@ def browser():
         b.close()
 
 
+def _drawn(page, canvas_id: str) -> int:
+    """How many pixels of a canvas are drawn (not blank, not near-white)."""
+    return page.evaluate(f"""() => {{ const c = document.getElementById('{canvas_id}'); const d = c.getContext('2d')
+        .getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 0 && (d[i] < 200 || d[i + 2] < 200)) n++; return n; }}""")
+
+
+def _run_then_pause(page, windows: int) -> None:
+    """Run live with no delay past `windows` windows, then pause: the loop stops, and a step
+    already sent still lands."""
+    page.fill("#delay", "0")
+    page.click("#run")
+    page.wait_for_function(f"window.dashboard.points().windows > {windows}", timeout=60_000)
+    page.click("#pause")
+    page.wait_for_function("document.querySelector('#pause').disabled && !window.dashboard.busy()")
+
+
 def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
     problems = []
@@ -51,12 +68,7 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
     page.click("#start")
     page.wait_for_function("window.dashboard.session() !== null")
     assert page.evaluate("window.dashboard.points().windows") == 1  # the reset observation
-    page.fill("#delay", "0")
-    page.click("#run")
-    page.wait_for_function("window.dashboard.points().windows > 25", timeout=60_000)
-    page.click("#pause")
-    # pausing stops the loop; a step already sent still lands
-    page.wait_for_function("document.querySelector('#pause').disabled && !window.dashboard.busy()")
+    _run_then_pause(page, 25)
     pts = page.evaluate("window.dashboard.points()")
     assert pts["renders"] >= pts["windows"] > 25  # every window redrew the charts
     score = float(page.inner_text("#score"))
@@ -64,10 +76,7 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
     # each chart redraw after a step took well under 100 ms
     assert page.evaluate("window.dashboard.stepToRenderMs()") < 100
     # the charts hold points: sample the TTFT canvas for drawn (non-white) pixels
-    drawn = page.evaluate("""() => { const c = document.getElementById('c-ttft'); const d = c.getContext('2d')
-        .getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4)
-        if (d[i + 3] > 0 && (d[i] < 200 || d[i + 2] < 200)) n++; return n; }""")
-    assert drawn > 500
+    assert _drawn(page, "c-ttft") > 500
     page.screenshot(path=str(tmp_path / "heuristic.png"))
     # the score is explained, and the baselines on this seed arrive as reference lines
     assert "share of the episode's offered value served within its SLO" in page.inner_text("#explain")
@@ -171,12 +180,6 @@ def test_dashboard_plays_an_episode_live_and_steps_by_hand(live_server, browser,
 CLUSTER_SCREENSHOT_ENV = "IGYM_CLUSTER_SCREENSHOT"  # docs/img/dashboard-cluster.png, written on request
 
 
-def _drawn(page, canvas_id: str) -> int:
-    return page.evaluate(f"""() => {{ const c = document.getElementById('{canvas_id}'); const d = c.getContext('2d')
-        .getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4)
-        if (d[i + 3] > 0 && (d[i] < 200 || d[i + 2] < 200)) n++; return n; }}""")
-
-
 def test_dashboard_watches_a_cluster(live_server, browser, tmp_path):
     import httpx
     page = browser.new_page(viewport={"width": 1366, "height": 768})
@@ -197,11 +200,7 @@ def test_dashboard_watches_a_cluster(live_server, browser, tmp_path):
     assert page.evaluate("window.dashboard.kind()") == "cluster"
     assert page.is_visible("#replicas") and page.is_visible("#c-fleet") and not page.is_visible("#c-ttft")
     assert "GPU-hours billed" in page.inner_text("#explain-cluster") and not page.is_visible("#explain")
-    page.fill("#delay", "0")
-    page.click("#run")
-    page.wait_for_function("window.dashboard.points().windows > 30", timeout=60_000)
-    page.click("#pause")
-    page.wait_for_function("document.querySelector('#pause').disabled && !window.dashboard.busy()")
+    _run_then_pause(page, 30)
     last = page.evaluate("window.dashboard.last()")
     # the replicas table: one row each, its state and the arrivals routed to it, as the server sent them
     rows = page.query_selector_all("#replicas tr[data-replica]")

@@ -3,18 +3,8 @@ tenants), validation of {knobs, rule, target}, the grader's replay of a cluster 
 and OpenEnv's routes under /cluster."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from igym_marl.server import create_app
-
-GOOD = dict(batch_cap=64, kv_budget_fraction=0.9, speculation_depth=0, quantization_tier="FP16",
-            prefill_decode_split=True, priority_routing=False)
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(max_sessions=8, idle_timeout_s=600)) as c:
-        yield c
+from .conftest import GOOD
 
 
 def _open(client, **body):

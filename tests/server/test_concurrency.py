@@ -19,8 +19,8 @@ import websockets
 from igym_marl.server import create_app
 from igym_marl.server import environment as envmod
 
-GOOD = dict(batch_cap=64, kv_budget_fraction=0.9, speculation_depth=0, quantization_tier="FP16",
-            prefill_decode_split=True, priority_routing=False)
+from .conftest import GOOD
+
 
 
 class Gate:

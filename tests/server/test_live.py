@@ -14,10 +14,10 @@ from openenv.core.generic_client import GenericEnvClient
 
 import numpy as np
 
+from .conftest import GOOD
+
 ROOT = Path(__file__).resolve().parents[2]
 
-GOOD = dict(batch_cap=64, kv_budget_fraction=0.9, speculation_depth=0, quantization_tier="FP16",
-            prefill_decode_split=True, priority_routing=False)
 
 
 def _wait_for(server, pred, timeout_s=10.0):
