@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body-bytes", type=_body_bytes, default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest HTTP request body and WebSocket message accepted, >= {MIN_BODY_BYTES} "
                         f"(default {DEFAULT_MAX_BODY_BYTES}: a cluster episode's grader log with per-replica "
-                        f"knobs is about 130 kB)")
+                        f"knobs is about 120 kB)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a web origin (scheme://host[:port]) whose pages may open WebSockets here, besides the "
                         "server's own; repeatable. Clients that send no Origin (programs) are always allowed")

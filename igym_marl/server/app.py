@@ -47,7 +47,7 @@ from .origins import check_origins
 from .sessions import MODES, SessionBusy, SessionLimit, SessionStore, UnknownSession, check_mode, check_session_id
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a cluster grader log with per-replica knobs is ~130 kB
+DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a cluster grader log with per-replica knobs is ~120 kB
 
 
 class BodyLimit:

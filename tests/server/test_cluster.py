@@ -160,3 +160,21 @@ def test_cli_and_app_share_the_body_default():
     from igym_marl.server import app
     assert cli.DEFAULT_MAX_BODY_BYTES == app.DEFAULT_MAX_BODY_BYTES
     assert cli.MIN_BODY_BYTES == app.MIN_BODY_BYTES
+
+
+def test_a_full_cluster_log_with_per_replica_knobs_fits_the_default_body_cap(client):
+    import json
+
+    from igym_marl.server.app import DEFAULT_MAX_BODY_BYTES
+    from igym_marl.server.environment import ClusterEpisode
+    from igym_marl.sim import Knobs
+    ep = ClusterEpisode("cluster_diurnal")  # the longest cluster episode: 180 windows
+    ep.reset(seed=1)
+    knobs = [Knobs(batch_cap=2 ** (5 + i), kv_budget_fraction=0.55, quantization_tier="INT8") for i in range(4)]
+    while not ep.done:
+        ep.step_control(knobs, "scored:0.43", 4)
+    log = ep.log_record()
+    size = len(json.dumps(log))
+    assert 100_000 < size < DEFAULT_MAX_BODY_BYTES  # about 120 kB
+    r = client.post("/grader", json=log)
+    assert r.status_code == 200 and r.json()["score"] == ep.episode_components()["score"]
